@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+/**
+ * The one place where the services read their environment. Every variable has a
+ * documented default (README "Configuration"); a bad value stops start-up with
+ * a message naming the variable.
+ */
+
+const intVar = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+export const envSchema = z.object({
+  AUDIT_KAFKA_BROKERS: z.string().min(1).default('localhost:9092'),
+  AUDIT_TOPIC: z.string().min(1).default('audit.events'),
+  AUDIT_DLQ_TOPIC: z.string().min(1).optional(),
+  AUDIT_CONSUMER_GROUP: z.string().min(1).default('audit-consumer'),
+  AUDIT_CLIENT_ID: z.string().min(1).default('audit-pipeline'),
+  AUDIT_STORE_URL: z.string().min(1).default('file://./.audit-data'),
+  AUDIT_S3_ENDPOINT: z.string().url().optional(),
+  AUDIT_S3_REGION: z.string().min(1).default('us-east-1'),
+  /** Rotation: a partition's buffered records are cut into files when any limit is reached. */
+  AUDIT_FLUSH_MAX_RECORDS: intVar(200_000, 1),
+  AUDIT_FLUSH_MAX_BYTES: intVar(64 * 1024 * 1024, 1024),
+  AUDIT_FLUSH_MAX_AGE_MS: intVar(60_000, 10),
+  /** Bound on all buffered records of this process, whatever the number of partitions or days. */
+  AUDIT_MEMORY_MAX_BYTES: intVar(256 * 1024 * 1024, 1024),
+  AUDIT_PARQUET_ROW_GROUP_ROWS: intVar(16_384, 1024),
+  AUDIT_PARQUET_COMPRESSION: z.enum(['zstd', 'snappy', 'gzip', 'uncompressed']).default('zstd'),
+  AUDIT_UPLOAD_RETRIES: intVar(8, 0),
+  AUDIT_METRICS_PORT: intVar(0, 0),
+  AUDIT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  AUDIT_WORK_DIR: z.string().optional(),
+  AUDIT_CACHE_DIR: z.string().optional(),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment; unset and empty variables take their defaults. */
+export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const present: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = source[key];
+    if (value !== undefined && value !== '') present[key] = value;
+  }
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid configuration: ${issues}`);
+  }
+  return parsed.data;
+}
+
+export function dlqTopic(env: Env): string {
+  return env.AUDIT_DLQ_TOPIC ?? `${env.AUDIT_TOPIC}.dlq`;
+}
+
+export function brokers(env: Env): string[] {
+  return env.AUDIT_KAFKA_BROKERS.split(',').map((b) => b.trim()).filter(Boolean);
+}

@@ -1,0 +1,235 @@
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { Kafka, logLevel, type Admin, type Consumer, type Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import { type Env, brokers, dlqTopic } from '../config/env';
+import { kafkaLogCreator } from '../config/logger';
+import { openStore, type ObjectStore } from '../storage';
+import { deadLetterPublisher } from './dead-letter';
+import { createMetrics, type SinkMetrics } from './metrics';
+import { startOpsServer } from './ops-server';
+import { ParquetWriter } from './parquet-writer';
+import { AuditSink } from './sink';
+
+export interface ConsumerOptions {
+  /** Exit once every assigned partition is caught up and stored. */
+  drain: boolean;
+  log: Logger;
+}
+
+/**
+ * The audit-consumer service: reads the audit topic in a consumer group and
+ * stores it through an AuditSink. `run()` resolves when the service stopped
+ * cleanly (shutdown requested, or drained).
+ */
+export class AuditConsumerService {
+  readonly metrics: SinkMetrics;
+  private readonly kafka: Kafka;
+  private readonly consumer: Consumer;
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private readonly store: ObjectStore;
+  private writer: ParquetWriter | null = null;
+  private sink: AuditSink | null = null;
+  private ops: Server | null = null;
+  private assigned: number[] = [];
+  private joined = false;
+  private lastBatchAt = 0;
+  private stopping: Promise<void> | null = null;
+  private finished!: (err?: Error) => void;
+
+  constructor(
+    private readonly env: Env,
+    private readonly opts: ConsumerOptions,
+  ) {
+    this.metrics = createMetrics();
+    this.kafka = new Kafka({
+      clientId: env.AUDIT_CLIENT_ID,
+      brokers: brokers(env),
+      logLevel: logLevel.WARN,
+      logCreator: kafkaLogCreator(opts.log.child({ component: 'kafkajs' })),
+      retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+    });
+    this.consumer = this.kafka.consumer({
+      groupId: env.AUDIT_CONSUMER_GROUP,
+      sessionTimeout: 60_000,
+      rebalanceTimeout: 120_000,
+      heartbeatInterval: 3_000,
+      maxWaitTimeInMs: 250,
+      maxBytesPerPartition: 8 * 1024 * 1024,
+      maxBytes: 32 * 1024 * 1024,
+    });
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.admin = this.kafka.admin();
+    this.store = openStore(env);
+  }
+
+  async run(): Promise<void> {
+    const { env, opts } = this;
+    const log = opts.log;
+    await this.store.check();
+    this.writer = await ParquetWriter.create({
+      rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
+      compression: env.AUDIT_PARQUET_COMPRESSION,
+    });
+    const topic = env.AUDIT_TOPIC;
+    await this.admin.connect();
+    await this.ensureTopics([topic, dlqTopic(env)]);
+    await this.producer.connect();
+    await this.consumer.connect();
+
+    this.sink = new AuditSink({
+      topic,
+      store: this.store,
+      writer: this.writer,
+      commit: async (partition, offset) => {
+        try {
+          await this.consumer.commitOffsets([{ topic, partition, offset }]);
+        } catch (err) {
+          // The cut is stored and claimed: whoever owns the partition now re-reads it and
+          // lands on the same keys, so a refused commit costs a re-read, not a duplicate.
+          this.metrics.commitFailures.inc();
+          log.warn({ partition, offset, err: (err as Error).message }, 'offset commit refused; the range will be re-read');
+        }
+      },
+      deadLetter: deadLetterPublisher(this.producer, topic, dlqTopic(env)),
+      log,
+      metrics: this.metrics,
+      limits: {
+        maxRecords: env.AUDIT_FLUSH_MAX_RECORDS,
+        maxBytes: env.AUDIT_FLUSH_MAX_BYTES,
+        maxAgeMs: env.AUDIT_FLUSH_MAX_AGE_MS,
+        memoryMaxBytes: env.AUDIT_MEMORY_MAX_BYTES,
+        uploadRetries: env.AUDIT_UPLOAD_RETRIES,
+      },
+      workDir: env.AUDIT_WORK_DIR ?? join(tmpdir(), 'audit-consumer'),
+      owner: `${hostname()}:${process.pid}`,
+    });
+    const sink = this.sink;
+
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
+      this.assigned = e.payload.memberAssignment[topic] ?? [];
+      this.joined = true;
+      log.info({ partitions: this.assigned, generation: e.payload.groupId }, 'joined the consumer group');
+      void sink.resetAll();
+    });
+    this.consumer.on(this.consumer.events.CRASH, (e) => {
+      log.error({ err: e.payload.error.message, restart: e.payload.restart }, 'kafka consumer crashed');
+      if (!e.payload.restart) this.finished(e.payload.error);
+    });
+
+    if (env.AUDIT_METRICS_PORT > 0) {
+      this.ops = await startOpsServer(env.AUDIT_METRICS_PORT, this.metrics.registry, {
+        live: () => this.stopping === null,
+        ready: () => this.joined && this.stopping === null,
+      });
+    }
+
+    const done = new Promise<void>((resolve, reject) => {
+      this.finished = (err) => (err ? reject(err) : resolve());
+    });
+
+    await this.consumer.subscribe({ topic, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+        this.lastBatchAt = Date.now();
+        await sink.append(batch.partition, batch.messages, heartbeat);
+        // Resolving only moves the fetch position; offsets are committed by the sink after upload.
+        for (const m of batch.messages) resolveOffset(m.offset);
+        this.metrics.lag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
+        await heartbeat();
+      },
+    });
+
+    const timer = setInterval(() => void this.tick(), Math.min(1000, Math.max(50, env.AUDIT_FLUSH_MAX_AGE_MS / 4)));
+    try {
+      await done;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  private ticking = false;
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.stopping || !this.sink) return;
+    this.ticking = true;
+    try {
+      await this.sink.flushDue();
+      this.metrics.bufferedRecords.set(this.sink.bufferedRecords);
+      this.metrics.bufferedBytes.set(this.sink.bufferedBytes);
+      if (this.opts.drain && this.joined && Date.now() - this.lastBatchAt > 1000 && (await this.caughtUp())) {
+        this.opts.log.info('drained: every assigned partition is stored and committed');
+        void this.stop();
+      }
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'periodic flush failed');
+      void this.stop(err as Error);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** Stores what is buffered, then compares committed offsets with the high watermarks. */
+  private async caughtUp(): Promise<boolean> {
+    const sink = this.sink!;
+    if (!(await sink.flushAll('drain'))) return false;
+    const topic = this.env.AUDIT_TOPIC;
+    const [ends, committed] = await Promise.all([
+      this.admin.fetchTopicOffsets(topic),
+      this.admin.fetchOffsets({ groupId: this.env.AUDIT_CONSUMER_GROUP, topics: [topic] }),
+    ]);
+    const done = new Map<number, bigint>();
+    for (const p of committed[0]?.partitions ?? []) done.set(p.partition, BigInt(p.offset));
+    for (const end of ends) {
+      if (!this.assigned.includes(end.partition)) continue;
+      const high = BigInt(end.high);
+      const low = BigInt(end.low);
+      const at = done.get(end.partition) ?? -1n;
+      if ((at >= 0n ? at : low) < high) return false;
+    }
+    return sink.isIdle;
+  }
+
+  private async ensureTopics(topics: string[]): Promise<void> {
+    const existing = new Set(await this.admin.listTopics());
+    const missing = topics.filter((t) => !existing.has(t));
+    if (missing.length > 0) {
+      await this.admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true });
+    }
+  }
+
+  /** Stops consuming, stores and commits what is buffered, then disconnects. Idempotent. */
+  stop(cause?: Error): Promise<void> {
+    if (!this.stopping) this.stopping = this.shutdown(cause);
+    return this.stopping;
+  }
+
+  private async shutdown(cause?: Error): Promise<void> {
+    const log = this.opts.log;
+    let failure = cause;
+    try {
+      // Pause first so no new batch arrives, but keep the group membership: commits need it.
+      const topic = this.env.AUDIT_TOPIC;
+      this.consumer.pause([{ topic }]);
+      if (this.sink && !cause) {
+        const complete = await this.sink.flushAll('shutdown');
+        if (!complete) log.warn('a claimed cut was not reached before shutdown; it will be completed on restart');
+      }
+    } catch (err) {
+      failure = failure ?? (err as Error);
+      log.error({ err: (err as Error).message }, 'final flush failed; uncommitted records will be re-read on restart');
+    }
+    await this.consumer.disconnect().catch(() => undefined);
+    await this.producer.disconnect().catch(() => undefined);
+    await this.admin.disconnect().catch(() => undefined);
+    this.ops?.close();
+    this.writer?.close();
+    this.store.close();
+    this.finished?.(failure);
+  }
+}

@@ -1,0 +1,307 @@
+import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
+import { encodeRecord, objectKey, type AuditRecord } from '../schemas';
+import { type AuditEventInput, buildRecord } from './build-record';
+import { currentAuditContext } from './context';
+import { AuditInputError, AuditUnavailableError } from './errors';
+import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
+import { truncateRecord } from './truncate';
+
+/** What happens to a new event when the buffer is full (Kafka down or slow). */
+export type BufferFullPolicy = 'drop' | 'block' | 'fail';
+
+export interface AuditLogger {
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface AuditClientOptions {
+  /** Kafka brokers (default: AUDIT_KAFKA_BROKERS or localhost:9092). Ignored when `producer` is given. */
+  brokers?: string[];
+  topic?: string;
+  clientId?: string;
+  /** An existing kafkajs producer to publish with (the client then does not own its connection). */
+  producer?: Producer;
+  /** Name of the app, stored in every record. */
+  sourceService?: string;
+  /** Events held in memory while Kafka is slow or down (default 10,000). */
+  bufferSize?: number;
+  /** `drop` (default): count and log the event; `block`: `record()` waits for room; `fail`: `record()` rejects. */
+  onBufferFull?: BufferFullPolicy;
+  /** Messages per Kafka request (default 500) and bytes per request (default 512 KiB). */
+  batchSize?: number;
+  batchBytes?: number;
+  /** Waits this long for more events before sending a partial batch (default 10 ms). */
+  lingerMs?: number;
+  /** Text/JSON fields longer than this are truncated with a marker (default 16 KiB). */
+  maxFieldBytes?: number;
+  /** An encoded record must fit in this (default 900 KB, under Kafka's 1 MB default). */
+  maxMessageBytes?: number;
+  /** Field names whose values are masked in before/after/changes/metadata (default: passwords, tokens, cards...). */
+  maskFields?: readonly (string | RegExp)[];
+  compression?: 'gzip' | 'none';
+  logger?: AuditLogger;
+}
+
+export interface AuditStats {
+  /** Events accepted into the buffer. */
+  accepted: number;
+  /** Events acknowledged by Kafka. */
+  delivered: number;
+  /** Events dropped (buffer full in `drop` mode, undeliverable at close, oversized beyond repair). */
+  dropped: number;
+  /** Events rejected as invalid input. */
+  invalid: number;
+  /** Events whose fields were truncated. */
+  truncated: number;
+  /** Failed send attempts (each batch retried until delivered or closed). */
+  sendFailures: number;
+  /** Events waiting to be delivered. */
+  queued: number;
+}
+
+interface Pending {
+  key: string;
+  value: Buffer;
+}
+
+const silentLogger: AuditLogger = { warn: () => undefined, error: () => undefined };
+
+/**
+ * The in-app audit client. `record()` builds, masks, truncates and encodes the
+ * event in the caller's turn (so the caller's context is captured), then hands
+ * it to a background sender: the app never waits for Kafka unless it asked to
+ * (`block`/`fail` policies, `flush()`).
+ */
+export class AuditClient {
+  readonly topic: string;
+  private readonly producer: Producer;
+  private readonly ownsProducer: boolean;
+  private readonly opts: Required<Omit<AuditClientOptions, 'producer' | 'brokers' | 'sourceService' | 'maskFields' | 'logger'>>;
+  private readonly sourceService: string | null;
+  private readonly isSensitive: FieldMatcher;
+  private readonly log: AuditLogger;
+  private readonly queue: Pending[] = [];
+  private readonly roomWaiters: (() => void)[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
+  private wake: (() => void) | null = null;
+  private connected = false;
+  private closed = false;
+  private sending = false;
+  private pump: Promise<void>;
+  private readonly counters = { accepted: 0, delivered: 0, dropped: 0, invalid: 0, truncated: 0, sendFailures: 0 };
+
+  constructor(options: AuditClientOptions = {}) {
+    this.topic = options.topic ?? process.env.AUDIT_TOPIC ?? 'audit.events';
+    this.sourceService = options.sourceService ?? null;
+    this.isSensitive = fieldMatcher(options.maskFields ?? DEFAULT_MASKED_FIELDS);
+    this.log = options.logger ?? silentLogger;
+    this.opts = {
+      topic: this.topic,
+      clientId: options.clientId ?? 'audit-producer',
+      bufferSize: options.bufferSize ?? 10_000,
+      onBufferFull: options.onBufferFull ?? 'drop',
+      batchSize: options.batchSize ?? 500,
+      batchBytes: options.batchBytes ?? 512 * 1024,
+      lingerMs: options.lingerMs ?? 10,
+      maxFieldBytes: options.maxFieldBytes ?? 16 * 1024,
+      maxMessageBytes: options.maxMessageBytes ?? 900_000,
+      compression: options.compression ?? 'gzip',
+    };
+    if (options.producer) {
+      this.producer = options.producer;
+      this.ownsProducer = false;
+    } else {
+      const brokers = options.brokers ?? (process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092').split(',');
+      const kafka = new Kafka({
+        clientId: this.opts.clientId,
+        brokers,
+        logLevel: logLevel.NOTHING,
+        retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2_000 },
+        connectionTimeout: 3_000,
+      });
+      this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+      this.ownsProducer = true;
+    }
+    this.pump = this.runPump();
+  }
+
+  /**
+   * Records an event. Never throws; the promise never rejects in `drop` and
+   * `block` mode (invalid input is counted and logged). It resolves once the
+   * event is buffered, not delivered: use `flush()` to wait for delivery.
+   */
+  record(input: AuditEventInput): Promise<void> {
+    let pending: Pending;
+    try {
+      pending = this.encode(input);
+    } catch (err) {
+      this.counters.invalid++;
+      this.log.warn({ err: (err as Error).message }, 'audit event rejected');
+      return this.opts.onBufferFull === 'fail' ? Promise.reject(err) : Promise.resolve();
+    }
+    return this.enqueue(pending);
+  }
+
+  /** A custom event about any object: `audit.event({type: 'report', id: 7}, {exported: true})`. */
+  event(
+    object: { type: string; id: string | number },
+    content: Record<string, unknown> = {},
+    extra: Partial<AuditEventInput> = {},
+  ): Promise<void> {
+    return this.record({ objectType: object.type, objectId: object.id, action: 'custom', after: content, ...extra });
+  }
+
+  private encode(input: AuditEventInput): Pending {
+    const record = buildRecord(input, currentAuditContext(), { sourceService: this.sourceService, isSensitive: this.isSensitive });
+    let value = this.encodeTruncated(record, this.opts.maxFieldBytes);
+    // Still too large for the broker: shorten the fields harder until it fits.
+    for (let limit = this.opts.maxFieldBytes >> 1; value.length > this.opts.maxMessageBytes && limit >= 64; limit >>= 1) {
+      value = this.encodeTruncated(record, limit);
+    }
+    if (value.length > this.opts.maxMessageBytes) {
+      throw new AuditInputError(`event is ${value.length} bytes even after truncation (limit ${this.opts.maxMessageBytes})`);
+    }
+    return { key: objectKey(record), value };
+  }
+
+  private encodeTruncated(record: AuditRecord, limit: number): Buffer {
+    const cut = truncateRecord(record, limit);
+    if (cut.length > 0) {
+      this.counters.truncated++;
+      this.log.warn({ fields: cut, limit, object: objectKey(record) }, 'audit event fields truncated');
+    }
+    return encodeRecord(record);
+  }
+
+  private async enqueue(p: Pending): Promise<void> {
+    if (this.closed) return this.refuse('audit client is closed');
+    while (this.queue.length >= this.opts.bufferSize) {
+      if (this.opts.onBufferFull === 'drop') {
+        this.counters.dropped++;
+        if (this.counters.dropped === 1 || this.counters.dropped % 1000 === 0) {
+          this.log.warn({ dropped: this.counters.dropped, buffered: this.queue.length }, 'audit buffer full: event dropped');
+        }
+        return;
+      }
+      if (this.opts.onBufferFull === 'fail') return this.refuse('audit buffer full (Kafka unavailable or slow)');
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+      if (this.closed) return this.refuse('audit client is closed');
+    }
+    this.queue.push(p);
+    this.counters.accepted++;
+    this.wake?.();
+  }
+
+  private refuse(message: string): Promise<void> {
+    this.counters.dropped++;
+    if (this.opts.onBufferFull === 'fail') return Promise.reject(new AuditUnavailableError(message));
+    this.log.warn({}, `${message}: event dropped`);
+    return Promise.resolve();
+  }
+
+  private async runPump(): Promise<void> {
+    let backoff = 100;
+    while (true) {
+      if (this.queue.length === 0) {
+        this.notifyIdle();
+        if (this.closed) return;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = null;
+        continue;
+      }
+      if (this.queue.length < this.opts.batchSize && this.opts.lingerMs > 0 && !this.closed) {
+        await sleep(this.opts.lingerMs);
+      }
+      const batch: Pending[] = [];
+      let bytes = 0;
+      for (const p of this.queue) {
+        if (batch.length >= this.opts.batchSize || (batch.length > 0 && bytes + p.value.length > this.opts.batchBytes)) break;
+        batch.push(p);
+        bytes += p.value.length;
+      }
+      try {
+        this.sending = true;
+        if (!this.connected) {
+          await this.producer.connect();
+          this.connected = true;
+        }
+        await this.producer.send({
+          topic: this.topic,
+          acks: -1,
+          compression: this.opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+          messages: batch.map((p) => ({ key: p.key, value: p.value })),
+        });
+        this.queue.splice(0, batch.length);
+        this.counters.delivered += batch.length;
+        backoff = 100;
+        for (const w of this.roomWaiters.splice(0, batch.length)) w();
+      } catch (err) {
+        this.counters.sendFailures++;
+        this.log.error({ err: (err as Error).message, queued: this.queue.length }, 'audit send failed; will retry');
+        if (this.closed && this.closeDeadline !== null && Date.now() >= this.closeDeadline) {
+          this.abandonQueue();
+          return;
+        }
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 5_000);
+      } finally {
+        this.sending = false;
+      }
+    }
+  }
+
+  private closeDeadline: number | null = null;
+
+  private abandonQueue(): void {
+    const lost = this.queue.length;
+    this.queue.length = 0;
+    this.counters.dropped += lost;
+    if (lost > 0) this.log.error({ lost }, 'audit client closed with undelivered events');
+    for (const w of this.roomWaiters.splice(0)) w();
+    this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
+    if (this.queue.length === 0 && !this.sending) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Resolves when every event recorded so far is acknowledged by Kafka (or `timeoutMs` passed: false). */
+  async flush(timeoutMs = 30_000): Promise<boolean> {
+    if (this.queue.length === 0 && !this.sending) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    this.wake?.();
+    try {
+      return await Promise.race([idle, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Delivers what is buffered (waiting up to `timeoutMs`), then disconnects. Undelivered events are counted as dropped. */
+  async close(timeoutMs = 10_000): Promise<void> {
+    if (this.closed) return this.pump;
+    this.closed = true;
+    this.closeDeadline = Date.now() + timeoutMs;
+    this.wake?.();
+    for (const w of this.roomWaiters.splice(0)) w();
+    const delivered = await this.flush(timeoutMs);
+    if (!delivered) this.abandonQueue();
+    this.wake?.();
+    await this.pump;
+    if (this.ownsProducer && this.connected) await this.producer.disconnect().catch(() => undefined);
+  }
+
+  stats(): AuditStats {
+    return { ...this.counters, queued: this.queue.length };
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function createAuditClient(options?: AuditClientOptions): AuditClient {
+  return new AuditClient(options);
+}

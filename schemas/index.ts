@@ -1,0 +1,4 @@
+export * from './types';
+export * from './registry';
+export * from './codec';
+export * from './validate';

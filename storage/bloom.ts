@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * A plain Bloom filter over strings (double hashing on SHA-1 halves). Used in
+ * the per-file index to skip files that cannot hold an object; false positives
+ * only cost a fetch, false negatives cannot happen.
+ */
+export class BloomFilter {
+  constructor(
+    readonly bits: Uint8Array,
+    readonly hashes: number,
+  ) {}
+
+  /** Sized for `n` items at false-positive rate `p`. */
+  static forItems(n: number, p = 0.01): BloomFilter {
+    const m = Math.max(64, Math.ceil((-Math.max(n, 1) * Math.log(p)) / (Math.LN2 * Math.LN2)));
+    const k = Math.max(1, Math.round((m / Math.max(n, 1)) * Math.LN2));
+    return new BloomFilter(new Uint8Array(Math.ceil(m / 8)), k);
+  }
+
+  static fromBase64(b64: string, hashes: number): BloomFilter {
+    return new BloomFilter(new Uint8Array(Buffer.from(b64, 'base64')), hashes);
+  }
+
+  private positions(item: string): number[] {
+    const d = createHash('sha1').update(item).digest();
+    const h1 = d.readUInt32BE(0);
+    const h2 = d.readUInt32BE(4) | 1;
+    const m = this.bits.length * 8;
+    const out: number[] = [];
+    for (let i = 0; i < this.hashes; i++) out.push((h1 + Math.imul(i, h2)) >>> 0) ;
+    return out.map((h) => h % m);
+  }
+
+  add(item: string): void {
+    for (const pos of this.positions(item)) this.bits[pos >> 3]! |= 1 << (pos & 7);
+  }
+
+  mayContain(item: string): boolean {
+    for (const pos of this.positions(item)) if ((this.bits[pos >> 3]! & (1 << (pos & 7))) === 0) return false;
+    return true;
+  }
+
+  toBase64(): string {
+    return Buffer.from(this.bits).toString('base64');
+  }
+}

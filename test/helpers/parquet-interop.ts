@@ -1,0 +1,37 @@
+// parquetjs-lite as an independent Parquet reader. It has no ZSTD codec of its
+// own, so a pure-JS decoder (fzstd) is plugged into its codec table.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const parquet = require('parquetjs-lite') as {
+  ParquetReader: { openFile(path: string): Promise<ParquetReaderLike> };
+};
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const codecs = require('parquetjs-lite/lib/compression') as {
+  PARQUET_COMPRESSION_METHODS: Record<string, { deflate(b: Buffer): Buffer; inflate(b: Buffer): Buffer }>;
+};
+import { decompress } from 'fzstd';
+
+interface ParquetReaderLike {
+  getRowCount(): unknown;
+  getCursor(): { next(): Promise<Record<string, unknown> | null> };
+  close(): Promise<void>;
+}
+
+codecs.PARQUET_COMPRESSION_METHODS.ZSTD ??= {
+  deflate: () => {
+    throw new Error('ZSTD writing is not needed in tests');
+  },
+  inflate: (buf: Buffer) => Buffer.from(decompress(buf)),
+};
+
+/** Every row of a Parquet file, as parquetjs-lite reads it. */
+export async function readParquetRows(path: string): Promise<Record<string, unknown>[]> {
+  const reader = await parquet.ParquetReader.openFile(path);
+  try {
+    const cursor = reader.getCursor();
+    const rows: Record<string, unknown>[] = [];
+    for (let row = await cursor.next(); row; row = await cursor.next()) rows.push(row);
+    return rows;
+  } finally {
+    await reader.close();
+  }
+}

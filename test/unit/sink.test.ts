@@ -1,0 +1,153 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { encodeRecord } from '../../schemas';
+import { FileObjectStore, parseDataKey } from '../../storage';
+import { createMetrics } from '../../consumer/metrics';
+import { ParquetWriter } from '../../consumer/parquet-writer';
+import { AuditSink, type DeadLetter, type InboundMessage, type SinkLimits } from '../../consumer/sink';
+import { openDuckDb } from '../../query/history';
+import { sampleRecord } from '../helpers/records';
+
+const DAY = 86_400_000_000;
+const T0 = Date.UTC(2026, 0, 10) * 1000;
+
+function messages(from: number, count: number, dayOf: (i: number) => number = () => 0): InboundMessage[] {
+  return Array.from({ length: count }, (_, k) => {
+    const i = from + k;
+    const rec = sampleRecord({ event_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, object_id: String(i % 5), occurred_at: T0 + dayOf(i) * DAY + i });
+    return { offset: String(i), key: Buffer.from(`invoice:${i % 5}`), value: encodeRecord(rec) };
+  });
+}
+
+describe('AuditSink (file store, fake commits)', () => {
+  let dir: string;
+  let store: FileObjectStore;
+  let writer: ParquetWriter;
+  let commits: Array<[number, string]>;
+  let letters: DeadLetter[];
+
+  const limits = (over: Partial<SinkLimits> = {}): SinkLimits => ({
+    maxRecords: 1000, maxBytes: 1 << 30, maxAgeMs: 1 << 30, memoryMaxBytes: 1 << 30, uploadRetries: 0, ...over,
+  });
+
+  function sink(l: SinkLimits, commit?: (p: number, o: string) => Promise<void>) {
+    return new AuditSink({
+      topic: 'audit.events',
+      store,
+      writer,
+      commit: commit ?? (async (p, o) => void commits.push([p, o])),
+      deadLetter: async (l2) => void letters.push(l2),
+      log: pino({ level: 'silent' }),
+      metrics: createMetrics(),
+      limits: l,
+      workDir: join(dir, 'work'),
+      owner: 'test',
+    });
+  }
+
+  async function storedKeys(): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const o of store.list('dt=')) keys.push(o.key);
+    return keys.sort();
+  }
+
+  async function storedEventIds(): Promise<string[]> {
+    const { conn } = await openDuckDb();
+    const keys = await storedKeys();
+    const r = await conn.runAndReadAll(`SELECT event_id FROM read_parquet([${keys.map((k) => `'${join(dir, 'store', k)}'`).join(',')}])`);
+    return r.getRowObjects().map((x) => String(x.event_id));
+  }
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sink-'));
+    store = new FileObjectStore(join(dir, 'store'));
+    writer = await ParquetWriter.create({ rowGroupRows: 1024 });
+    commits = [];
+    letters = [];
+  });
+  afterEach(async () => {
+    writer.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('cuts on the record limit into one file per event date, then commits the next offset', async () => {
+    const s = sink(limits({ maxRecords: 100 }));
+    await s.append(0, messages(0, 250, (i) => i % 3));
+    expect(commits).toEqual([[0, '100'], [0, '200']]);
+    expect(await s.flushAll('shutdown')).toBe(true);
+    expect(commits.at(-1)).toEqual([0, '250']);
+    const keys = await storedKeys();
+    expect(keys.map((k) => parseDataKey(k)!.dt).sort()).toEqual(expect.arrayContaining(['2026-01-10', '2026-01-11', '2026-01-12']));
+    expect(keys).toHaveLength(9);
+    expect(new Set(await storedEventIds()).size).toBe(250);
+    // Each data file has its index beside it.
+    for (const k of keys) expect(await store.get(`_index/${k.replace('.parquet', '.json')}`)).not.toBeNull();
+  });
+
+  it('a replay after a crash between upload and commit lands on the same keys, even with other limits', async () => {
+    const failing = sink(limits({ maxRecords: 100 }), async () => {
+      throw new Error('crash before commit');
+    });
+    await expect(failing.append(0, messages(0, 150))).rejects.toThrow('crash before commit');
+    const afterCrash = await storedKeys();
+    expect(afterCrash).toHaveLength(1);
+
+    // The new owner reads from the last committed offset (0) with a larger limit: it must adopt the claimed cut.
+    const replay = sink(limits({ maxRecords: 1000 }));
+    await replay.append(0, messages(0, 150));
+    await replay.flushAll('shutdown');
+    const keys = await storedKeys();
+    expect(keys).toContain(afterCrash[0]);
+    expect(keys).toHaveLength(2);
+    const ids = await storedEventIds();
+    expect(ids).toHaveLength(150);
+    expect(new Set(ids).size).toBe(150);
+    expect(commits).toEqual([[0, '100'], [0, '150']]);
+  });
+
+  it('waits to reach a claimed cut that ends beyond what is buffered', async () => {
+    const first = sink(limits({ maxRecords: 100 }), async () => {
+      throw new Error('crash');
+    });
+    await expect(first.append(0, messages(0, 100))).rejects.toThrow();
+    const replay = sink(limits({ maxRecords: 10 }));
+    await replay.append(0, messages(0, 50)); // due by count, but the claim says 0..99
+    expect(commits).toEqual([]);
+    await replay.append(0, messages(50, 60));
+    expect(commits[0]).toEqual([0, '100']);
+    await replay.flushAll('shutdown');
+    expect(new Set(await storedEventIds()).size).toBe(110);
+  });
+
+  it('sends poison messages to the dead-letter queue and still commits past them', async () => {
+    const s = sink(limits({ maxRecords: 1000 }));
+    const batch = messages(0, 10);
+    batch[3] = { offset: '3', key: null, value: Buffer.from('not avro') };
+    batch[7] = { offset: '7', key: null, value: encodeRecord(sampleRecord({ event_id: 'not-a-uuid' })) };
+    await s.append(1, batch);
+    await s.flushAll('shutdown');
+    expect(letters.map((l) => [l.partition, l.offset])).toEqual([[1, '3'], [1, '7']]);
+    expect(letters[1]!.error.message).toMatch(/event_id is not a UUID/);
+    expect(commits).toEqual([[1, '10']]);
+    expect(await storedEventIds()).toHaveLength(8);
+  });
+
+  it('ignores redelivered offsets', async () => {
+    const s = sink(limits());
+    await s.append(0, messages(0, 20));
+    await s.append(0, messages(10, 20));
+    await s.flushAll('shutdown');
+    expect(await storedEventIds()).toHaveLength(30);
+  });
+
+  it('bounds memory across partitions by cutting the largest buffer', async () => {
+    const one = messages(0, 1)[0]!.value!.length;
+    const s = sink(limits({ memoryMaxBytes: one * 150 }));
+    await s.append(0, messages(0, 100));
+    await s.append(1, messages(0, 100));
+    expect(s.bufferedBytes).toBeLessThanOrEqual(one * 150);
+    expect(commits.length).toBeGreaterThan(0);
+  });
+});
