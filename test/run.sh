@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `npm test`: starts the infrastructure the tests need (Kafka, MinIO, PostgreSQL),
+# type-checks, builds, runs every test, and stops what it started.
+# Extra arguments go to jest (e.g. `npm test -- test/unit`).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started=()
+for svc in kafka s3 postgres; do
+  bash infra/health.sh "$svc" >/dev/null 2>&1 || started+=("$svc")
+done
+cleanup() {
+  if [[ ${#started[@]} -gt 0 && -z "${AUDIT_KEEP_INFRA:-}" ]]; then bash infra/down.sh "${started[@]}" || true; fi
+}
+trap cleanup EXIT
+
+bash infra/up.sh kafka s3 postgres
+npm run --silent typecheck
+npm run --silent build
+
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-minioadmin}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-minioadmin}"
+status=0
+npx jest --json --outputFile=.test-results.json "$@" || status=$?
+node test/summary.js .test-results.json || status=1
+exit "$status"
