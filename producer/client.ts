@@ -1,4 +1,4 @@
-import { CompressionTypes, Kafka, logLevel, type Producer } from 'kafkajs';
+import { CompressionTypes, Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
 import { encodeRecord, objectKey, type AuditRecord } from '../schemas';
 import { type AuditEventInput, buildRecord } from './build-record';
 import { currentAuditContext } from './context';
@@ -119,7 +119,12 @@ export class AuditClient {
         retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2_000 },
         connectionTimeout: 3_000,
       });
-      this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+      this.producer = kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: true,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
       this.ownsProducer = true;
     }
     this.pump = this.runPump();

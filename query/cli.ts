@@ -4,7 +4,7 @@ import { ConfigError, readEnv } from '../config/env';
 import { StorageError } from '../storage';
 import { UsageError, parseFormat, parseInstant, parseObjectRef } from './args';
 import { render, type OutputFormat } from './format';
-import { isoMicros } from './history';
+import { isoMicros, type HistoryEvent } from './history';
 import { AuditQuery } from './query';
 import { diffVersions, stateAsOf } from './state';
 
@@ -18,6 +18,23 @@ interface HistoryFlags {
   diff?: boolean;
   format?: string;
   stats?: boolean;
+}
+
+/** The table view of an event: what a person reads first; json/ndjson/csv carry every field. */
+function tableRow(e: HistoryEvent): Record<string, unknown> {
+  const http = e.http_method ? `${e.http_method} ${e.http_path ?? ''} ${e.http_status ?? ''}`.trim() : null;
+  const change = e.changes ? e.changes : e.after !== null ? { after: e.after } : null;
+  return {
+    occurred_at: e.occurred_at,
+    action: e.action,
+    actor: e.actor_id,
+    tenant: e.tenant_id,
+    request_id: e.request_id,
+    ip: e.ip,
+    http,
+    error: e.error_message,
+    changes: change,
+  };
 }
 
 function write(text: string): Promise<void> {
@@ -58,6 +75,8 @@ async function runHistory(flags: HistoryFlags): Promise<number> {
       rows = format === 'table' || format === 'csv' ? [{ ...state, state: state.state }] : [state as unknown as Record<string, unknown>];
     } else if (flags.diff) {
       rows = diffVersions(events) as unknown as Record<string, unknown>[];
+    } else if (format === 'table') {
+      rows = events.map(tableRow);
     } else {
       rows = events as unknown as Record<string, unknown>[];
     }
