@@ -14,6 +14,10 @@ export const envSchema = z.object({
   AUDIT_DLQ_TOPIC: z.string().min(1).optional(),
   AUDIT_CONSUMER_GROUP: z.string().min(1).default('audit-consumer'),
   AUDIT_CLIENT_ID: z.string().min(1).default('audit-pipeline'),
+  /** A member silent this long leaves the group and its partitions move (kafkajs sessionTimeout). */
+  AUDIT_KAFKA_SESSION_TIMEOUT_MS: intVar(30_000, 6_000),
+  /** How long a rebalance waits for members to finish their batch (a cut upload) and rejoin. */
+  AUDIT_KAFKA_REBALANCE_TIMEOUT_MS: intVar(60_000, 6_000),
   AUDIT_STORE_URL: z.string().min(1).default('file://./.audit-data'),
   AUDIT_S3_ENDPOINT: z.string().url().optional(),
   AUDIT_S3_REGION: z.string().min(1).default('us-east-1'),
@@ -25,7 +29,8 @@ export const envSchema = z.object({
   AUDIT_MEMORY_MAX_BYTES: intVar(256 * 1024 * 1024, 1024),
   AUDIT_PARQUET_ROW_GROUP_ROWS: intVar(16_384, 1024),
   AUDIT_PARQUET_COMPRESSION: z.enum(['zstd', 'snappy', 'gzip', 'uncompressed']).default('zstd'),
-  AUDIT_UPLOAD_RETRIES: intVar(8, 0),
+  /** Storage down for up to this long is ridden out (retries with backoff); beyond it the consumer exits 1 without committing. */
+  AUDIT_STORE_RETRY_MS: intVar(300_000, 0),
   AUDIT_METRICS_PORT: intVar(0, 0),
   AUDIT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AUDIT_WORK_DIR: z.string().optional(),

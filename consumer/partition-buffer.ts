@@ -49,6 +49,11 @@ export class PartitionBuffer {
     this.deadLetters.push(offset);
   }
 
+  /** The rows up to `last` inclusive, left in place (they leave only once stored). */
+  peekThrough(last: bigint): StoredRow[] {
+    return this.rows.filter((r) => BigInt(r.offset) <= last);
+  }
+
   /**
    * Removes and returns everything up to `last` inclusive; what remains starts
    * at the first buffered offset after it.

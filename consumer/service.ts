@@ -13,7 +13,7 @@ import { ParquetWriter } from './parquet-writer';
 import { AuditSink } from './sink';
 
 export interface ConsumerOptions {
-  /** Exit once every assigned partition is caught up and stored. */
+  /** Exit once every partition of the topic is caught up and stored. */
   drain: boolean;
   log: Logger;
 }
@@ -53,8 +53,8 @@ export class AuditConsumerService {
     });
     this.consumer = this.kafka.consumer({
       groupId: env.AUDIT_CONSUMER_GROUP,
-      sessionTimeout: 60_000,
-      rebalanceTimeout: 120_000,
+      sessionTimeout: env.AUDIT_KAFKA_SESSION_TIMEOUT_MS,
+      rebalanceTimeout: env.AUDIT_KAFKA_REBALANCE_TIMEOUT_MS,
       heartbeatInterval: 3_000,
       maxWaitTimeInMs: 250,
       maxBytesPerPartition: 8 * 1024 * 1024,
@@ -107,7 +107,7 @@ export class AuditConsumerService {
         maxBytes: env.AUDIT_FLUSH_MAX_BYTES,
         maxAgeMs: env.AUDIT_FLUSH_MAX_AGE_MS,
         memoryMaxBytes: env.AUDIT_MEMORY_MAX_BYTES,
-        uploadRetries: env.AUDIT_UPLOAD_RETRIES,
+        storeRetryMs: env.AUDIT_STORE_RETRY_MS,
       },
       workDir: env.AUDIT_WORK_DIR ?? join(tmpdir(), 'audit-consumer'),
       owner: `${hostname()}:${process.pid}`,
@@ -143,7 +143,16 @@ export class AuditConsumerService {
       partitionsConsumedConcurrently: 1,
       eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
         this.lastBatchAt = Date.now();
-        await sink.append(batch.partition, batch.messages, heartbeat);
+        if (this.stopping) return; // paused for shutdown; an in-flight fetch may still deliver
+        try {
+          await sink.append(batch.partition, batch.messages, heartbeat);
+        } catch (err) {
+          // Storage stayed down past the retry budget (or a bug): stop without committing;
+          // a restart re-reads from the committed offsets and the claims give the same files.
+          log.error({ err: (err as Error).message, partition: batch.partition }, 'storing a cut failed; stopping');
+          void this.stop(err as Error);
+          return;
+        }
         // Resolving only moves the fetch position; offsets are committed by the sink after upload.
         for (const m of batch.messages) resolveOffset(m.offset);
         this.metrics.lag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
@@ -191,8 +200,9 @@ export class AuditConsumerService {
     ]);
     const done = new Map<number, bigint>();
     for (const p of committed[0]?.partitions ?? []) done.set(p.partition, BigInt(p.offset));
+    // Every partition, not only ours: a member killed without leaving keeps its partitions
+    // until its session times out, and "drained" must not mean "drained except those".
     for (const end of ends) {
-      if (!this.assigned.includes(end.partition)) continue;
       const high = BigInt(end.high);
       const low = BigInt(end.low);
       const at = done.get(end.partition) ?? -1n;

@@ -44,7 +44,8 @@ export interface SinkLimits {
   maxBytes: number;
   maxAgeMs: number;
   memoryMaxBytes: number;
-  uploadRetries: number;
+  /** How long storage operations are retried (with backoff) before the sink gives up. */
+  storeRetryMs: number;
 }
 
 export interface SinkDeps {
@@ -279,7 +280,8 @@ export class AuditSink {
     const last = await this.claimCut(buf);
     if (last === null) return;
     const first = buf.firstOffset!;
-    const { rows, bytes } = buf.takeThrough(last);
+    // Rows leave the buffer only once stored and committed: a failed cut loses nothing.
+    const rows = buf.peekThrough(last);
 
     const byDate = new Map<string, StoredRow[]>();
     for (const row of rows) {
@@ -293,6 +295,7 @@ export class AuditSink {
 
     const next = (last + 1n).toString();
     await this.deps.commit(buf.partition, next);
+    const { bytes } = buf.takeThrough(last);
     this.deps.metrics.flushSeconds.observe({ reason }, (this.now() - started) / 1000);
     this.deps.metrics.filesWritten.inc(byDate.size);
     this.deps.metrics.rowsWritten.inc(rows.length);
@@ -341,8 +344,10 @@ export class AuditSink {
   }
 
   private retry<T>(what: string, op: () => Promise<T>): Promise<T> {
+    const deadline = this.now() + this.deps.limits.storeRetryMs;
     return withRetry(op, {
-      retries: this.deps.limits.uploadRetries,
+      retries: Number.MAX_SAFE_INTEGER,
+      abandon: () => this.now() >= deadline,
       onRetry: async (err, attempt, waitMs) => {
         this.deps.metrics.uploadRetries.inc();
         this.deps.log.warn({ err: (err as Error).message, attempt, waitMs: Math.round(waitMs) }, `${what} failed; retrying`);

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Exit 0 when every named service is healthy: health.sh [kafka|s3|postgres|all]...
+# Usage: infra/health.sh [-q] [kafka|s3|postgres|all]...   (default: all)
+# Exit 0 when every named service answers on its endpoint, 1 otherwise.
+# Real round trips, no JVM: Kafka ApiVersions request, MinIO /minio/health/live,
+# pg_isready. -q prints nothing.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+quiet=false
+if [[ "${1:-}" == -q || "${1:-}" == --quiet ]]; then quiet=true; shift; fi
+parse_services "$@"
+
 status=0
-for svc in $(services_from_args "$@"); do
-  if "${svc}_health" 2>/dev/null; then echo "$svc: healthy"; else echo "$svc: down"; status=1; fi
+for svc in "${SERVICES[@]}"; do
+  if "${svc}_health"; then state=healthy; else state=down; status=1; fi
+  $quiet || summary "$svc" "$state" "$("${svc}_endpoint")" ""
 done
-exit $status
+exit "$status"

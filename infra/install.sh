@@ -1,4 +1,19 @@
 #!/usr/bin/env bash
-# Downloads and builds the local services into the cache without starting them.
+# Usage: infra/install.sh [kafka|s3|postgres|all]...   (default: all)
+# Installs/builds only (nothing is started): Kafka jars via Maven, MinIO via
+# go install, PostgreSQL via apt-get if missing. Cached: a second run is instant.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-dispatch install "$@"
+parse_services "$@"
+
+for svc in "${SERVICES[@]}"; do
+  lock_service "$svc"
+  started=$(now_ms)
+  "${svc}_install"
+  case "$svc" in
+    kafka) where="$KAFKA_LIBS (Apache Kafka $KAFKA_VERSION)" ;;
+    s3) where="$MINIO_BIN (MinIO $MINIO_VERSION)" ;;
+    postgres) where="$(pg_bindir) ($("$(pg_bindir)/postgres" --version))" ;;
+  esac
+  summary "$svc" installed "$where" "[$(elapsed_since "$started")]"
+  unlock_service
+done

@@ -1,81 +1,181 @@
 #!/usr/bin/env bash
-# Shared helpers for the local infrastructure scripts: paths, versions, process
-# handling and health checks. Sourced, never run directly.
+# Shared helpers for infra/*.sh: paths, versions, ports, logging, locks, pid
+# files, daemon start/stop and health polling. Sourced, never run directly.
+#
+# Everything installed, built or stored lives under $INFRA_HOME (git-ignored):
+#   bin/               MinIO binary (go install GOBIN)
+#   kafka/<version>/   Kafka jars (libs/) and generated config (config/)
+#   data/<service>/    service data; survives down/up, wiped only by reset.sh
+#   logs/              service logs, install/build logs
+#   run/               pid files, locks, the PostgreSQL socket
 set -euo pipefail
 
 INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$INFRA_DIR/.." && pwd)"
-# Everything downloaded, built or stored lives here (git-ignored); point several
-# clones at one place with AUDIT_INFRA_HOME to share the cache.
-INFRA_HOME="${AUDIT_INFRA_HOME:-$ROOT/.infra}"
-LOGS="$INFRA_HOME/logs"
-RUN="$INFRA_HOME/run"
-DATA="$INFRA_HOME/data"
-BIN="$INFRA_HOME/bin"
-mkdir -p "$LOGS" "$RUN" "$DATA" "$BIN"
+PROJECT_ROOT="$(cd "$INFRA_DIR/.." && pwd)"
+# Overridable so several clones (or CI caches) can share one install + data area.
+INFRA_HOME="${AUDIT_INFRA_HOME:-$PROJECT_ROOT/.infra}"
+LOG_DIR="$INFRA_HOME/logs"
+RUN_DIR="$INFRA_HOME/run"
+DATA_DIR="$INFRA_HOME/data"
+BIN_DIR="$INFRA_HOME/bin"
 
+ALL_SERVICES=(kafka s3 postgres)
+
+# ---- versions, ports and credentials (all overridable from the environment) ----
 KAFKA_VERSION="${AUDIT_KAFKA_VERSION:-3.9.1}"
 KAFKA_PORT="${AUDIT_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${AUDIT_KAFKA_CONTROLLER_PORT:-9093}"
-# Pinned so every machine builds the same server (the module proxy serves it as a pseudo-version).
+# MinIO publishes RELEASE.* tags that are not semver, so the Go module proxy only
+# knows it by pseudo-versions; this one is what `@latest` resolved to (commit
+# 7aac2a2c5b7c, 2026-02-12). Pinned so every machine builds the same server.
 MINIO_VERSION="${AUDIT_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 S3_PORT="${AUDIT_S3_PORT:-9000}"
+S3_CONSOLE_PORT="${AUDIT_S3_CONSOLE_PORT:-$((S3_PORT + 1))}"
 S3_BUCKET="${AUDIT_S3_BUCKET:-audit}"
+S3_REGION="${AUDIT_S3_REGION:-us-east-1}"
 S3_USER="${AWS_ACCESS_KEY_ID:-minioadmin}"
 S3_PASSWORD="${AWS_SECRET_ACCESS_KEY:-minioadmin}"
 PG_PORT="${AUDIT_PG_PORT:-54329}"
 PG_DB="${AUDIT_PG_DB:-audit_test}"
+# Seconds to wait for a service to become healthy / to exit after SIGTERM.
+START_TIMEOUT="${AUDIT_INFRA_START_TIMEOUT:-180}"
+STOP_TIMEOUT="${AUDIT_INFRA_STOP_TIMEOUT:-60}"
 
+# Go is installed under /usr/local/go, which non-login shells often lack on PATH.
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then PATH="$PATH:/usr/local/go/bin"; fi
+
+# ---- logging: progress goes to stderr so stdout carries only summary lines ----
 log() { printf '[infra] %s\n' "$*" >&2; }
+warn() { printf '[infra] warning: %s\n' "$*" >&2; }
 die() { printf '[infra] error: %s\n' "$*" >&2; exit 1; }
 
-# port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.5 s.
-wait_until() {
-  local timeout=$1 what=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@"; do
-    if ((SECONDS >= deadline)); then log "timed out after ${timeout}s waiting for $what"; return 1; fi
-    sleep 0.5
-  done
+# show_log_tail FILE: the end of a service log, to explain a failed start.
+show_log_tail() {
+  [[ -s "$1" ]] || return 0
+  printf '[infra] --- last lines of %s ---\n' "$1" >&2
+  tail -n 25 "$1" >&2 || true
 }
 
-pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+ensure_dirs() { mkdir -p "$LOG_DIR" "$RUN_DIR" "$DATA_DIR" "$BIN_DIR"; }
 
-# stop_pidfile NAME PIDFILE: SIGTERM, wait up to 30 s, then SIGKILL.
-stop_pidfile() {
-  local name=$1 pidfile=$2
-  if ! pid_alive "$pidfile"; then rm -f "$pidfile"; return 0; fi
-  local pid; pid=$(cat "$pidfile")
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then log "$name did not stop in 30s; killing"; kill -KILL "$pid" 2>/dev/null || true; break; fi
-    sleep 0.2
-  done
-  rm -f "$pidfile"
-  log "$name stopped"
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+# elapsed_since MS: human-readable time since a now_ms timestamp.
+elapsed_since() {
+  local ms=$(($(now_ms) - $1))
+  printf '%d.%01ds' $((ms / 1000)) $((ms % 1000 / 100))
 }
 
-# The services to act on: a list of names, or "all".
-services_from_args() {
-  if [[ $# -eq 0 || "$1" == all ]]; then echo "kafka s3 postgres"; else echo "$@"; fi
-}
-
-for svc in kafka s3 postgres; do
-  # shellcheck source=/dev/null
-  source "$INFRA_DIR/services/$svc.sh"
-done
-
-dispatch() {
-  local action=$1; shift
-  local svc
-  for svc in $(services_from_args "$@"); do
-    case "$svc" in
-      kafka | s3 | postgres) "${svc}_${action}" ;;
-      *) die "unknown service '$svc' (expected kafka, s3, postgres or all)" ;;
+# ---- arguments ----
+# parse_services ARGS...: sets SERVICES to the named services ("all" or nothing = all).
+parse_services() {
+  SERVICES=()
+  local arg
+  for arg in "$@"; do
+    case "$arg" in
+      all) SERVICES=("${ALL_SERVICES[@]}") ;;
+      kafka | s3 | postgres) SERVICES+=("$arg") ;;
+      minio) SERVICES+=(s3) ;;
+      pg | postgresql) SERVICES+=(postgres) ;;
+      *) die "unknown service '$arg' (expected: kafka, s3, postgres or all)" ;;
     esac
   done
+  if [[ ${#SERVICES[@]} -eq 0 ]]; then SERVICES=("${ALL_SERVICES[@]}"); fi
 }
+
+# ---- summary lines (stdout) ----
+# summary SERVICE STATE ENDPOINT DETAIL
+summary() { printf '%-9s %-8s %-52s %s\n' "$1" "$2" "$3" "$4"; }
+
+# ---- locks: one per service, so concurrent up/down calls (parallel test files)
+# serialise instead of racing to start two servers. Uses fd 9; daemons are
+# started with 9>&- so they never inherit (and hold) the lock. ----
+lock_service() {
+  exec 9>"$RUN_DIR/$1.lock"
+  flock -w 600 9 || die "$1: could not get the lock $RUN_DIR/$1.lock within 600s"
+}
+unlock_service() { exec 9>&-; }
+
+# ---- ports and processes ----
+# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
+
+# pid_running PID PATTERN: the process exists and its command line contains
+# PATTERN (guards against a stale pid file whose pid was reused).
+pid_running() {
+  [[ -n "$1" && -r "/proc/$1/cmdline" ]] || return 1
+  tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
+}
+
+# pidfile_pid PIDFILE PATTERN: prints the pid when the recorded process still runs.
+pidfile_pid() {
+  local pid
+  [[ -f "$1" ]] || return 1
+  pid=$(<"$1")
+  pid_running "$pid" "$2" || return 1
+  echo "$pid"
+}
+
+# spawn_daemon PIDFILE LOGFILE CMD...: starts CMD detached from this shell:
+# its own session (a Ctrl-C or the test runner's process-group kill does not
+# reach it), stdin from /dev/null and output appended to LOGFILE (so callers
+# reading our stdout/stderr through pipes are not kept waiting), lock fd closed.
+spawn_daemon() {
+  local pidfile=$1 logfile=$2
+  shift 2
+  printf '=== %s starting: %s\n' "$(date -Is)" "$*" >>"$logfile"
+  # Without job control the background child is not a process-group leader, so
+  # setsid(1) calls setsid() in place and execs: $! is the daemon's own pid.
+  setsid "$@" </dev/null >>"$logfile" 2>&1 9>&- &
+  echo $! >"$pidfile"
+}
+
+# stop_pid NAME PID [TIMEOUT]: SIGTERM, wait for a clean exit, then SIGKILL.
+stop_pid() {
+  local name=$1 pid=$2 timeout=${3:-$STOP_TIMEOUT}
+  kill -TERM "$pid" 2>/dev/null || return 0
+  local deadline=$((SECONDS + timeout))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      warn "$name (pid $pid) still running ${timeout}s after SIGTERM; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.2
+  done
+}
+
+# wait_healthy NAME TIMEOUT HEALTH_FN PIDFILE PATTERN LOGFILE: polls HEALTH_FN
+# until it succeeds; fails early (with the log tail) if the process exits.
+wait_healthy() {
+  local name=$1 timeout=$2 health=$3 pidfile=$4 pattern=$5 logfile=$6
+  local deadline=$((SECONDS + timeout))
+  until "$health"; do
+    if ! pidfile_pid "$pidfile" "$pattern" >/dev/null; then
+      show_log_tail "$logfile"
+      die "$name exited during start-up (log: $logfile)"
+    fi
+    if ((SECONDS >= deadline)); then
+      show_log_tail "$logfile"
+      die "$name not healthy after ${timeout}s (log: $logfile)"
+    fi
+    sleep 0.3
+  done
+}
+
+# ---- installing prerequisites ----
+# apt_install PACKAGE...: Debian packages, only possible as root.
+apt_install() {
+  [[ $(id -u) -eq 0 ]] || die "missing packages: $*; install them with: sudo apt-get install -y $*"
+  command -v apt-get >/dev/null || die "missing packages: $* (and no apt-get to install them)"
+  log "installing Debian packages: $* (log: $LOG_DIR/apt.log)"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; } \
+    >>"$LOG_DIR/apt.log" 2>&1 || die "apt-get install $* failed, see $LOG_DIR/apt.log"
+}
+
+ensure_dirs
+for _svc in "${ALL_SERVICES[@]}"; do
+  # shellcheck source=/dev/null
+  source "$INFRA_DIR/services/$_svc.sh"
+done
+unset _svc

@@ -1,4 +1,14 @@
 #!/usr/bin/env bash
-# Stops services and wipes their data (the install cache is kept): reset.sh [kafka|s3|postgres|all]...
+# Usage: infra/reset.sh [kafka|s3|postgres|all]...   (default: all)
+# Stops the services and deletes their data (topics, objects, databases). The
+# installed software is kept; the next `up` starts from an empty state.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-dispatch reset "$@"
+parse_services "$@"
+
+for svc in "${SERVICES[@]}"; do
+  lock_service "$svc"
+  "${svc}_stop"
+  "${svc}_wipe"
+  summary "$svc" reset "$("${svc}_endpoint")" "stopped, data wiped"
+  unlock_service
+done

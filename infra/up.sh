@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
-# Installs (cached), starts and health-checks the local services: up.sh [kafka|s3|postgres|all]...
-# Already healthy services are left alone, so this is quick and quiet when everything is up.
+# Usage: infra/up.sh [kafka|s3|postgres|all]...   (default: all)
+# Installs what is missing (cached under .infra/), starts each service unless it
+# is already healthy, waits until it is, and makes sure the S3 bucket and the
+# PostgreSQL database exist. Prints one summary line per service on stdout;
+# progress only appears (on stderr) when something had to be done, so a second
+# `up` is quiet and returns in well under a second.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-for svc in $(services_from_args "$@"); do
-  case "$svc" in kafka | s3 | postgres) ;; *) die "unknown service '$svc'" ;; esac
-  if "${svc}_health" 2>/dev/null; then continue; fi
-  started=$SECONDS
-  "${svc}_start"
-  log "$("${svc}_describe") up in $((SECONDS - started))s"
+parse_services "$@"
+
+for svc in "${SERVICES[@]}"; do
+  lock_service "$svc"
+  started=$(now_ms)
+  if "${svc}_health"; then
+    state="already running"
+  else
+    "${svc}_start"
+    state="started in $(elapsed_since "$started")"
+  fi
+  "${svc}_ensure"
+  summary "$svc" up "$("${svc}_endpoint")" "$("${svc}_describe") [$state]"
+  unlock_service
 done

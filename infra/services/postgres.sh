@@ -1,63 +1,141 @@
 #!/usr/bin/env bash
-# PostgreSQL from Debian packages, as a private cluster owned by the `postgres` user.
+# PostgreSQL from the Debian packages, as a private cluster in $DATA_DIR/postgres
+# (not the system's cluster). Sourced by lib.sh.
+#
+#   endpoint  postgresql://postgres@127.0.0.1:$PG_PORT/$PG_DB (trust auth, no password)
+#   socket    $RUN_DIR/pg/.s.PGSQL.$PG_PORT
 
-PG_DATA="$DATA/postgres"
-PG_SOCK="$RUN/pg"
+PG_DATA="$DATA_DIR/postgres"
+PG_SOCK_DIR="$RUN_DIR/pg"
+PG_LOG="$LOG_DIR/postgres.log"
 
+postgres_endpoint() { echo "postgresql://postgres@127.0.0.1:$PG_PORT/$PG_DB"; }
+
+# The server binaries: $AUDIT_PG_BINDIR, else the newest /usr/lib/postgresql/*/bin
+# (Debian keeps initdb/pg_ctl off PATH), else whatever initdb is on PATH.
 pg_bindir() {
+  if [[ -n "${AUDIT_PG_BINDIR:-}" ]]; then echo "$AUDIT_PG_BINDIR"; return 0; fi
   local dir
-  for dir in /usr/lib/postgresql/*/bin; do [[ -x "$dir/initdb" ]] && { echo "$dir"; return 0; }; done
-  command -v initdb >/dev/null && { dirname "$(command -v initdb)"; return 0; }
+  dir=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+  if [[ -n "$dir" && -x "$dir/initdb" ]]; then echo "$dir"; return 0; fi
+  if command -v initdb >/dev/null; then dirname "$(command -v initdb)"; return 0; fi
   return 1
 }
 
-# Runs a command as the postgres user when we are root (initdb and postgres refuse root).
+# initdb, pg_ctl and postgres refuse to run as root: as root, run them as the
+# `postgres` system user (from `/`, so a cwd it cannot read causes no warnings).
 as_pg() {
-  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [[ $(id -u) -eq 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
+
+# ---- install ----
 
 postgres_install() {
   if pg_bindir >/dev/null; then return 0; fi
-  log "postgres: installing Debian packages"
+  local started; started=$(now_ms)
+  apt_install postgresql
+  pg_bindir >/dev/null || die "postgres: installed, but no initdb found under /usr/lib/postgresql"
+  log "postgres: installed in $(elapsed_since "$started")"
+}
+
+# Directories the server writes to must belong to the user it runs as.
+postgres_prepare_dirs() {
+  mkdir -p "$PG_DATA" "$PG_SOCK_DIR"
+  touch "$PG_LOG"
   if [[ $(id -u) -eq 0 ]]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >"$LOGS/postgres-install.log" 2>&1 ||
-      die "postgres: apt-get install failed, see $LOGS/postgres-install.log"
-  else
-    die "postgres: not installed; run: sudo apt-get install -y postgresql"
+    if ! id postgres >/dev/null 2>&1; then
+      log "postgres: creating the postgres system user"
+      useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    fi
+    chown postgres: "$PG_DATA" "$PG_SOCK_DIR" "$PG_LOG"
+    as_pg test -w "$PG_DATA" ||
+      die "postgres: user 'postgres' cannot reach $PG_DATA (a parent directory is private?); set AUDIT_INFRA_HOME to a path it can read"
+  fi
+  chmod 700 "$PG_DATA"
+}
+
+# ---- health ----
+
+postgres_health() {
+  local bin
+  bin=$(pg_bindir 2>/dev/null) || return 1
+  "$bin/pg_isready" -q -t 3 -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null
+}
+
+# Running = our data dir has a live postmaster (its pid is line 1 of postmaster.pid).
+postgres_pid() {
+  [[ -f "$PG_DATA/postmaster.pid" ]] || return 1
+  local pid
+  pid=$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null)
+  pid_running "$pid" "$PG_DATA" || return 1
+  echo "$pid"
+}
+postgres_running() { postgres_pid >/dev/null; }
+
+postgres_describe() {
+  local bin version=PostgreSQL
+  if bin=$(pg_bindir 2>/dev/null); then version=$("$bin/postgres" --version | sed 's/^postgres (PostgreSQL) /PostgreSQL /'); fi
+  if postgres_running; then echo "$version, user=postgres (trust), socket dir $PG_SOCK_DIR"; else echo "PostgreSQL (not started by these scripts)"; fi
+}
+
+# Creates the test database when missing (cheap: one query on every `up`).
+postgres_ensure() {
+  local bin
+  bin=$(pg_bindir)
+  if [[ "$("$bin/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]]; then
+    "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$PG_DB" || die "postgres: could not create database $PG_DB"
+    log "postgres: created database $PG_DB"
   fi
 }
 
-postgres_health() { "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; }
+# ---- start / stop ----
 
 postgres_start() {
-  if postgres_health 2>/dev/null; then return 0; fi
   postgres_install
-  local bin; bin=$(pg_bindir)
-  if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then useradd --system --home-dir "$PG_DATA" postgres; fi
-  mkdir -p "$PG_DATA" "$PG_SOCK"
-  [[ $(id -u) -eq 0 ]] && chown postgres "$PG_DATA" "$PG_SOCK" && chmod 700 "$PG_DATA"
-  if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
-    as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 >"$LOGS/postgres-initdb.log" 2>&1 ||
-      die "postgres: initdb failed, see $LOGS/postgres-initdb.log"
+  local bin
+  bin=$(pg_bindir)
+  if ! postgres_running; then
+    if port_open "$PG_PORT"; then die "postgres: port $PG_PORT is in use by a process these scripts did not start"; fi
+    postgres_prepare_dirs
+    if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
+      log "postgres: initdb $PG_DATA"
+      # C locale: does not depend on which locales the machine has generated.
+      as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --no-locale \
+        >"$LOG_DIR/postgres-initdb.log" 2>&1 || {
+        show_log_tail "$LOG_DIR/postgres-initdb.log"
+        die "postgres: initdb failed, see $LOG_DIR/postgres-initdb.log"
+      }
+    fi
+    # pg_ctl daemonises postgres with stdin from /dev/null and output to the log.
+    # Listen on 127.0.0.1 only; the socket goes to our run dir, not /var/run/postgresql.
+    as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -s -w -t "$START_TIMEOUT" \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_SOCK_DIR" \
+      start </dev/null >/dev/null 2>>"$PG_LOG" 9>&- || {
+      show_log_tail "$PG_LOG"
+      die "postgres did not start, see $PG_LOG"
+    }
   fi
-  touch "$LOGS/postgres.log" && { [[ $(id -u) -ne 0 ]] || chown postgres "$LOGS/postgres.log"; }
-  as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$LOGS/postgres.log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $PG_PORT -k $PG_SOCK -c fsync=on" start >/dev/null ||
-    die "postgres did not start, see $LOGS/postgres.log"
-  if ! "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$PG_DB'" | grep -q 1; then
-    "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$PG_DB"
-  fi
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until postgres_health; do
+    ((SECONDS < deadline)) || die "postgres not healthy after ${START_TIMEOUT}s, see $PG_LOG"
+    sleep 0.3
+  done
 }
 
 postgres_stop() {
-  local bin
-  bin=$(pg_bindir 2>/dev/null) || return 0
-  if [[ -f "$PG_DATA/postmaster.pid" ]]; then
-    as_pg "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
-    log "postgres stopped"
+  local bin pid
+  if pid=$(postgres_pid); then
+    bin=$(pg_bindir)
+    # "fast" = SIGINT: clients are disconnected and the server shuts down cleanly
+    # (SIGTERM, "smart", would wait for every test connection to close). If that
+    # hangs, "immediate" (SIGQUIT), then SIGKILL; the WAL makes both safe.
+    as_pg "$bin/pg_ctl" -D "$PG_DATA" -s -m fast -w -t "$STOP_TIMEOUT" stop >/dev/null 2>&1 ||
+      as_pg "$bin/pg_ctl" -D "$PG_DATA" -s -m immediate -w -t 10 stop >/dev/null 2>&1 ||
+      { warn "postgres (pid $pid) did not stop; sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
+  elif postgres_health; then
+    warn "postgres: something answers on :$PG_PORT but was not started by these scripts; left alone"
   fi
 }
 
-postgres_reset() { postgres_stop; rm -rf "$PG_DATA"; log "postgres data wiped"; }
-
-postgres_describe() { echo "postgres  postgresql://postgres@127.0.0.1:$PG_PORT/$PG_DB ($("$(pg_bindir)/postgres" --version))"; }
+postgres_wipe() { rm -rf "$PG_DATA"; }

@@ -1,49 +1,114 @@
 #!/usr/bin/env bash
-# MinIO, an S3-compatible server, built from source with `go install`.
+# MinIO, a real S3-compatible server, built from source with `go install` (MinIO's
+# binary downloads are not reachable here; the Go module proxy is). Sourced by lib.sh.
+#
+#   endpoint     http://127.0.0.1:$S3_PORT (9000), region us-east-1, path-style
+#   credentials  $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY (minioadmin/minioadmin)
+#   bucket       $AUDIT_S3_BUCKET (audit), created on every `up` if missing
 
-MINIO_BIN="$BIN/minio"
-S3_DATA="$DATA/s3"
-S3_PID="$RUN/s3.pid"
+MINIO_MODULE=github.com/minio/minio
+MINIO_BIN="$BIN_DIR/minio"
+S3_DATA="$DATA_DIR/s3"
+S3_PIDFILE="$RUN_DIR/s3.pid"
+S3_LOG="$LOG_DIR/s3.log"
+S3_PATTERN="$MINIO_BIN server"
 
-s3_install() {
-  if [[ -x "$MINIO_BIN" ]]; then return 0; fi
-  command -v go >/dev/null || die "go is required to build MinIO (https://go.dev/doc/install or apt-get install -y golang)"
-  log "s3: building github.com/minio/minio@$MINIO_VERSION with go install (first time: several minutes)"
-  GOBIN="$BIN" GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION" >"$LOGS/minio-build.log" 2>&1 ||
-    die "s3: building MinIO failed, see $LOGS/minio-build.log"
+s3_endpoint() { echo "http://127.0.0.1:$S3_PORT"; }
+
+# ---- install ----
+
+# The module version a binary was built from, read from its embedded build info.
+s3_built_version() { go version -m "$MINIO_BIN" 2>/dev/null | awk -v m="$MINIO_MODULE" '$1 == "mod" && $2 == m {print $3}'; }
+
+s3_installed() {
+  [[ -x "$MINIO_BIN" ]] || return 1
+  # `latest` accepts any build; without a Go toolchain we cannot check, so trust it.
+  [[ "$MINIO_VERSION" == latest ]] && return 0
+  command -v go >/dev/null || return 0
+  [[ "$(s3_built_version)" == "$MINIO_VERSION" ]]
 }
 
-s3_live() { curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$S3_PORT/minio/health/live"; }
+s3_install() {
+  if s3_installed; then return 0; fi
+  command -v go >/dev/null ||
+    die "s3: Go is required to build MinIO (it needs go >= 1.24; expected at /usr/local/go/bin/go)"
+  local started; started=$(now_ms)
+  log "s3: building $MINIO_MODULE@$MINIO_VERSION with go install (first time: several minutes; log: $LOG_DIR/minio-build.log)"
+  # GOBIN only: the module and build caches stay in their usual per-user places
+  # (~/go/pkg/mod, ~/.cache/go-build), so later builds and other clones reuse them.
+  # go install writes the binary with a rename, so a running server is not disturbed.
+  if ! GOBIN="$BIN_DIR" go install "$MINIO_MODULE@$MINIO_VERSION" >"$LOG_DIR/minio-build.log" 2>&1; then
+    show_log_tail "$LOG_DIR/minio-build.log"
+    die "s3: building MinIO failed, see $LOG_DIR/minio-build.log"
+  fi
+  log "s3: built MinIO $(s3_built_version) in $(elapsed_since "$started")"
+}
 
-s3_health() { pid_alive "$S3_PID" && s3_live; }
+# ---- health ----
 
-# Creates the bucket if missing (SigV4-signed by curl; 409 = already there).
-s3_bucket() {
+s3_health() { curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$S3_PORT/minio/health/live" 2>/dev/null; }
+
+s3_pid() { pidfile_pid "$S3_PIDFILE" "$S3_PATTERN"; }
+s3_running() { s3_pid >/dev/null; }
+
+s3_describe() {
+  if s3_running; then
+    echo "MinIO ${MINIO_VERSION#v0.0.0-}, bucket=$S3_BUCKET, user=$S3_USER"
+  else
+    echo "S3 server (not started by these scripts), bucket=$S3_BUCKET"
+  fi
+}
+
+# s3_request METHOD PATH: a SigV4-signed request (curl signs it itself); prints the HTTP status.
+s3_request() {
+  curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -X "$1" \
+    --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_USER:$S3_PASSWORD" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    "http://127.0.0.1:$S3_PORT/$2" 2>/dev/null || true
+}
+
+# Creates the bucket when missing; cheap enough (one HEAD) to run on every `up`.
+s3_ensure() {
   local code
-  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --aws-sigv4 "aws:amz:us-east-1:s3" \
-    --user "$S3_USER:$S3_PASSWORD" -X PUT "http://127.0.0.1:$S3_PORT/$S3_BUCKET")
+  code=$(s3_request HEAD "$S3_BUCKET")
   case "$code" in
-    200 | 409) ;;
+    200) return 0 ;;
+    404) ;;
+    403) die "s3: access denied for '$S3_USER' (the server was started with other credentials? infra/reset.sh s3 starts over)" ;;
+    *) die "s3: HEAD /$S3_BUCKET answered HTTP $code" ;;
+  esac
+  code=$(s3_request PUT "$S3_BUCKET")
+  case "$code" in
+    200 | 409) log "s3: created bucket $S3_BUCKET" ;; # 409: created concurrently
     *) die "s3: creating bucket $S3_BUCKET answered HTTP $code" ;;
   esac
 }
 
+# ---- start / stop ----
+
 s3_start() {
-  if s3_health; then return 0; fi
-  if port_open "$S3_PORT"; then die "port $S3_PORT is taken by another process"; fi
-  s3_install
-  mkdir -p "$S3_DATA"
-  MINIO_ROOT_USER="$S3_USER" MINIO_ROOT_PASSWORD="$S3_PASSWORD" MINIO_BROWSER=off \
-    MINIO_UPDATE=off MINIO_CALLHOME_ENABLE=off \
-    nohup "$MINIO_BIN" server "$S3_DATA" --address "127.0.0.1:$S3_PORT" --console-address "127.0.0.1:$((S3_PORT + 1))" \
-    >"$LOGS/s3.log" 2>&1 &
-  echo $! >"$S3_PID"
-  wait_until 60 "s3 on :$S3_PORT" s3_health || die "s3 did not start, see $LOGS/s3.log"
-  s3_bucket
+  if ! s3_running; then
+    if port_open "$S3_PORT"; then die "s3: port $S3_PORT is in use by a process these scripts did not start"; fi
+    s3_install
+    mkdir -p "$S3_DATA"
+    # Console (web UI) off: fewer ports, faster start. Update checks and call-home
+    # off: there is no network to reach anyway.
+    MINIO_ROOT_USER="$S3_USER" MINIO_ROOT_PASSWORD="$S3_PASSWORD" \
+      MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CALLHOME_ENABLE=off \
+      spawn_daemon "$S3_PIDFILE" "$S3_LOG" \
+      "$MINIO_BIN" server --address "127.0.0.1:$S3_PORT" --console-address "127.0.0.1:$S3_CONSOLE_PORT" "$S3_DATA"
+  fi
+  wait_healthy s3 "$START_TIMEOUT" s3_health "$S3_PIDFILE" "$S3_PATTERN" "$S3_LOG"
 }
 
-s3_stop() { stop_pidfile s3 "$S3_PID"; }
+s3_stop() {
+  local pid
+  if pid=$(s3_pid); then
+    stop_pid s3 "$pid" 30
+  elif s3_health; then
+    warn "s3: something answers on :$S3_PORT but was not started by these scripts; left alone"
+  fi
+  rm -f "$S3_PIDFILE"
+}
 
-s3_reset() { s3_stop; rm -rf "$S3_DATA"; log "s3 data wiped"; }
-
-s3_describe() { echo "s3        http://127.0.0.1:$S3_PORT bucket=$S3_BUCKET ($("$MINIO_BIN" --version 2>/dev/null | head -n 1))"; }
+s3_wipe() { rm -rf "$S3_DATA"; }

@@ -22,6 +22,9 @@ export function isolatedEnv(name: string, overrides: Record<string, string> = {}
     AUDIT_WORK_DIR: join(ROOT, '.test-cache', id, 'work'),
     AUDIT_LOG_LEVEL: 'warn',
     AUDIT_FLUSH_MAX_AGE_MS: '2000',
+    // Killed consumers leave the group quickly, so fault tests do not wait on ghosts.
+    AUDIT_KAFKA_SESSION_TIMEOUT_MS: '8000',
+    AUDIT_KAFKA_REBALANCE_TIMEOUT_MS: '15000',
     ...overrides,
   };
 }

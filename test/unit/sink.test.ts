@@ -29,7 +29,7 @@ describe('AuditSink (file store, fake commits)', () => {
   let letters: DeadLetter[];
 
   const limits = (over: Partial<SinkLimits> = {}): SinkLimits => ({
-    maxRecords: 1000, maxBytes: 1 << 30, maxAgeMs: 1 << 30, memoryMaxBytes: 1 << 30, uploadRetries: 0, ...over,
+    maxRecords: 1000, maxBytes: 1 << 30, maxAgeMs: 1 << 30, memoryMaxBytes: 1 << 30, storeRetryMs: 0, ...over,
   });
 
   function sink(l: SinkLimits, commit?: (p: number, o: string) => Promise<void>) {
@@ -132,6 +132,22 @@ describe('AuditSink (file store, fake commits)', () => {
     expect(letters[1]!.error.message).toMatch(/event_id is not a UUID/);
     expect(commits).toEqual([[1, '10']]);
     expect(await storedEventIds()).toHaveLength(8);
+  });
+
+  it('keeps the rows of a cut whose upload failed, and stores them on the next try', async () => {
+    const s = sink(limits({ maxRecords: 100 }));
+    const put = store.putFile.bind(store);
+    let failures = 1;
+    store.putFile = async (k, p) => {
+      if (failures-- > 0) throw new Error('storage down');
+      return put(k, p);
+    };
+    await expect(s.append(0, messages(0, 100))).rejects.toThrow('storage down');
+    expect(commits).toEqual([]);
+    expect(s.bufferedRecords).toBe(100);
+    expect(await s.flushAll('shutdown')).toBe(true);
+    expect(commits).toEqual([[0, '100']]);
+    expect(new Set(await storedEventIds()).size).toBe(100);
   });
 
   it('ignores redelivered offsets', async () => {
