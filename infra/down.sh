@@ -3,6 +3,7 @@
 # Stops services started by infra/up.sh: SIGTERM (PostgreSQL: pg_ctl fast
 # shutdown), a wait for a clean exit, then SIGKILL. Data is kept, so a later
 # `up` resumes where it stopped. Stopping a stopped service is a no-op.
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 parse_services "$@"
 

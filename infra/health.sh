@@ -3,6 +3,7 @@
 # Exit 0 when every named service answers on its endpoint, 1 otherwise.
 # Real round trips, no JVM: Kafka ApiVersions request, MinIO /minio/health/live,
 # pg_isready. -q prints nothing.
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 quiet=false
 if [[ "${1:-}" == -q || "${1:-}" == --quiet ]]; then quiet=true; shift; fi

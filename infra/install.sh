@@ -2,6 +2,7 @@
 # Usage: infra/install.sh [kafka|s3|postgres|all]...   (default: all)
 # Installs/builds only (nothing is started): Kafka jars via Maven, MinIO via
 # go install, PostgreSQL via apt-get if missing. Cached: a second run is instant.
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 parse_services "$@"
 

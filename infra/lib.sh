@@ -84,11 +84,13 @@ parse_services() {
 
 # ---- summary lines (stdout) ----
 # summary SERVICE STATE ENDPOINT DETAIL
-summary() { printf '%-9s %-8s %-52s %s\n' "$1" "$2" "$3" "$4"; }
+summary() {
+  if [[ -n "${4:-}" ]]; then printf '%-9s %-8s %-52s %s\n' "$1" "$2" "$3" "$4"; else printf '%-9s %-8s %s\n' "$1" "$2" "$3"; fi
+}
 
 # ---- locks: one per service, so concurrent up/down calls (parallel test files)
 # serialise instead of racing to start two servers. Uses fd 9; daemons are
-# started with 9>&- so they never inherit (and hold) the lock. ----
+# started without it (close_inherited_fds), so they never hold the lock. ----
 lock_service() {
   exec 9>"$RUN_DIR/$1.lock"
   flock -w 600 9 || die "$1: could not get the lock $RUN_DIR/$1.lock within 600s"
@@ -106,6 +108,15 @@ pid_running() {
   tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
 }
 
+# pid_alive PID: the process exists and is not a zombie (a daemon that died while
+# this shell, its parent, still runs stays a zombie until we exit).
+pid_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ "${stat%% *}" != Z ]]
+}
+
 # pidfile_pid PIDFILE PATTERN: prints the pid when the recorded process still runs.
 pidfile_pid() {
   local pid
@@ -115,17 +126,29 @@ pidfile_pid() {
   echo "$pid"
 }
 
-# spawn_daemon PIDFILE LOGFILE CMD...: starts CMD detached from this shell:
-# its own session (a Ctrl-C or the test runner's process-group kill does not
-# reach it), stdin from /dev/null and output appended to LOGFILE (so callers
-# reading our stdout/stderr through pipes are not kept waiting), lock fd closed.
+# close_inherited_fds: closes every fd above 2 in the current (sub)shell, so a
+# daemon started from it holds none of the caller's pipes (a test runner waiting
+# for its child's output to end) nor our lock (fd 9).
+close_inherited_fds() {
+  local fd
+  for fd in $(ls "/proc/$BASHPID/fd"); do
+    if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
+# spawn_daemon PIDFILE LOGFILE CMD...: starts CMD detached from this shell: its
+# own session (a Ctrl-C or the test runner's process-group kill does not reach
+# it), stdin from /dev/null, output appended to LOGFILE, no inherited fds.
 spawn_daemon() {
   local pidfile=$1 logfile=$2
   shift 2
   printf '=== %s starting: %s\n' "$(date -Is)" "$*" >>"$logfile"
-  # Without job control the background child is not a process-group leader, so
-  # setsid(1) calls setsid() in place and execs: $! is the daemon's own pid.
-  setsid "$@" </dev/null >>"$logfile" 2>&1 9>&- &
+  # Without job control the background subshell is not a process-group leader, so
+  # setsid(1) calls setsid() in place and execs: $! ends up as the daemon's own pid.
+  (
+    close_inherited_fds
+    exec setsid "$@" </dev/null >>"$logfile" 2>&1
+  ) &
   echo $! >"$pidfile"
 }
 
@@ -134,7 +157,9 @@ stop_pid() {
   local name=$1 pid=$2 timeout=${3:-$STOP_TIMEOUT}
   kill -TERM "$pid" 2>/dev/null || return 0
   local deadline=$((SECONDS + timeout))
-  while kill -0 "$pid" 2>/dev/null; do
+  # pid_alive, not kill -0: where PID 1 does not reap orphans, a stopped daemon
+  # lingers as a zombie that kill -0 still reports.
+  while pid_alive "$pid"; do
     if ((SECONDS >= deadline)); then
       warn "$name (pid $pid) still running ${timeout}s after SIGTERM; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
@@ -145,13 +170,16 @@ stop_pid() {
   done
 }
 
-# wait_healthy NAME TIMEOUT HEALTH_FN PIDFILE PATTERN LOGFILE: polls HEALTH_FN
-# until it succeeds; fails early (with the log tail) if the process exits.
+# wait_healthy NAME TIMEOUT HEALTH_FN PIDFILE LOGFILE: polls HEALTH_FN until it
+# succeeds; fails early (with the log tail) if the process exits.
 wait_healthy() {
-  local name=$1 timeout=$2 health=$3 pidfile=$4 pattern=$5 logfile=$6
-  local deadline=$((SECONDS + timeout))
+  local name=$1 timeout=$2 health=$3 pidfile=$4 logfile=$5
+  local deadline=$((SECONDS + timeout)) pid
+  pid=$(cat "$pidfile" 2>/dev/null) || true
   until "$health"; do
-    if ! pidfile_pid "$pidfile" "$pattern" >/dev/null; then
+    # Right after spawn_daemon the pid may still be the subshell about to exec
+    # (its command line not yet the daemon's), so only "gone" counts here.
+    if [[ -z "$pid" ]] || ! pid_alive "$pid"; then
       show_log_tail "$logfile"
       die "$name exited during start-up (log: $logfile)"
     fi
@@ -174,8 +202,9 @@ apt_install() {
 }
 
 ensure_dirs
-for _svc in "${ALL_SERVICES[@]}"; do
-  # shellcheck source=/dev/null
-  source "$INFRA_DIR/services/$_svc.sh"
-done
-unset _svc
+# shellcheck source=services/kafka.sh
+source "$INFRA_DIR/services/kafka.sh"
+# shellcheck source=services/s3.sh
+source "$INFRA_DIR/services/s3.sh"
+# shellcheck source=services/postgres.sh
+source "$INFRA_DIR/services/postgres.sh"

@@ -2,6 +2,7 @@
 # Usage: infra/reset.sh [kafka|s3|postgres|all]...   (default: all)
 # Stops the services and deletes their data (topics, objects, databases). The
 # installed software is kept; the next `up` starts from an empty state.
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 parse_services "$@"
 

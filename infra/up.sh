@@ -5,6 +5,7 @@
 # PostgreSQL database exist. Prints one summary line per service on stdout;
 # progress only appears (on stderr) when something had to be done, so a second
 # `up` is quiet and returns in well under a second.
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 parse_services "$@"
 

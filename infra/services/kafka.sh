@@ -225,7 +225,7 @@ kafka_start() {
     echo "$KAFKA_VERSION" >"$KAFKA_VERSION_FILE"
   fi
   # Either just spawned or (after a concurrent `up`) still starting: wait for it.
-  wait_healthy kafka "$START_TIMEOUT" kafka_health "$KAFKA_PIDFILE" "$KAFKA_PATTERN" "$KAFKA_LOG"
+  wait_healthy kafka "$START_TIMEOUT" kafka_health "$KAFKA_PIDFILE" "$KAFKA_LOG"
 }
 
 kafka_ensure() { :; } # topics are auto-created by the clients

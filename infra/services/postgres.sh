@@ -109,9 +109,13 @@ postgres_start() {
     fi
     # pg_ctl daemonises postgres with stdin from /dev/null and output to the log.
     # Listen on 127.0.0.1 only; the socket goes to our run dir, not /var/run/postgresql.
-    as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -s -w -t "$START_TIMEOUT" \
-      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_SOCK_DIR" \
-      start </dev/null >/dev/null 2>>"$PG_LOG" 9>&- || {
+    # (In a subshell without our fds, so the server inherits none of them.)
+    (
+      close_inherited_fds
+      as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -s -w -t "$START_TIMEOUT" \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_SOCK_DIR" \
+        start </dev/null >/dev/null 2>>"$PG_LOG"
+    ) || {
       show_log_tail "$PG_LOG"
       die "postgres did not start, see $PG_LOG"
     }

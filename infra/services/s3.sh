@@ -51,9 +51,18 @@ s3_health() { curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$S3_PORT/min
 s3_pid() { pidfile_pid "$S3_PIDFILE" "$S3_PATTERN"; }
 s3_running() { s3_pid >/dev/null; }
 
+# v0.0.0-20260212201848-7aac2a2c5b7c -> "2026-02-12 (commit 7aac2a2c5b7c)"
+s3_version_label() {
+  if [[ "$MINIO_VERSION" =~ ^v0\.0\.0-([0-9]{4})([0-9]{2})([0-9]{2})[0-9]{6}-([0-9a-f]{12})$ ]]; then
+    echo "${BASH_REMATCH[1]}-${BASH_REMATCH[2]}-${BASH_REMATCH[3]} (commit ${BASH_REMATCH[4]})"
+  else
+    echo "$MINIO_VERSION"
+  fi
+}
+
 s3_describe() {
   if s3_running; then
-    echo "MinIO ${MINIO_VERSION#v0.0.0-}, bucket=$S3_BUCKET, user=$S3_USER"
+    echo "MinIO $(s3_version_label), bucket=$S3_BUCKET, user=$S3_USER"
   else
     echo "S3 server (not started by these scripts), bucket=$S3_BUCKET"
   fi
@@ -98,7 +107,7 @@ s3_start() {
       spawn_daemon "$S3_PIDFILE" "$S3_LOG" \
       "$MINIO_BIN" server --address "127.0.0.1:$S3_PORT" --console-address "127.0.0.1:$S3_CONSOLE_PORT" "$S3_DATA"
   fi
-  wait_healthy s3 "$START_TIMEOUT" s3_health "$S3_PIDFILE" "$S3_PATTERN" "$S3_LOG"
+  wait_healthy s3 "$START_TIMEOUT" s3_health "$S3_PIDFILE" "$S3_LOG"
 }
 
 s3_stop() {
