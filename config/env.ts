@@ -22,11 +22,12 @@ export const envSchema = z.object({
   AUDIT_S3_ENDPOINT: z.string().url().optional(),
   AUDIT_S3_REGION: z.string().min(1).default('us-east-1'),
   /** Rotation: a partition's buffered records are cut into files when any limit is reached. */
-  AUDIT_FLUSH_MAX_RECORDS: intVar(200_000, 1),
+  AUDIT_FLUSH_MAX_RECORDS: intVar(100_000, 1),
   AUDIT_FLUSH_MAX_BYTES: intVar(64 * 1024 * 1024, 1024),
   AUDIT_FLUSH_MAX_AGE_MS: intVar(60_000, 10),
   /** Bound on all buffered records of this process, whatever the number of partitions or days. */
-  AUDIT_MEMORY_MAX_BYTES: intVar(256 * 1024 * 1024, 1024),
+  AUDIT_MEMORY_MAX_BYTES: intVar(48 * 1024 * 1024, 1024),
+  AUDIT_PARTITIONS_CONCURRENTLY: intVar(4, 1),
   AUDIT_PARQUET_ROW_GROUP_ROWS: intVar(16_384, 1024),
   AUDIT_PARQUET_COMPRESSION: z.enum(['zstd', 'snappy', 'gzip', 'uncompressed']).default('zstd'),
   /** Storage down for up to this long is ridden out (retries with backoff); beyond it the consumer exits 1 without committing. */

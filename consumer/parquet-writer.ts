@@ -1,5 +1,5 @@
-import { stat } from 'node:fs/promises';
-import { DuckDBConnection, DuckDBInstance, DuckDBTimestampTZValue } from '@duckdb/node-api';
+import { open, rm, stat } from 'node:fs/promises';
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { AuditRecord } from '../schemas';
 
 /** ZSTD (default) compresses best; SNAPPY is readable by every Parquet reader, even minimal ones. */
@@ -47,36 +47,83 @@ export const PARQUET_COLUMNS = `
   schema_version INTEGER, duration_ms DOUBLE, error_type VARCHAR, error_message VARCHAR, error_stack VARCHAR,
   kafka_partition INTEGER, kafka_offset BIGINT`;
 
-function jsonOrText(text: string | null): unknown {
-  if (text === null) return null;
+// JSON texts that are certainly valid and need no re-encoding: numbers, literals, simple strings.
+const SIMPLE_JSON = /^(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null|"[^"\\\u0000-\u001f]*")$/;
+
+/** A JSON value for an old/new text: parsed when it is JSON, kept as a string when it is not. */
+function jsonValueText(text: string | null): string {
+  if (text === null) return 'null';
+  if (SIMPLE_JSON.test(text)) return text;
   try {
-    return JSON.parse(text);
+    return JSON.stringify(JSON.parse(text));
   } catch {
-    return text;
+    return JSON.stringify(text);
   }
 }
 
 /** `changes` as readable JSON: {"field": {"old": <value>, "new": <value>}}. */
 export function changesJson(changes: AuditRecord['changes']): string | null {
-  const fields = Object.keys(changes);
-  if (fields.length === 0) return null;
-  const out: Record<string, { old: unknown; new: unknown }> = {};
-  for (const f of fields) out[f] = { old: jsonOrText(changes[f]!.old), new: jsonOrText(changes[f]!.new) };
-  return JSON.stringify(out);
+  let out = '';
+  for (const field in changes) {
+    const c = changes[field]!;
+    out += `${out ? ',' : '{'}${JSON.stringify(field)}:{"old":${jsonValueText(c.old)},"new":${jsonValueText(c.new)}}`;
+  }
+  return out ? `${out}}` : null;
+}
+
+/** The columns and their types, as DuckDB's JSON reader is told to read them. */
+const COLUMN_TYPES: [string, string][] = PARQUET_COLUMNS.trim()
+  .split(',')
+  .map((c) => c.trim().split(/\s+/) as [string, string]);
+
+/** One staging line: the row as a flat JSON object, event time as epoch microseconds. */
+function stagingLine({ record: r, partition, offset }: StoredRow): string {
+  return JSON.stringify({
+    event_id: r.event_id,
+    occurred_at: r.occurred_at,
+    object_type: r.object_type,
+    object_id: r.object_id,
+    action: r.action,
+    actor_id: r.actor_id,
+    actor_type: r.actor_type,
+    tenant_id: r.tenant_id,
+    request_id: r.request_id,
+    trace_id: r.trace_id,
+    ip: r.ip,
+    user_agent: r.user_agent,
+    http_method: r.http_method,
+    http_path: r.http_path,
+    http_status: r.http_status,
+    changes: changesJson(r.changes),
+    before: r.before,
+    after: r.after,
+    metadata: hasKeys(r.metadata) ? JSON.stringify(r.metadata) : null,
+    source_service: r.source_service,
+    schema_version: r.schema_version,
+    duration_ms: r.duration_ms ?? null,
+    error_type: r.error_type ?? null,
+    error_message: r.error_message ?? null,
+    error_stack: r.error_stack ?? null,
+    kafka_partition: partition,
+    kafka_offset: offset,
+  });
+}
+
+function hasKeys(o: Record<string, string>): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 /**
- * Writes batches of audit rows as Parquet files with DuckDB: rows are appended
- * to a scratch table, then COPY'd sorted by (object_type, object_id,
- * occurred_at) with ZSTD. DuckDB runs the COPY on its own threads, off the
- * event loop.
+ * Writes batches of audit rows as Parquet files with DuckDB. Rows are staged as
+ * newline-delimited JSON (one cheap JSON.stringify per row on the event loop),
+ * then DuckDB parses, sorts by (object_type, object_id, occurred_at) and writes
+ * ZSTD Parquet on its own threads. Per-value appender calls cost about 0.7 µs
+ * each (27 per row) on the event loop; staging moves that work to DuckDB.
  */
 export class ParquetWriter {
-  private seq = 0;
-
   private constructor(
     private readonly instance: DuckDBInstance,
-    private readonly conn: DuckDBConnection,
     private readonly rowGroupRows: number,
     private readonly compression: ParquetCompression,
   ) {}
@@ -94,64 +141,44 @@ export class ParquetWriter {
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
     });
-    const conn = await instance.connect();
-    return new ParquetWriter(instance, conn, opts.rowGroupRows, opts.compression ?? 'zstd');
+    return new ParquetWriter(instance, opts.rowGroupRows, opts.compression ?? 'zstd');
   }
 
   async write(rows: readonly StoredRow[], path: string): Promise<WrittenFile> {
     if (rows.length === 0) throw new Error('refusing to write an empty Parquet file');
-    const table = `rows_${++this.seq}`;
-    await this.conn.run(`CREATE TABLE ${table} (${PARQUET_COLUMNS})`);
+    const staging = `${path}.ndjson`;
+    const fh = await open(staging, 'w');
+    // A connection per file: partitions write concurrently (a connection runs one query at a time).
+    const conn = await this.instance.connect();
     try {
-      const app = await this.conn.createAppender(table);
-      for (const { record: r, partition, offset } of rows) {
-        app.appendVarchar(r.event_id);
-        app.appendTimestampTZ(new DuckDBTimestampTZValue(BigInt(r.occurred_at)));
-        app.appendVarchar(r.object_type);
-        app.appendVarchar(r.object_id);
-        app.appendVarchar(r.action);
-        str(app, r.actor_id);
-        str(app, r.actor_type);
-        str(app, r.tenant_id);
-        str(app, r.request_id);
-        str(app, r.trace_id);
-        str(app, r.ip);
-        str(app, r.user_agent);
-        str(app, r.http_method);
-        str(app, r.http_path);
-        if (r.http_status === null) app.appendNull();
-        else app.appendInteger(r.http_status);
-        str(app, changesJson(r.changes));
-        str(app, r.before);
-        str(app, r.after);
-        str(app, Object.keys(r.metadata).length > 0 ? JSON.stringify(r.metadata) : null);
-        str(app, r.source_service);
-        app.appendInteger(r.schema_version);
-        if (r.duration_ms === null || r.duration_ms === undefined) app.appendNull();
-        else app.appendDouble(r.duration_ms);
-        str(app, r.error_type ?? null);
-        str(app, r.error_message ?? null);
-        str(app, r.error_stack ?? null);
-        app.appendInteger(partition);
-        app.appendBigInt(BigInt(offset));
-        app.endRow();
+      const lines: string[] = [];
+      for (const row of rows) {
+        lines.push(stagingLine(row));
+        if (lines.length === 8192) {
+          await fh.write(`${lines.join('\n')}\n`);
+          lines.length = 0;
+        }
       }
-      app.closeSync();
-      const quoted = path.replace(/'/g, "''");
-      await this.conn.run(
-        `COPY (SELECT * FROM ${table} ORDER BY object_type, object_id, occurred_at, kafka_partition, kafka_offset)
-         TO '${quoted}' (FORMAT parquet, COMPRESSION ${this.compression}, ROW_GROUP_SIZE ${this.rowGroupRows})`,
+      if (lines.length > 0) await fh.write(`${lines.join('\n')}\n`);
+      await fh.close();
+      const columns = COLUMN_TYPES.map(([n, t]) => `'${n}': '${t === 'TIMESTAMPTZ' ? 'BIGINT' : t}'`).join(', ');
+      const select = COLUMN_TYPES.map(([n, t]) => (t === 'TIMESTAMPTZ' ? `make_timestamptz(${n}) AS ${n}` : n)).join(', ');
+      await conn.run(
+        `COPY (SELECT ${select} FROM read_ndjson(${sqlString(staging)}, columns = {${columns}})
+               ORDER BY object_type, object_id, occurred_at, kafka_partition, kafka_offset)
+         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION ${this.compression}, ROW_GROUP_SIZE ${this.rowGroupRows})`,
       );
-      return await this.describe(path, rows);
+      return await this.describe(conn, path, rows);
     } finally {
-      await this.conn.run(`DROP TABLE IF EXISTS ${table}`);
+      conn.closeSync();
+      await fh.close().catch(() => undefined);
+      await rm(staging, { force: true });
     }
   }
 
   /** Row-group byte ranges and key statistics, for the per-file index the query side prunes with. */
-  private async describe(path: string, rows: readonly StoredRow[]): Promise<WrittenFile> {
-    const quoted = path.replace(/'/g, "''");
-    const reader = await this.conn.runAndReadAll(
+  private async describe(conn: DuckDBConnection, path: string, rows: readonly StoredRow[]): Promise<WrittenFile> {
+    const reader = await conn.runAndReadAll(
       `SELECT row_group_id,
               any_value(row_group_num_rows) AS rows,
               min(coalesce(dictionary_page_offset, data_page_offset)) AS start,
@@ -160,7 +187,7 @@ export class ParquetWriter {
               max(CASE WHEN path_in_schema = 'object_type' THEN stats_max_value END) AS type_max,
               max(CASE WHEN path_in_schema = 'object_id' THEN stats_min_value END) AS id_min,
               max(CASE WHEN path_in_schema = 'object_id' THEN stats_max_value END) AS id_max
-       FROM parquet_metadata('${quoted}') GROUP BY row_group_id ORDER BY row_group_id`,
+       FROM parquet_metadata(${sqlString(path)}) GROUP BY row_group_id ORDER BY row_group_id`,
     );
     const rowGroups: RowGroupInfo[] = reader.getRowObjects().map((g) => {
       const start = Number(g.start as bigint);
@@ -184,16 +211,15 @@ export class ParquetWriter {
   }
 
   close(): void {
-    this.conn.closeSync();
     this.instance.closeSync();
   }
 }
 
-function str(app: { appendVarchar(v: string): void; appendNull(): void }, v: string | null | undefined): void {
-  if (v === null || v === undefined) app.appendNull();
-  else app.appendVarchar(v);
-}
 
 function nullableString(v: unknown): string | null {
   return v === null || v === undefined ? null : String(v);
+}
+
+function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
 }

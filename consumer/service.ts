@@ -57,8 +57,9 @@ export class AuditConsumerService {
       rebalanceTimeout: env.AUDIT_KAFKA_REBALANCE_TIMEOUT_MS,
       heartbeatInterval: 3_000,
       maxWaitTimeInMs: 250,
-      maxBytesPerPartition: 8 * 1024 * 1024,
-      maxBytes: 32 * 1024 * 1024,
+      // Fetches bounded so that what is fetched plus what is buffered stays within the memory budget.
+      maxBytesPerPartition: 4 * 1024 * 1024,
+      maxBytes: 12 * 1024 * 1024,
     });
     // Dead letters must not be lost or reordered: idempotent, retried until the broker answers.
     this.producer = this.kafka.producer({
@@ -140,7 +141,8 @@ export class AuditConsumerService {
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      // Partitions are independent in the sink: one partition's upload need not stall the rest.
+      partitionsConsumedConcurrently: env.AUDIT_PARTITIONS_CONCURRENTLY,
       eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
         this.lastBatchAt = Date.now();
         if (this.stopping) return; // paused for shutdown; an in-flight fetch may still deliver

@@ -86,13 +86,14 @@ export type FlushReason = 'records' | 'bytes' | 'age' | 'memory' | 'shutdown' | 
  * offsets and writes the same keys (an overwrite, never a second copy). The offset
  * after `last` is committed only after every file of the cut is stored.
  *
- * All public methods are serialized: Kafka batches, timers and shutdown never
- * interleave on the buffers.
+ * Work on one partition is serialized (Kafka batches, timers and shutdown never
+ * interleave on its buffer); partitions proceed independently, so one
+ * partition's upload does not hold up the others.
  */
 export class AuditSink {
   private readonly buffers = new Map<number, PartitionBuffer>();
   private readonly decoder = new RecordDecoder();
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly chains = new Map<number, Promise<unknown>>();
   private fileSeq = 0;
   private heartbeat: (() => Promise<void>) | null = null;
 
@@ -102,9 +103,10 @@ export class AuditSink {
     return this.deps.now?.() ?? Date.now();
   }
 
-  private serialize<T>(op: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(op, op);
-    this.chain = next.catch(() => undefined);
+  private serialize<T>(partition: number, op: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(partition) ?? Promise.resolve();
+    const next = prev.then(op, op);
+    this.chains.set(partition, next.catch(() => undefined));
     return next;
   }
 
@@ -137,7 +139,7 @@ export class AuditSink {
 
   /** Adds a fetched batch of one partition, then cuts whatever is due. */
   append(partition: number, messages: readonly InboundMessage[], heartbeat?: () => Promise<void>): Promise<void> {
-    return this.serialize(async () => {
+    return this.serialize(partition, async () => {
       this.heartbeat = heartbeat ?? null;
       try {
         await this.appendNow(partition, messages);
@@ -172,7 +174,7 @@ export class AuditSink {
         if (this.sizeDue(buf) || (buf.mustReach !== null && offset >= buf.mustReach)) await this.cutDue(buf);
       }
       await this.cutDue(buf);
-      await this.enforceMemoryBound();
+      await this.enforceMemoryBound(buf);
     }
   }
 
@@ -199,52 +201,55 @@ export class AuditSink {
     }
   }
 
-  private async enforceMemoryBound(): Promise<void> {
-    while (this.bufferedBytes > this.deps.limits.memoryMaxBytes) {
-      let largest: PartitionBuffer | null = null;
-      for (const b of this.buffers.values()) if (!largest || b.bytes > largest.bytes) largest = b;
-      if (!largest || largest.isEmpty) return;
-      const before = largest.firstOffset;
-      await this.cut(largest, 'memory');
-      if (largest.firstOffset === before) return; // waiting to reach a claimed cut
+  /**
+   * Keeps all buffers together under the memory limit: when over it, the largest
+   * buffer is cut (through its own partition's queue; awaited when it is this one).
+   */
+  private async enforceMemoryBound(current: PartitionBuffer): Promise<void> {
+    if (this.bufferedBytes <= this.deps.limits.memoryMaxBytes) return;
+    let largest = current;
+    for (const b of this.buffers.values()) if (b.bytes > largest.bytes) largest = b;
+    if (largest === current) {
+      if (!current.isEmpty) await this.cut(current, 'memory');
+    } else {
+      void this.serialize(largest.partition, async () => {
+        if (!largest.isEmpty && this.bufferedBytes > this.deps.limits.memoryMaxBytes) await this.cut(largest, 'memory');
+      }).catch((err: Error) => this.deps.log.error({ err: err.message, partition: largest.partition }, 'memory-bound cut failed'));
     }
   }
 
   /** Cuts partitions whose age limit passed; called on a timer so idle partitions still get stored. */
-  flushDue(): Promise<void> {
-    return this.serialize(async () => {
-      for (const buf of this.buffers.values()) await this.cutDue(buf);
-    });
+  async flushDue(): Promise<void> {
+    await Promise.all([...this.buffers.values()].map((buf) => this.serialize(buf.partition, () => this.cutDue(buf))));
   }
 
   /** Cuts everything buffered (shutdown, drain). Returns false if a claimed cut is still unreached. */
-  flushAll(reason: FlushReason): Promise<boolean> {
-    return this.serialize(async () => {
-      let complete = true;
-      for (const buf of this.buffers.values()) {
-        while (!buf.isEmpty) {
-          const before = buf.firstOffset;
-          await this.cut(buf, reason);
-          if (buf.firstOffset === before) {
-            complete = false;
-            break;
+  async flushAll(reason: FlushReason): Promise<boolean> {
+    const done = await Promise.all(
+      [...this.buffers.values()].map((buf) =>
+        this.serialize(buf.partition, async () => {
+          while (!buf.isEmpty) {
+            const before = buf.firstOffset;
+            await this.cut(buf, reason);
+            if (buf.firstOffset === before) return false;
           }
-        }
-      }
-      return complete;
-    });
+          return true;
+        }),
+      ),
+    );
+    return done.every(Boolean);
   }
 
   /**
    * After a rebalance the group re-reads every assigned partition from its
    * committed offset, so what is buffered is dropped (it will come again).
    */
-  resetAll(): Promise<void> {
-    return this.serialize(async () => {
-      const dropped = this.bufferedRecords;
-      this.buffers.clear();
-      if (dropped > 0) this.deps.log.info({ dropped }, 'rebalance: dropped uncommitted buffers; they will be re-read');
-    });
+  async resetAll(): Promise<void> {
+    const partitions = [...this.buffers.keys()];
+    await Promise.all(partitions.map((p) => this.serialize(p, async () => undefined)));
+    const dropped = this.bufferedRecords;
+    this.buffers.clear();
+    if (dropped > 0) this.deps.log.info({ dropped }, 'rebalance: dropped uncommitted buffers; they will be re-read');
   }
 
   /** Decides where this cut ends, claiming it or adopting an earlier claim; null when it must wait. */
@@ -320,8 +325,10 @@ export class AuditSink {
     const local = join(this.deps.workDir, `${process.pid}-${++this.fileSeq}-${name}`);
     try {
       const written = await this.deps.writer.write(rows, local);
-      const bloom = BloomFilter.forItems(rows.length);
-      for (const r of rows) bloom.add(objectKey(r.record));
+      const keys = new Set<string>();
+      for (const r of rows) keys.add(objectKey(r.record));
+      const bloom = BloomFilter.forItems(keys.size);
+      for (const k of keys) bloom.add(k);
       const key = dataKey(dt, name);
       const index: FileIndex = {
         version: 1,

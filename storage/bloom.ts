@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
-
 /**
- * A plain Bloom filter over strings (double hashing on SHA-1 halves). Used in
+ * A plain Bloom filter over strings (double hashing with two FNV-1a variants). Used in
  * the per-file index to skip files that cannot hold an object; false positives
  * only cost a fetch, false negatives cannot happen.
  */
@@ -23,13 +21,20 @@ export class BloomFilter {
   }
 
   private positions(item: string): number[] {
-    const d = createHash('sha1').update(item).digest();
-    const h1 = d.readUInt32BE(0);
-    const h2 = d.readUInt32BE(4) | 1;
+    // Two independent 32-bit FNV-1a hashes over UTF-16 code units (cheap, stable, no allocation).
+    let h1 = 0x811c9dc5;
+    let h2 = 0x01000193 ^ item.length;
+    for (let i = 0; i < item.length; i++) {
+      const c = item.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+      h2 ^= h2 >>> 15;
+    }
+    h2 |= 1;
     const m = this.bits.length * 8;
-    const out: number[] = [];
-    for (let i = 0; i < this.hashes; i++) out.push((h1 + Math.imul(i, h2)) >>> 0) ;
-    return out.map((h) => h % m);
+    const out: number[] = new Array(this.hashes);
+    for (let i = 0; i < this.hashes; i++) out[i] = ((h1 + Math.imul(i, h2)) >>> 0) % m;
+    return out;
   }
 
   add(item: string): void {

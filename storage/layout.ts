@@ -11,8 +11,18 @@
 
 const DT_RE = /^\d{4}-\d{2}-\d{2}$/;
 
+const DAY_MICROS = 86_400_000_000;
+const dtByDay = new Map<number, string>();
+
+/** UTC date of an event time (memoized per day: this runs once per stored row). */
 export function dtOfMicros(micros: number): string {
-  return new Date(Math.floor(micros / 1000)).toISOString().slice(0, 10);
+  const day = Math.floor(micros / DAY_MICROS);
+  let dt = dtByDay.get(day);
+  if (dt === undefined) {
+    dt = new Date(day * 86_400_000).toISOString().slice(0, 10);
+    if (dtByDay.size < 100_000) dtByDay.set(day, dt);
+  }
+  return dt;
 }
 
 export function isDt(value: string): boolean {
