@@ -2,6 +2,23 @@ import { open, rm, stat } from 'node:fs/promises';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { AuditRecord } from '../schemas';
 
+/**
+ * A row ready to write: its staging line plus what the sink needs to place it.
+ * Records are staged as they arrive, so buffers hold one string per record
+ * instead of a decoded object graph (several times smaller, and cheap to collect).
+ */
+export interface StagedRow {
+  partition: number;
+  offset: string;
+  /** Encoded size on Kafka, for the rotation and memory limits. */
+  size: number;
+  /** Event time, microseconds UTC. */
+  occurredAt: number;
+  /** `object_type:object_id`. */
+  key: string;
+  line: string;
+}
+
 /** ZSTD (default) compresses best; SNAPPY is readable by every Parquet reader, even minimal ones. */
 export type ParquetCompression = 'zstd' | 'snappy' | 'gzip' | 'uncompressed';
 
@@ -76,6 +93,18 @@ const COLUMN_TYPES: [string, string][] = PARQUET_COLUMNS.trim()
   .split(',')
   .map((c) => c.trim().split(/\s+/) as [string, string]);
 
+export function stageRow(row: StoredRow): StagedRow {
+  const r = row.record;
+  return {
+    partition: row.partition,
+    offset: row.offset,
+    size: row.size,
+    occurredAt: r.occurred_at,
+    key: `${r.object_type}:${r.object_id}`,
+    line: stagingLine(row),
+  };
+}
+
 /** One staging line: the row as a flat JSON object, event time as epoch microseconds. */
 function stagingLine({ record: r, partition, offset }: StoredRow): string {
   return JSON.stringify({
@@ -133,10 +162,13 @@ export class ParquetWriter {
     compression?: ParquetCompression;
     threads?: number;
     memoryLimit?: string;
+    /** Where DuckDB may spill a large sort instead of failing (default: its own temp dir). */
+    spillDir?: string;
   }): Promise<ParquetWriter> {
     const instance = await DuckDBInstance.create(':memory:', {
       threads: String(opts.threads ?? 2),
       memory_limit: opts.memoryLimit ?? '256MB',
+      ...(opts.spillDir ? { temp_directory: opts.spillDir } : {}),
       // Never reach out to the network for extensions (air-gapped sites).
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
@@ -145,6 +177,10 @@ export class ParquetWriter {
   }
 
   async write(rows: readonly StoredRow[], path: string): Promise<WrittenFile> {
+    return this.writeStaged(rows.map(stageRow), path);
+  }
+
+  async writeStaged(rows: readonly StagedRow[], path: string): Promise<WrittenFile> {
     if (rows.length === 0) throw new Error('refusing to write an empty Parquet file');
     const staging = `${path}.ndjson`;
     const fh = await open(staging, 'w');
@@ -153,7 +189,7 @@ export class ParquetWriter {
     try {
       const lines: string[] = [];
       for (const row of rows) {
-        lines.push(stagingLine(row));
+        lines.push(row.line);
         if (lines.length === 8192) {
           await fh.write(`${lines.join('\n')}\n`);
           lines.length = 0;
@@ -177,7 +213,7 @@ export class ParquetWriter {
   }
 
   /** Row-group byte ranges and key statistics, for the per-file index the query side prunes with. */
-  private async describe(conn: DuckDBConnection, path: string, rows: readonly StoredRow[]): Promise<WrittenFile> {
+  private async describe(conn: DuckDBConnection, path: string, rows: readonly StagedRow[]): Promise<WrittenFile> {
     const reader = await conn.runAndReadAll(
       `SELECT row_group_id,
               any_value(row_group_num_rows) AS rows,
@@ -203,9 +239,9 @@ export class ParquetWriter {
     });
     let minT = Infinity;
     let maxT = -Infinity;
-    for (const { record } of rows) {
-      if (record.occurred_at < minT) minT = record.occurred_at;
-      if (record.occurred_at > maxT) maxT = record.occurred_at;
+    for (const { occurredAt } of rows) {
+      if (occurredAt < minT) minT = occurredAt;
+      if (occurredAt > maxT) maxT = occurredAt;
     }
     return { path, rows: rows.length, bytes: (await stat(path)).size, minOccurredAt: minT, maxOccurredAt: maxT, rowGroups };
   }

@@ -1,4 +1,4 @@
-import type { StoredRow } from './parquet-writer';
+import type { StagedRow } from './parquet-writer';
 
 /**
  * The records read from one Kafka partition since its last committed cut.
@@ -6,7 +6,7 @@ import type { StoredRow } from './parquet-writer';
  * files (one per event date); offsets of poison messages belong to the cut too.
  */
 export class PartitionBuffer {
-  rows: StoredRow[] = [];
+  rows: StagedRow[] = [];
   /** Offsets of messages sent to the dead-letter topic, still inside this buffer. */
   deadLetters: bigint[] = [];
   firstOffset: bigint | null = null;
@@ -38,7 +38,7 @@ export class PartitionBuffer {
     this.seen = offset;
   }
 
-  add(row: StoredRow, offset: bigint, now: number): void {
+  add(row: StagedRow, offset: bigint, now: number): void {
     this.touch(offset, now);
     this.rows.push(row);
     this.bytes += row.size;
@@ -50,7 +50,7 @@ export class PartitionBuffer {
   }
 
   /** The rows up to `last` inclusive, left in place (they leave only once stored). */
-  peekThrough(last: bigint): StoredRow[] {
+  peekThrough(last: bigint): StagedRow[] {
     return this.rows.filter((r) => BigInt(r.offset) <= last);
   }
 
@@ -58,7 +58,7 @@ export class PartitionBuffer {
    * Removes and returns everything up to `last` inclusive; what remains starts
    * at the first buffered offset after it.
    */
-  takeThrough(last: bigint): { rows: StoredRow[]; deadLetters: bigint[]; bytes: number } {
+  takeThrough(last: bigint): { rows: StagedRow[]; deadLetters: bigint[]; bytes: number } {
     const rows = this.rows.filter((r) => BigInt(r.offset) <= last);
     const kept = this.rows.filter((r) => BigInt(r.offset) > last);
     const dead = this.deadLetters.filter((o) => o <= last);

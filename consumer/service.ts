@@ -34,6 +34,7 @@ export class AuditConsumerService {
   private sink: AuditSink | null = null;
   private ops: Server | null = null;
   private assigned: number[] = [];
+  private readonly workDir: string;
   private joined = false;
   private lastBatchAt = 0;
   private stopping: Promise<void> | null = null;
@@ -70,6 +71,7 @@ export class AuditConsumerService {
     });
     this.admin = this.kafka.admin();
     this.store = openStore(env);
+    this.workDir = env.AUDIT_WORK_DIR ?? join(tmpdir(), 'audit-consumer');
   }
 
   async run(): Promise<void> {
@@ -79,6 +81,7 @@ export class AuditConsumerService {
     this.writer = await ParquetWriter.create({
       rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
       compression: env.AUDIT_PARQUET_COMPRESSION,
+      spillDir: join(this.workDir, 'duckdb-spill'),
     });
     const topic = env.AUDIT_TOPIC;
     await this.admin.connect();
@@ -110,7 +113,7 @@ export class AuditConsumerService {
         memoryMaxBytes: env.AUDIT_MEMORY_MAX_BYTES,
         storeRetryMs: env.AUDIT_STORE_RETRY_MS,
       },
-      workDir: env.AUDIT_WORK_DIR ?? join(tmpdir(), 'audit-consumer'),
+      workDir: this.workDir,
       owner: `${hostname()}:${process.pid}`,
     });
     const sink = this.sink;

@@ -7,7 +7,6 @@ import {
   InvalidRecordError,
   RecordDecoder,
   assertValidRecord,
-  objectKey,
 } from '../schemas';
 import {
   BloomFilter,
@@ -21,7 +20,7 @@ import {
 } from '../storage';
 import type { SinkMetrics } from './metrics';
 import { PartitionBuffer } from './partition-buffer';
-import type { ParquetWriter, StoredRow } from './parquet-writer';
+import { type ParquetWriter, type StagedRow, stageRow } from './parquet-writer';
 import { withRetry } from './retry';
 
 export interface InboundMessage {
@@ -168,7 +167,7 @@ export class AuditSink {
           buf.addDeadLetter(offset, now);
           continue;
         }
-        buf.add({ record, partition, offset: m.offset, size: m.value?.length ?? 0 }, offset, now);
+        buf.add(stageRow({ record, partition, offset: m.offset, size: m.value?.length ?? 0 }), offset, now);
         this.deps.metrics.consumed.inc();
         // Size limits and claimed cuts are honoured at the exact message, not at batch end.
         if (this.sizeDue(buf) || (buf.mustReach !== null && offset >= buf.mustReach)) await this.cutDue(buf);
@@ -288,9 +287,9 @@ export class AuditSink {
     // Rows leave the buffer only once stored and committed: a failed cut loses nothing.
     const rows = buf.peekThrough(last);
 
-    const byDate = new Map<string, StoredRow[]>();
+    const byDate = new Map<string, StagedRow[]>();
     for (const row of rows) {
-      const dt = dtOfMicros(row.record.occurred_at);
+      const dt = dtOfMicros(row.occurredAt);
       let group = byDate.get(dt);
       if (!group) byDate.set(dt, (group = []));
       group.push(row);
@@ -312,7 +311,7 @@ export class AuditSink {
   }
 
   /** Writes one date's rows of a cut as a Parquet file, uploads it and its index. Returns the file size. */
-  private async storeFile(partition: number, dt: string, rows: StoredRow[]): Promise<number> {
+  private async storeFile(partition: number, dt: string, rows: StagedRow[]): Promise<number> {
     let lo = BigInt(rows[0]!.offset);
     let hi = lo;
     for (const r of rows) {
@@ -324,9 +323,9 @@ export class AuditSink {
     await mkdir(this.deps.workDir, { recursive: true });
     const local = join(this.deps.workDir, `${process.pid}-${++this.fileSeq}-${name}`);
     try {
-      const written = await this.deps.writer.write(rows, local);
+      const written = await this.deps.writer.writeStaged(rows, local);
       const keys = new Set<string>();
-      for (const r of rows) keys.add(objectKey(r.record));
+      for (const r of rows) keys.add(r.key);
       const bloom = BloomFilter.forItems(keys.size);
       for (const k of keys) bloom.add(k);
       const key = dataKey(dt, name);
