@@ -9,9 +9,8 @@ import {
   assertValidRecord,
 } from '../schemas';
 import {
-  BloomFilter,
-  type FileIndex,
   type ObjectStore,
+  buildFileIndex,
   cutKey,
   dataFileName,
   dataKey,
@@ -324,22 +323,8 @@ export class AuditSink {
     const local = join(this.deps.workDir, `${process.pid}-${++this.fileSeq}-${name}`);
     try {
       const written = await this.deps.writer.writeStaged(rows, local);
-      const keys = new Set<string>();
-      for (const r of rows) keys.add(r.key);
-      const bloom = BloomFilter.forItems(keys.size);
-      for (const k of keys) bloom.add(k);
       const key = dataKey(dt, name);
-      const index: FileIndex = {
-        version: 1,
-        key,
-        rows: written.rows,
-        bytes: written.bytes,
-        minOccurredAt: written.minOccurredAt,
-        maxOccurredAt: written.maxOccurredAt,
-        rowGroups: written.rowGroups,
-        bloom: bloom.toBase64(),
-        bloomHashes: bloom.hashes,
-      };
+      const index = buildFileIndex(key, written, rows.map((r) => r.key));
       // Data first, index second: a reader that finds an index can trust the file is there.
       await this.retry('upload', () => this.deps.store.putFile(key, local));
       await this.retry('upload index', () => this.deps.store.put(indexKey(dt, name), JSON.stringify(index)));
