@@ -30,9 +30,9 @@ export function parseInstant(flag: string, text: string, endOfDay = false): numb
   const t = text.trim();
   let ms: number;
   let fraction = 0;
-  if (DATE_ONLY.test(t)) {
+  const dateOnly = DATE_ONLY.test(t);
+  if (dateOnly) {
     ms = Date.parse(`${t}T00:00:00Z`);
-    if (endOfDay && Number.isFinite(ms)) return (ms + 86_400_000) * 1000 - 1;
   } else if (DATE_TIME.test(t)) {
     const hasZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(t);
     const frac = /\.(\d{1,9})/.exec(t);
@@ -47,6 +47,7 @@ export function parseInstant(flag: string, text: string, endOfDay = false): numb
     // Date.parse rolls 2026-02-30 over to March; refuse impossible dates.
     throw new UsageError(`${flag} is not a valid date: ${JSON.stringify(text)}`);
   }
+  if (dateOnly && endOfDay) return (ms + 86_400_000) * 1000 - 1;
   return ms * 1000 + fraction;
 }
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, readEnv } from '../config/env';
-import { StorageError } from '../storage';
+import { StorageError, StoreUrlError } from '../storage';
 import { UsageError, parseFormat, parseInstant, parseObjectRef } from './args';
 import { render, type OutputFormat } from './format';
 import { isoMicros, type HistoryEvent } from './history';
-import { AuditQuery } from './query';
+import { createProgress, type Progress } from './progress';
+import { AuditQuery, SqlError } from './query';
 import { diffVersions, stateAsOf } from './state';
 
 interface HistoryFlags {
@@ -41,12 +42,22 @@ function write(text: string): Promise<void> {
   return new Promise((resolve) => (text === '' ? resolve() : process.stdout.write(text, () => resolve())));
 }
 
+let progress: Progress | undefined;
+
 function progressReporter(): ((done: number, total: number) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  return (done, total) => {
-    if (total < 8) return;
-    process.stderr.write(`\rfetching ${done}/${total} files${done === total ? '\n' : ''}`);
-  };
+  progress = createProgress(process.stderr);
+  return progress ? (done, total) => progress?.update(done, total) : undefined;
+}
+
+/** One line, whatever the cause looks like (SDK errors can be multi-line or empty). */
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+function storageMessage(err: StorageError): string {
+  const endpoint = process.env.AUDIT_S3_ENDPOINT;
+  const where = endpoint && err.location.startsWith('s3://') ? ` (endpoint ${endpoint})` : '';
+  return `storage unavailable: ${oneLine(err.message)}${where}`;
 }
 
 function rangeOf(flags: HistoryFlags) {
@@ -103,6 +114,10 @@ async function runSql(text: string, flags: HistoryFlags): Promise<number> {
   }
 }
 
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function formatOption(): Option {
   return new Option('--format <format>', 'table|json|ndjson|csv (default: table on a TTY, ndjson otherwise)');
 }
@@ -122,7 +137,9 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(formatOption())
     .option('--stats', 'print fetch statistics on stderr')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^error: /, 'audit-query: ')) })
+    // Options after `sql` belong to it (it has its own --since/--until/--format/--stats).
+    .enablePositionalOptions()
+    .configureOutput({ writeErr: (s) => process.stderr.write(`${oneLine(s.replace(/^error: /, 'audit-query: '))}\n`) })
     .action((flags: HistoryFlags) => {
       result = runHistory(flags);
     });
@@ -134,26 +151,35 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(formatOption())
     .option('--stats', 'print fetch statistics on stderr')
     .action((text: string, flags: HistoryFlags) => {
-      result = runSql(text, flags);
+      // `audit-query --format json sql ...` works too: the root's options come first.
+      const { format, since, until, stats } = program.opts<HistoryFlags>();
+      result = runSql(text, { format, since, until, stats, ...definedOnly(flags) });
     });
   try {
     await program.parseAsync(argv);
     return await result;
   } catch (err) {
+    progress?.clear();
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    if (err instanceof UsageError || err instanceof ConfigError) {
-      process.stderr.write(`audit-query: ${err.message}\n`);
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof StoreUrlError) {
+      process.stderr.write(`audit-query: ${oneLine(err.message)}\n`);
+      return 2;
+    }
+    if (err instanceof SqlError) {
+      process.stderr.write(`audit-query: SQL failed: ${oneLine(err.message)}\n`);
       return 2;
     }
     if (err instanceof StorageError) {
-      process.stderr.write(`audit-query: storage unavailable: ${err.message}\n`);
+      process.stderr.write(`audit-query: ${storageMessage(err)}\n`);
       return 2;
     }
-    process.stderr.write(`audit-query: ${(err as Error).message.split('\n')[0]}\n`);
+    process.stderr.write(`audit-query: ${oneLine((err as Error).message.split('\n')[0] ?? String(err))}\n`);
     return 1;
   }
 }
 
 if (require.main === module) {
+  // The SDK's multi-line Node-version notice would break "one line on stderr".
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   main(process.argv).then((code) => process.exit(code));
 }

@@ -1,16 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import {
-  BloomFilter,
   type FileIndex,
+  type ObjectInfo,
   type ObjectStore,
   DATA_PREFIX,
   INDEX_PREFIX,
+  datesBetween,
   dtOfMicros,
   parseDataKey,
   parseFileIndex,
-  rowGroupMayContain,
+  rowGroupMayHold,
 } from '../storage';
 import type { ObjectCache } from './cache';
+import type { IndexCatalog, IndexMeta } from './index-catalog';
 import { mapLimit } from './concurrency';
 
 export interface ObjectRef {
@@ -26,61 +28,125 @@ export interface TimeRange {
 
 export interface Candidate {
   key: string;
-  /** The file's index, when the consumer wrote one (files without one are always read). */
-  index: FileIndex | null;
+  /** Size of the stored object, from the listing. */
+  size: number;
+  /** The file's index (without its Bloom filter), when the consumer wrote one (files without one are always read whole). */
+  index: IndexMeta | null;
 }
 
 export interface LocateStats {
   filesListed: number;
   filesSelected: number;
+  /** Stored bytes of the data files in the listed partitions. */
+  bytesListed: number;
+  /** LIST requests sent (one per prefix and page, approximately: pages are not visible here). */
+  listCalls: number;
 }
 
-async function listKeys(store: ObjectStore, prefix: string, range: TimeRange, strip: string): Promise<string[]> {
+/** Bounded ranges up to this many days are listed day by day (one prefix each); longer ones in one listing. */
+const MAX_DAYS_LISTED_SEPARATELY = 62;
+
+/**
+ * Lists the objects under `base` (`dt=` or `_index/dt=`) in the dt partitions of the range.
+ *
+ * The listing is never cached: late events add files to past days at any time,
+ * and a LIST per prefix is cheap next to reading what it returns.
+ */
+async function listPartitions(store: ObjectStore, base: string, range: TimeRange): Promise<{ objects: ObjectInfo[]; calls: number }> {
   const fromDt = range.since === null ? null : dtOfMicros(range.since);
   const toDt = range.until === null ? null : dtOfMicros(range.until);
-  const keys: string[] = [];
-  for await (const obj of store.list(prefix)) {
-    const rel = obj.key.slice(strip.length);
+  const days = fromDt && toDt ? datesBetween(fromDt, toDt) : null;
+  const prefixes = days && days.length <= MAX_DAYS_LISTED_SEPARATELY ? days.map((d) => `${base}${d}/`) : [base];
+  const lists = await mapLimit(prefixes, 8, async (prefix) => {
+    const found: ObjectInfo[] = [];
+    for await (const obj of store.list(prefix)) found.push(obj);
+    return found;
+  });
+  const objects = lists.flat().filter((o) => {
+    const rel = o.key.slice(base.length - DATA_PREFIX.length); // dt=YYYY-MM-DD/...
     const dt = rel.slice(3, 13);
-    if ((fromDt && dt < fromDt) || (toDt && dt > toDt)) continue;
-    keys.push(rel);
-  }
-  return keys;
+    return !((fromDt && dt < fromDt) || (toDt && dt > toDt));
+  });
+  return { objects, calls: prefixes.length };
 }
+
+async function loadIndex(cache: ObjectCache, indexKey: string, dataSize: number): Promise<FileIndex | null> {
+  for (const refresh of [false, true]) {
+    try {
+      const index = parseFileIndex(await readFile(await cache.file(indexKey, { refresh }), 'utf8'), indexKey);
+      // An index describes one version of its data file: a size mismatch means the
+      // cached index is stale (the file was rewritten) or the index is wrong.
+      if (index.bytes === dataSize) return index;
+    } catch (err) {
+      if (refresh) throw err;
+    }
+  }
+  return null; // unusable: the file is read whole
+}
+
+/** How long "this data file has no index" is believed before the index listing is checked again. */
+export const NO_INDEX_TTL_MS = 10 * 60_000;
+
+const indexKeyOf = (dataKey: string) => INDEX_PREFIX + dataKey.replace(/\.parquet$/, '.json');
 
 /**
  * Finds the data files that can hold an object's events in a time range:
  * partition pruning by `dt`, then each file's index (time bounds, Bloom filter
- * of objects, row-group key statistics). Indexes are immutable and cached.
+ * of objects, row-group key statistics). Indexes are immutable: they are cached,
+ * and summed up in a local catalog, so a warm lookup lists the data files and
+ * reads one local file. The index listing is only needed for data files the
+ * catalog does not know (or believed index-less for a while: an index is
+ * uploaded just after its data file).
  */
 export async function locateFiles(
   store: ObjectStore,
   cache: ObjectCache,
   object: ObjectRef | null,
   range: TimeRange,
+  catalog: IndexCatalog,
 ): Promise<{ candidates: Candidate[]; stats: LocateStats }> {
-  const [dataKeys, indexKeys] = await Promise.all([
-    listKeys(store, DATA_PREFIX, range, ''),
-    listKeys(store, `${INDEX_PREFIX}${DATA_PREFIX}`, range, INDEX_PREFIX),
-  ]);
-  const indexed = new Set(indexKeys.map((k) => k.replace(/\.json$/, '.parquet')));
-  const dataFiles = dataKeys.filter((k) => parseDataKey(k) !== null);
+  const data = await listPartitions(store, DATA_PREFIX, range);
+  const dataFiles = data.objects.filter((o) => parseDataKey(o.key) !== null);
+  const now = Date.now();
+  const unknown = dataFiles.filter((f) => {
+    const e = catalog.get(f.key, f.size);
+    return !e || (e.index === null && now - e.checkedAt > NO_INDEX_TTL_MS);
+  });
+  let listCalls = data.calls;
+  if (unknown.length > 0) {
+    const indexes = await listPartitions(store, `${INDEX_PREFIX}${DATA_PREFIX}`, range);
+    listCalls += indexes.calls;
+    const indexed = new Set(indexes.objects.map((o) => o.key));
+    await mapLimit(unknown, 32, async (f) => {
+      const key = indexKeyOf(f.key);
+      catalog.set(f.key, f.size, indexed.has(key) ? await loadIndex(cache, key, f.size) : null, now);
+    });
+  }
   const objectKey = object ? `${object.type}:${object.id}` : null;
 
-  const candidates = await mapLimit(dataFiles, 16, async (key): Promise<Candidate | null> => {
-    if (!indexed.has(key)) return { key, index: null };
-    const indexKey = INDEX_PREFIX + key.replace(/\.parquet$/, '.json');
-    const index = parseFileIndex(await readFile(await cache.file(indexKey), 'utf8'), indexKey);
-    if (range.since !== null && index.maxOccurredAt < range.since) return null;
-    if (range.until !== null && index.minOccurredAt > range.until) return null;
-    if (object && objectKey) {
-      if (index.bloom && index.bloomHashes && !BloomFilter.fromBase64(index.bloom, index.bloomHashes).mayContain(objectKey)) {
-        return null;
-      }
-      if (!index.rowGroups.some((rg) => rowGroupMayContain(rg, object.type, object.id))) return null;
+  const selected: Candidate[] = [];
+  for (const { key, size } of dataFiles) {
+    const entry = catalog.get(key, size)!;
+    const index = entry.index;
+    if (!index) {
+      selected.push({ key, size, index: null });
+      continue;
     }
-    return { key, index };
-  });
-  const selected = candidates.filter((c): c is Candidate => c !== null);
-  return { candidates: selected, stats: { filesListed: dataFiles.length, filesSelected: selected.length } };
+    if (range.since !== null && index.maxOccurredAt < range.since) continue;
+    if (range.until !== null && index.minOccurredAt > range.until) continue;
+    if (object && objectKey) {
+      if (entry.bloom && !entry.bloom.mayContain(objectKey)) continue;
+      if (!index.rowGroups.some((rg) => rowGroupMayHold(rg, object.type, object.id))) continue;
+    }
+    selected.push({ key, size, index });
+  }
+  return {
+    candidates: selected,
+    stats: {
+      filesListed: dataFiles.length,
+      filesSelected: selected.length,
+      bytesListed: dataFiles.reduce((s, f) => s + f.size, 0),
+      listCalls,
+    },
+  };
 }

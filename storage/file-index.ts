@@ -29,6 +29,8 @@ export interface FileIndex {
   /** Bloom filter of `object_type:object_id` keys (see bloom.ts), base64; absent = no filter. */
   bloom?: string;
   bloomHashes?: number;
+  /** Hash family of the Bloom filter; a filter without it (or with another) is ignored, never trusted. */
+  bloomHash?: string;
 }
 
 /** Can this row group hold rows of (type, id)? Conservative: unknown statistics mean yes. */
@@ -118,5 +120,9 @@ export function buildFileIndex(key: string, written: WrittenFileSummary, objectK
     rowGroups: written.rowGroups.map((rg) => ({ ...rg })),
     bloom: bloom.toBase64(),
     bloomHashes: bloom.hashes,
+    bloomHash: BLOOM_HASH,
   };
 }
+
+/** Identifies BloomFilter's hashing; bump it whenever storage/bloom.ts hashes differently. */
+export const BLOOM_HASH = 'fnv1a-x2';

@@ -19,6 +19,7 @@ describe('audit-query arguments', () => {
     expect(parseInstant('--since', '2026-01-02T05:04:05+02:00')).toBe(Date.UTC(2026, 0, 2, 3, 4, 5) * 1000);
     for (const bad of ['tomorrow', '2026-02-30', '2026-13-01', '01/02/2026', '']) {
       expect(() => parseInstant('--since', bad)).toThrow(UsageError);
+      expect(() => parseInstant('--until', bad, true)).toThrow(UsageError);
     }
   });
 

@@ -1,0 +1,138 @@
+/**
+ * Loads a benchmark dataset in one pass over a deterministic event stream:
+ *
+ * - into the store, in the consumer's exact layout: events are routed to Kafka
+ *   partitions like the default partitioner would (murmur2 of the key
+ *   `object_type:object_id`, mod the partition count), each partition's buffer
+ *   is cut at the sink's limits (records or encoded bytes), each cut is split by
+ *   the UTC date of the events and written with the project's ParquetWriter,
+ *   with the index the sink writes (shared `buildFileIndex`);
+ * - optionally into a PostgreSQL table with COPY, same rows.
+ *
+ * Memory stays bounded by the cut size: rows are generated, routed, written and
+ * dropped file by file.
+ */
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ParquetWriter, type StoredRow } from '../../consumer/parquet-writer';
+import { encodeRecord, objectKey, type AuditRecord } from '../../schemas';
+import type { ObjectStore } from '../../storage';
+import { EventGenerator, type EventGenOptions } from './events';
+import { PgCopy, type PgTarget, copyLine, psql, tableDdl } from './pg';
+import { storeCut, type StoredFile } from './store-writer';
+
+// The Kafka default partitioner's hash (kafkajs ships the Java client's murmur2).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const murmur2 = require('kafkajs/src/producer/partitioners/default/murmur2') as (key: string | Buffer) => number;
+
+export function kafkaPartition(key: string, partitions: number): number {
+  return (murmur2(key) & 0x7fffffff) % partitions;
+}
+
+export interface DatasetOptions extends EventGenOptions {
+  topic: string;
+  partitions: number;
+  cutRecords: number;
+  cutBytes: number;
+  rowGroupRows: number;
+  workDir: string;
+  /** PostgreSQL table to load alongside (created; must not exist), or null. */
+  pg: { target: PgTarget; table: string } | null;
+  log: (msg: string) => void;
+}
+
+export interface DatasetSummary {
+  events: number;
+  files: number;
+  parquetBytes: number;
+  indexBytes: number;
+  cuts: number;
+  avgWireBytes: number;
+  seconds: number;
+}
+
+class PartitionBuffer {
+  rows: StoredRow[] = [];
+  bytes = 0;
+  nextOffset = 0;
+  constructor(readonly partition: number) {}
+}
+
+export async function loadDataset(store: ObjectStore, opts: DatasetOptions): Promise<DatasetSummary> {
+  const t0 = Date.now();
+  const gen = new EventGenerator(opts);
+  const writer = await ParquetWriter.create({ rowGroupRows: opts.rowGroupRows, threads: 2, memoryLimit: '2GB' });
+  const buffers = Array.from({ length: opts.partitions }, (_, p) => new PartitionBuffer(p));
+  const files: StoredFile[] = [];
+  let cuts = 0;
+  let inFlight: Promise<void> = Promise.resolve();
+  let copy: PgCopy | null = null;
+  if (opts.pg) {
+    await psql(opts.pg.target, tableDdl(opts.pg.table));
+    copy = new PgCopy(opts.pg.target, opts.pg.table);
+  }
+
+  // Encoded (Avro) size, which the sink's byte limit counts: measured on a sample, then averaged.
+  let sampleBytes = 0;
+  let sampled = 0;
+  const wireSize = (r: AuditRecord) => {
+    if (sampled < 5000) {
+      sampleBytes += encodeRecord(r).length;
+      sampled++;
+    }
+    return sampleBytes / sampled;
+  };
+
+  const cut = async (buf: PartitionBuffer) => {
+    const rows = buf.rows;
+    buf.rows = [];
+    buf.bytes = 0;
+    cuts++;
+    // One cut written at a time, while the next ones are generated.
+    await inFlight;
+    inFlight = storeCut(store, writer, { topic: opts.topic, partition: buf.partition, rows, workDir: opts.workDir }).then((stored) => {
+      files.push(...stored);
+    });
+  };
+
+  let n = 0;
+  let lastLog = Date.now();
+  for (const record of gen.events()) {
+    const buf = buffers[kafkaPartition(objectKey(record), opts.partitions)]!;
+    const offset = buf.nextOffset++;
+    const size = wireSize(record);
+    buf.rows.push({ record, partition: buf.partition, offset: String(offset), size });
+    buf.bytes += size;
+    if (copy) await copy.write(copyLine(record, buf.partition, offset));
+    if (buf.rows.length >= opts.cutRecords || buf.bytes >= opts.cutBytes) await cut(buf);
+    if (++n % 100_000 === 0 && Date.now() - lastLog > 10_000) {
+      lastLog = Date.now();
+      opts.log(`  generated ${n.toLocaleString('en')} / ${opts.events.toLocaleString('en')} events, ${files.length} files stored (${Math.round((Date.now() - t0) / 1000)} s)`);
+    }
+  }
+  for (const buf of buffers) if (buf.rows.length > 0) await cut(buf);
+  await inFlight;
+  writer.close();
+  await rm(opts.workDir, { recursive: true, force: true });
+  if (copy) {
+    opts.log('  PostgreSQL: finishing COPY, building the index');
+    await copy.end();
+    await psql(opts.pg!.target, `CREATE INDEX ${opts.pg!.table}_object ON ${opts.pg!.table} (object_type, object_id, occurred_at)`);
+    await psql(opts.pg!.target, `VACUUM ANALYZE ${opts.pg!.table}`);
+  }
+  return {
+    events: n,
+    files: files.length,
+    parquetBytes: files.reduce((s, f) => s + f.bytes, 0),
+    indexBytes: files.reduce((s, f) => s + f.indexBytes, 0),
+    cuts,
+    avgWireBytes: sampled > 0 ? sampleBytes / sampled : 0,
+    seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+/** Scratch space for files being written (outside the work tree). */
+export function workDirFor(name: string): string {
+  return join(tmpdir(), `audit-bench-${name}-${process.pid}`);
+}

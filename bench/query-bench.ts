@@ -1,0 +1,296 @@
+/**
+ * audit-query lookup benchmark: one object's history from a bucket holding a
+ * month of events, cold (empty local cache) and warm, with the bytes fetched
+ * from S3, side by side with the same lookup on a PostgreSQL audit table.
+ *
+ *   npm run build && node dist/bench/query-bench.js
+ *   (or, with dist/query built: node -r ./bench/lib/register.js bench/query-bench.ts)
+ *
+ * Needs MinIO and PostgreSQL (bash infra/up.sh s3 postgres) and psql. Not part of `npm test`.
+ *
+ * Environment (defaults):
+ *   BENCH_EVENTS (10000000)  BENCH_DAYS (30)  BENCH_OBJECTS (100000)  BENCH_PARTITIONS (3)
+ *   BENCH_CUT_RECORDS (200000)  BENCH_CUT_BYTES (67108864, the consumer's AUDIT_FLUSH_MAX_BYTES default)
+ *   AUDIT_PARQUET_ROW_GROUP_ROWS (16384, as the consumer)  BENCH_PROFILE (typical | full: + request/trace ids)
+ *   BENCH_LATE_SHARE (0.002)  BENCH_QUERIES (20)  BENCH_SEED (42)
+ *   BENCH_PG (1; 0 skips PostgreSQL)  BENCH_FRESH (0; 1 reloads even when the dataset exists)
+ *   AUDIT_S3_ENDPOINT (http://127.0.0.1:9000)  BENCH_BUCKET (audit)
+ * The dataset is kept under s3://<bucket>/bench/query/<id>/ (and table bench_audit_<id>) and
+ * reused by later runs with the same parameters.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { S3ObjectStore } from '../storage';
+import { loadDataset, workDirFor, type DatasetOptions, type DatasetSummary } from './lib/dataset';
+import { EventGenerator, type BenchProfile } from './lib/events';
+import { pgTargetFromEnv, psql, sqlLiteral } from './lib/pg';
+import { Prng } from './lib/prng';
+import { bytes, mean, median, p95, pct, seconds, table } from './lib/stats';
+
+function findRoot(from: string): string {
+  for (let d = from; d !== dirname(d); d = dirname(d)) if (existsSync(join(d, 'package.json'))) return d;
+  throw new Error('package.json not found');
+}
+
+const ROOT = findRoot(__dirname);
+const num = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
+const cfg = {
+  events: num('BENCH_EVENTS', 10_000_000),
+  days: num('BENCH_DAYS', 30),
+  objects: num('BENCH_OBJECTS', 100_000),
+  partitions: num('BENCH_PARTITIONS', 3),
+  cutRecords: num('BENCH_CUT_RECORDS', 200_000),
+  cutBytes: num('BENCH_CUT_BYTES', 64 * 1024 * 1024),
+  rowGroupRows: num('AUDIT_PARQUET_ROW_GROUP_ROWS', 16_384),
+  profile: (process.env.BENCH_PROFILE ?? 'typical') as BenchProfile,
+  lateShare: num('BENCH_LATE_SHARE', 0.002),
+  queries: num('BENCH_QUERIES', 20),
+  seed: num('BENCH_SEED', 42),
+  pg: process.env.BENCH_PG !== '0',
+  fresh: process.env.BENCH_FRESH === '1',
+  endpoint: process.env.AUDIT_S3_ENDPOINT ?? 'http://127.0.0.1:9000',
+  bucket: process.env.BENCH_BUCKET ?? 'audit',
+  start: Date.UTC(2026, 8, 1),
+};
+process.env.AWS_ACCESS_KEY_ID ??= 'minioadmin';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'minioadmin';
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+const datasetKey = JSON.stringify([cfg.events, cfg.days, cfg.objects, cfg.partitions, cfg.cutRecords, cfg.cutBytes, cfg.rowGroupRows, cfg.profile, cfg.lateShare, cfg.seed, cfg.start]);
+const datasetId = createHash('sha256').update(datasetKey).digest('hex').slice(0, 10);
+const prefix = `bench/query/${datasetId}`;
+// PostgreSQL holds the same rows whatever the Parquet layout: keyed by the event stream only.
+const streamKey = JSON.stringify([cfg.events, cfg.days, cfg.objects, cfg.partitions, cfg.profile, cfg.lateShare, cfg.seed, cfg.start]);
+const pgTable = `bench_audit_${createHash('sha256').update(streamKey).digest('hex').slice(0, 10)}`;
+const MANIFEST = '_bench/manifest.json';
+
+interface CliRun {
+  seconds: number;
+  rows: number;
+  stats: Record<string, number>;
+}
+
+function runQuery(object: string, cacheDir: string): Promise<CliRun> {
+  const env = {
+    ...process.env,
+    AUDIT_STORE_URL: `s3://${cfg.bucket}/${prefix}`,
+    AUDIT_S3_ENDPOINT: cfg.endpoint,
+    AUDIT_CACHE_DIR: cacheDir,
+  };
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), '--object', object, '--format', 'ndjson', '--stats'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let rows = 0;
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      for (const b of d) if (b === 10) rows++;
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (code !== 0) return reject(new Error(`audit-query ${object} exited ${code}: ${stderr}`));
+      resolve({ seconds: s, rows, stats: JSON.parse(stderr.trim().split('\n').pop()!) as Record<string, number> });
+    });
+  });
+}
+
+function timeProcess(cmd: string, args: string[]): Promise<{ seconds: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve({ seconds: Number(process.hrtime.bigint() - t0) / 1e9, stdout }) : reject(new Error(`${cmd} exited ${code}: ${stderr}`))));
+  });
+}
+
+async function storedBytes(store: S3ObjectStore): Promise<{ parquet: number; index: number; files: number }> {
+  let parquet = 0;
+  let index = 0;
+  let files = 0;
+  for await (const o of store.list('dt=')) {
+    parquet += o.size;
+    files++;
+  }
+  for await (const o of store.list('_index/')) index += o.size;
+  return { parquet, index, files };
+}
+
+async function ensureDataset(store: S3ObjectStore): Promise<DatasetSummary> {
+  const pg = pgTargetFromEnv();
+  const existing = cfg.fresh ? null : await store.get(MANIFEST);
+  let pgReady = !cfg.pg;
+  if (cfg.pg && !cfg.fresh) {
+    const ready = (await psql(pg, `SELECT to_regclass(${sqlLiteral(pgTable)}) IS NOT NULL`)) === 't';
+    pgReady = ready && Number(await psql(pg, `SELECT count(*) FROM ${pgTable}`)) === cfg.events;
+  }
+  if (existing && pgReady) {
+    log(`reusing dataset s3://${cfg.bucket}/${prefix}${cfg.pg ? ` and table ${pgTable}` : ''} (BENCH_FRESH=1 reloads)`);
+    return JSON.parse(existing.toString('utf8')) as DatasetSummary;
+  }
+  const loadPg = cfg.pg && !pgReady;
+  log(`loading ${cfg.events.toLocaleString('en')} events into s3://${cfg.bucket}/${prefix}${loadPg ? ` and PostgreSQL table ${pgTable}` : ''}`);
+  const stale: string[] = [];
+  for await (const o of store.list('')) stale.push(o.key);
+  for (const k of stale) await store.delete(k);
+  if (loadPg) await psql(pg, `DROP TABLE IF EXISTS ${pgTable}`);
+  const opts: DatasetOptions = {
+    ...cfg,
+    topic: 'audit.events',
+    workDir: workDirFor('query'),
+    pg: loadPg ? { target: pg, table: pgTable } : null,
+    log,
+  };
+  const summary = await loadDataset(store, opts);
+  await store.put(MANIFEST, JSON.stringify(summary));
+  log(`loaded in ${summary.seconds.toFixed(0)} s: ${summary.files} files from ${summary.cuts} cuts`);
+  return summary;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(ROOT, 'dist', 'query', 'cli.js'))) throw new Error('run `npm run build` first (the benchmark times dist/query/cli.js)');
+  const store = new S3ObjectStore({ bucket: cfg.bucket, prefix, region: 'us-east-1', endpoint: cfg.endpoint });
+  const dataset = await ensureDataset(store);
+  const stored = await storedBytes(store);
+  store.close();
+
+  // The same objects every run: the generator is deterministic.
+  const objects = new EventGenerator({ ...cfg }).objects;
+  const rng = new Prng(cfg.seed + 1);
+  const picks = Array.from({ length: cfg.queries }, () => objects[rng.int(objects.length)]!).map((o) => `${o.type}:${o.id}`);
+
+  const baseline = await timeProcess(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), '--help']);
+  log(`audit-query startup floor (--help): ${seconds(baseline.seconds)}`);
+
+  const scratch = await mkdtemp(join(tmpdir(), 'query-bench-'));
+  const cold: CliRun[] = [];
+  const warm: CliRun[] = [];
+  const indexWarm: CliRun[] = [];
+  try {
+    for (const [i, object] of picks.entries()) {
+      const dir = join(scratch, `cold-${i}`);
+      cold.push(await runQuery(object, dir));
+      warm.push(await runQuery(object, dir));
+      log(`  ${object}: ${cold[i]!.rows} events; cold ${seconds(cold[i]!.seconds)} (${bytes(cold[i]!.stats.bytesFetched!)}), warm ${seconds(warm[i]!.seconds)} (${bytes(warm[i]!.stats.bytesFetched!)})`);
+      if (warm[i]!.rows !== cold[i]!.rows) throw new Error(`${object}: warm and cold disagree`);
+      await rm(dir, { recursive: true, force: true });
+    }
+    // Steady state of a CLI in daily use: every index cached (primed by one lookup), each object new.
+    const shared = join(scratch, 'shared');
+    await runQuery('bench-prime:none', shared);
+    for (const object of picks) indexWarm.push(await runQuery(object, shared));
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+
+  let pgResult: Record<string, unknown> | null = null;
+  if (cfg.pg) {
+    const pg = pgTargetFromEnv();
+    const first: number[] = [];
+    const repeat: number[] = [];
+    const args = ['-X', '-q', '-A', '-t', '-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', pg.database, '-c'];
+    for (const [i, object] of picks.entries()) {
+      const colon = object.indexOf(':');
+      const sql = `SELECT * FROM ${pgTable} WHERE object_type = ${sqlLiteral(object.slice(0, colon))} AND object_id = ${sqlLiteral(object.slice(colon + 1))} ORDER BY occurred_at, kafka_partition, kafka_offset`;
+      const a = await timeProcess('psql', [...args, sql]);
+      const b = await timeProcess('psql', [...args, sql]);
+      first.push(a.seconds);
+      repeat.push(b.seconds);
+      const rows = a.stdout.split('\n').filter(Boolean).length;
+      if (rows !== cold[i]!.rows) throw new Error(`${object}: PostgreSQL has ${rows} events, audit-query returned ${cold[i]!.rows}`);
+    }
+    const [total, heap, indexes, rows] = (
+      await psql(pg, `SELECT pg_total_relation_size('${pgTable}'), pg_relation_size('${pgTable}'), pg_indexes_size('${pgTable}'), (SELECT count(*) FROM ${pgTable})`)
+    ).split('|').map(Number) as [number, number, number, number];
+    pgResult = {
+      firstSeconds: { median: median(first), p95: p95(first) },
+      repeatSeconds: { median: median(repeat), p95: p95(repeat) },
+      rows,
+      totalBytes: total,
+      heapBytes: heap,
+      indexBytes: indexes,
+      bytesPerEvent: total / rows,
+    };
+  }
+
+  const storedTotal = stored.parquet + stored.index;
+  const share = (r: CliRun) => r.stats.bytesFetched! / storedTotal;
+  const result = {
+    benchmark: 'query-bench',
+    date: new Date().toISOString(),
+    node: process.version,
+    config: { ...cfg, datasetId, prefix },
+    dataset: { ...dataset, storedParquetBytes: stored.parquet, storedIndexBytes: stored.index, dataFiles: stored.files },
+    startupFloorSeconds: baseline.seconds,
+    queries: picks.map((object, i) => ({
+      object,
+      events: cold[i]!.rows,
+      coldSeconds: cold[i]!.seconds,
+      warmSeconds: warm[i]!.seconds,
+      indexWarmSeconds: indexWarm[i]!.seconds,
+      cold: cold[i]!.stats,
+      warm: warm[i]!.stats,
+      indexWarm: indexWarm[i]!.stats,
+    })),
+    summary: {
+      eventsPerObject: { median: median(cold.map((r) => r.rows)), max: Math.max(...cold.map((r) => r.rows)) },
+      coldSeconds: { median: median(cold.map((r) => r.seconds)), p95: p95(cold.map((r) => r.seconds)) },
+      warmSeconds: { median: median(warm.map((r) => r.seconds)), p95: p95(warm.map((r) => r.seconds)) },
+      indexWarmSeconds: { median: median(indexWarm.map((r) => r.seconds)), p95: p95(indexWarm.map((r) => r.seconds)) },
+      coldFetchedShare: { mean: mean(cold.map(share)), max: Math.max(...cold.map(share)) },
+      coldDataFetchedShare: { mean: mean(cold.map((r) => r.stats.dataBytesFetched! / stored.parquet)) },
+      coldIndexFetchedBytes: mean(cold.map((r) => r.stats.indexBytesFetched!)),
+      wholeFileFetchedShare: { mean: mean(cold.map((r) => (r.stats.bytesCandidates! + r.stats.indexBytesFetched!) / storedTotal)) },
+      indexWarmFetchedShare: { mean: mean(indexWarm.map(share)), max: Math.max(...indexWarm.map(share)) },
+      warmBytesFetched: Math.max(...warm.map((r) => r.stats.bytesFetched!)),
+      filesRead: { median: median(cold.map((r) => r.stats.filesRead!)), of: stored.files },
+      parquetBytesPerEvent: stored.parquet / dataset.events,
+      storedBytesPerEvent: storedTotal / dataset.events,
+      fallbacks: [...cold, ...warm, ...indexWarm].reduce((s, r) => s + (r.stats.fallbacks ?? 0), 0),
+    },
+    postgres: pgResult,
+    targets: { coldSeconds: 2, warmSeconds: 0.5, fetchedShare: 0.05, bytesPerEvent: 30 },
+  };
+
+  const s = result.summary;
+  const pgr = pgResult as { firstSeconds: { median: number; p95: number }; repeatSeconds: { median: number; p95: number }; bytesPerEvent: number } | null;
+  const rows: string[][] = [
+    ['lookup wall time, cold (empty cache), median', seconds(s.coldSeconds.median), pgr ? seconds(pgr.firstSeconds.median) : '-', '≤ 2 s'],
+    ['lookup wall time, cold, p95', seconds(s.coldSeconds.p95), pgr ? seconds(pgr.firstSeconds.p95) : '-', '≤ 2 s'],
+    ['lookup wall time, warm (same object), median', seconds(s.warmSeconds.median), pgr ? seconds(pgr.repeatSeconds.median) : '-', '≤ 0.5 s'],
+    ['lookup wall time, warm, p95', seconds(s.warmSeconds.p95), pgr ? seconds(pgr.repeatSeconds.p95) : '-', '≤ 0.5 s'],
+    ['lookup wall time, indexes cached / new object, median', seconds(s.indexWarmSeconds.median), '-', ''],
+    ['lookup wall time, indexes cached / new object, p95', seconds(s.indexWarmSeconds.p95), '-', ''],
+    ['fetched from S3, cold, mean share of stored bytes', pct(s.coldFetchedShare.mean), '', '≤ 5 %'],
+    ['fetched from S3, cold, max share', pct(s.coldFetchedShare.max), '', '≤ 5 %'],
+    ['  of which index files (mean)', bytes(s.coldIndexFetchedBytes), '', ''],
+    ['  same lookups fetching whole files (old behaviour)', pct(s.wholeFileFetchedShare.mean), '', ''],
+    ['fetched from S3, indexes cached, mean share', pct(s.indexWarmFetchedShare.mean), '', ''],
+    ['fetched from S3, warm', bytes(s.warmBytesFetched), '', '0'],
+    ['stored bytes per event (Parquet)', s.parquetBytesPerEvent.toFixed(1), pgr ? pgr.bytesPerEvent.toFixed(1) : '-', '≤ 30'],
+    ['stored bytes per event (Parquet + index files)', s.storedBytesPerEvent.toFixed(1), '', ''],
+  ];
+  log('');
+  log(`${dataset.events.toLocaleString('en')} events, ${stored.files} data files (${bytes(stored.parquet)} Parquet + ${bytes(stored.index)} index), ${cfg.queries} random objects (median ${s.eventsPerObject.median} events), ${s.filesRead.median} candidate files per lookup (median)`);
+  log(`row groups of ${cfg.rowGroupRows} rows, cuts of ${cfg.cutRecords} records / ${bytes(cfg.cutBytes)}, ${cfg.partitions} partitions, profile ${cfg.profile}; audit-query startup floor ${seconds(baseline.seconds)}`);
+  process.stdout.write(`\n${table(['metric', 'audit-query (S3)', 'PostgreSQL', 'target'], rows)}\n\n`);
+  const out = join(ROOT, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'query-bench.json'), `${JSON.stringify(result, null, 2)}\n`);
+  log(`written bench/results/query-bench.json`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`query-bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
