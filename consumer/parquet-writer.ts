@@ -1,6 +1,7 @@
 import { open, rm, stat } from 'node:fs/promises';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { AuditRecord } from '../schemas';
+import type { RowGroupIndex } from '../storage/file-index';
 
 /**
  * A row ready to write: its staging line plus what the sink needs to place it.
@@ -31,17 +32,8 @@ export interface StoredRow {
   size: number;
 }
 
-export interface RowGroupInfo {
-  /** Byte range of the row group's column chunks in the file. */
-  offset: number;
-  length: number;
-  rows: number;
-  /** Parquet min/max statistics of object_type and object_id (null when the writer kept none). */
-  typeMin: string | null;
-  typeMax: string | null;
-  idMin: string | null;
-  idMax: string | null;
-}
+/** A row group's byte range and key statistics, as the per-file index stores them. */
+export type RowGroupInfo = RowGroupIndex;
 
 export interface WrittenFile {
   path: string;
