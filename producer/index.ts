@@ -5,3 +5,7 @@ export * from './build-record';
 export { DEFAULT_MASKED_FIELDS, MASK, maskValue, fieldMatcher } from './mask';
 export { TRUNCATED_MARKER_KEY } from './truncate';
 export type { AuditRecord, AuditAction, KnownAction } from '../schemas';
+export * from './http';
+export * from './auth';
+export * from './orm';
+export * from './process';

@@ -1,0 +1,340 @@
+/**
+ * What auditing adds to an app, per request and per ORM write: the producer's
+ * hooks (fire-and-forget to Kafka) against no auditing and against the usual
+ * alternative, a synchronous INSERT into a PostgreSQL audit table.
+ *
+ *   node -r ./bench/lib/register.js bench/producer-overhead.ts
+ *   (or: npm run build && node dist/bench/producer-overhead.js)
+ *
+ * Needs Kafka and PostgreSQL (bash infra/up.sh kafka postgres). Loopback only, bounded loops.
+ *
+ * HTTP: one Express app per variant on 127.0.0.1; a load generator in a child
+ * process sends BENCH_HTTP_N (5000) sequential requests to each over one
+ * keep-alive connection, in BENCH_ROUNDS (5) interleaved rounds after
+ * BENCH_WARMUP (500) warm-up requests; latency is measured by the client:
+ *   baseline    - no auditing
+ *   audit       - auditExpress(client) (one `request` event per request to Kafka)
+ *   hooks-only  - the same middleware with a recorder that builds and encodes the record but sends nothing
+ *   sync-pg     - the handler awaits an INSERT of the audit row into PostgreSQL before answering
+ * ORM: TypeORM `repository.save()` of a new row, BENCH_ORM_N (2000) each:
+ *   baseline    - no subscriber
+ *   audit       - the AuditSubscriber (event held until commit, then to Kafka)
+ *   hooks-only  - the same subscriber, record built and encoded but not sent
+ *   sync-pg     - save + INSERT of the audit row in the same transaction
+ *
+ * Environment: BENCH_HTTP_N, BENCH_ORM_N, BENCH_ROUNDS, BENCH_WARMUP, BENCH_PG_HOST/PORT/USER/DATABASE,
+ * AUDIT_KAFKA_BROKERS. Writes bench/results/producer-overhead.json.
+ */
+import { fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { Agent, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import 'reflect-metadata';
+import express from 'express';
+import { Pool } from 'pg';
+import { DataSource, EntitySchema, type EntityManager, type Repository } from 'typeorm';
+import {
+  AuditClient,
+  attachTypeormAudit,
+  auditExpress,
+  buildRecord,
+  currentAuditContext,
+  DEFAULT_MASKED_FIELDS,
+  fieldMatcher,
+  type AuditEventInput,
+  type AuditRecorder,
+} from '../producer';
+import { encodeRecord } from '../schemas';
+import { quantile, table } from './lib/stats';
+
+function findRoot(from: string): string {
+  for (let d = from; d !== dirname(d); d = dirname(d)) if (existsSync(join(d, 'package.json'))) return d;
+  throw new Error('package.json not found');
+}
+
+const ROOT = findRoot(__dirname);
+const num = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
+const cfg = {
+  httpN: num('BENCH_HTTP_N', 5000),
+  ormN: num('BENCH_ORM_N', 2000),
+  rounds: num('BENCH_ROUNDS', 5),
+  warmup: num('BENCH_WARMUP', 500),
+  pg: {
+    host: process.env.BENCH_PG_HOST ?? '127.0.0.1',
+    port: num('BENCH_PG_PORT', 54329),
+    user: process.env.BENCH_PG_USER ?? 'postgres',
+    database: process.env.BENCH_PG_DATABASE ?? 'audit_test',
+  },
+  brokers: (process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092').split(','),
+};
+const run = randomUUID().slice(0, 8);
+const AUDIT_TABLE = `bench_audit_sync_${run}`;
+const ITEM_TABLE = `bench_item_${run}`;
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+type Variant = 'baseline' | 'audit' | 'hooks-only' | 'sync-pg';
+const VARIANTS: readonly Variant[] = ['baseline', 'audit', 'hooks-only', 'sync-pg'];
+const emptySamples = (): Record<Variant, number[]> => ({ baseline: [], audit: [], 'hooks-only': [], 'sync-pg': [] });
+
+/**
+ * The `hooks-only` variant: the same hooks with a recorder that builds, masks and
+ * encodes each record exactly like AuditClient.record() but sends nothing. The
+ * difference to `audit` is the cost of the background sender (kafkajs, gzip)
+ * and of the broker, which on this machine share the app's CPU.
+ */
+const encodeOnly: AuditRecorder = {
+  record(input: AuditEventInput): Promise<void> {
+    encodeRecord(buildRecord(input, currentAuditContext(), { sourceService: 'bench', isSensitive }));
+    return Promise.resolve();
+  },
+};
+const isSensitive = fieldMatcher(DEFAULT_MASKED_FIELDS);
+
+interface Summary {
+  n: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+  p50Ratio: number;
+  p99Ratio: number;
+  addedP50Us: number;
+  addedP99Us: number;
+}
+
+function summarize(samples: Record<Variant, number[]>): Record<Variant, Summary> {
+  const base = samples.baseline;
+  const bp50 = quantile(base, 0.5);
+  const bp99 = quantile(base, 0.99);
+  const out = {} as Record<Variant, Summary>;
+  for (const v of VARIANTS) {
+    const s = samples[v];
+    const p50 = quantile(s, 0.5);
+    const p99 = quantile(s, 0.99);
+    out[v] = {
+      n: s.length,
+      p50Ms: round(p50),
+      p99Ms: round(p99),
+      meanMs: round(s.reduce((a, b) => a + b, 0) / s.length),
+      p50Ratio: round(p50 / bp50, 2),
+      p99Ratio: round(p99 / bp99, 2),
+      addedP50Us: Math.round((p50 - bp50) * 1000),
+      addedP99Us: Math.round((p99 - bp99) * 1000),
+    };
+  }
+  return out;
+}
+
+const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+function printTable(title: string, s: Record<Variant, Summary>): void {
+  console.log(`\n${title}`);
+  console.log(
+    table(
+      ['variant', 'n', 'p50 ms', 'p99 ms', 'p50 x base', 'p99 x base', 'added p50 µs', 'added p99 µs'],
+      VARIANTS.map((v) => [v, String(s[v].n), s[v].p50Ms.toFixed(3), s[v].p99Ms.toFixed(3), s[v].p50Ratio.toFixed(2), s[v].p99Ratio.toFixed(2), String(s[v].addedP50Us), String(s[v].addedP99Us)]),
+    ),
+  );
+}
+
+// ---- HTTP ----
+
+async function startApp(variant: Variant, client: AuditClient, pool: Pool): Promise<{ server: Server; port: number }> {
+  const app = express();
+  if (variant === 'audit') app.use(auditExpress(client));
+  if (variant === 'hooks-only') app.use(auditExpress(encodeOnly));
+  app.get('/orders/:id', async (req, res) => {
+    if (variant === 'sync-pg') {
+      await pool.query(
+        `INSERT INTO ${AUDIT_TABLE} (event_id, occurred_at, object_type, object_id, action, request_id, ip, user_agent, http_method, http_path, http_status, metadata)
+         VALUES ($1, now(), 'http_request', $2, 'request', $2, $3, $4, $5, $6, 200, '{}'::jsonb)`,
+        [randomUUID(), randomUUID(), req.socket.remoteAddress ?? null, req.headers['user-agent'] ?? null, req.method, req.path],
+      );
+    }
+    res.json({ id: req.params.id, status: 'open', total: 1200 });
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+function get(agent: Agent, port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = httpRequest({ host: '127.0.0.1', port, path, agent, headers: { 'user-agent': 'bench/1.0' } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * The load generator: sequential GETs over one keep-alive connection per app,
+ * interleaved rounds. Runs in a child process, so that its own work is not
+ * charged to the app and the app's work after the response (recording the
+ * event) only costs what it costs a real client: the CPU it steals.
+ */
+async function loadGenerator(ports: Record<Variant, number>): Promise<Record<Variant, number[]>> {
+  const agents = Object.fromEntries(VARIANTS.map((v) => [v, new Agent({ keepAlive: true, maxSockets: 1 })])) as Record<Variant, Agent>;
+  const samples = emptySamples();
+  try {
+    for (const v of VARIANTS) for (let i = 0; i < cfg.warmup; i++) await get(agents[v], ports[v], `/orders/${i}`);
+    const perRound = Math.ceil(cfg.httpN / cfg.rounds);
+    for (let r = 0; r < cfg.rounds; r++) {
+      for (const v of VARIANTS) {
+        for (let i = 0; i < perRound && samples[v].length < cfg.httpN; i++) samples[v].push(await get(agents[v], ports[v], `/orders/${i}`));
+      }
+      log(`http round ${r + 1}/${cfg.rounds}`);
+    }
+  } finally {
+    for (const v of VARIANTS) agents[v].destroy();
+  }
+  return samples;
+}
+
+async function benchHttp(client: AuditClient, pool: Pool): Promise<Record<Variant, number[]>> {
+  const apps = {} as Record<Variant, { server: Server; port: number }>;
+  for (const v of VARIANTS) apps[v] = await startApp(v, client, pool);
+  try {
+    const ports = Object.fromEntries(VARIANTS.map((v) => [v, apps[v].port])) as Record<Variant, number>;
+    const child = fork(__filename, ['--load-generator', JSON.stringify(ports)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    return await new Promise<Record<Variant, number[]>>((resolve, reject) => {
+      let result: Record<Variant, number[]> | null = null;
+      child.on('message', (m) => (result = m as Record<Variant, number[]>));
+      child.on('error', reject);
+      child.on('exit', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`load generator exited with ${code}`))));
+    });
+  } finally {
+    for (const v of VARIANTS) await new Promise((r) => apps[v].server.close(r));
+  }
+}
+
+// ---- ORM ----
+
+interface Item {
+  id: number;
+  name: string;
+  qty: number;
+  status: string;
+}
+const ItemSchema = new EntitySchema<Item>({
+  name: 'BenchItem',
+  tableName: ITEM_TABLE,
+  columns: {
+    id: { type: Number, primary: true, generated: 'increment' },
+    name: { type: String },
+    qty: { type: Number },
+    status: { type: String },
+  },
+});
+
+function dataSource(sync: boolean): DataSource {
+  return new DataSource({ type: 'postgres', ...cfg.pg, username: cfg.pg.user, entities: [ItemSchema], synchronize: sync, logging: false, poolSize: 2 });
+}
+
+async function syncAuditInsert(m: EntityManager, item: Item): Promise<void> {
+  const ctx = currentAuditContext();
+  await m.query(
+    `INSERT INTO ${AUDIT_TABLE} (event_id, occurred_at, object_type, object_id, action, actor_id, after, metadata) VALUES ($1, now(), $2, $3, 'create', $4, $5::jsonb, '{}'::jsonb)`,
+    [randomUUID(), ITEM_TABLE, String(item.id), ctx?.actorId ?? null, JSON.stringify(item)],
+  );
+}
+
+async function benchOrm(client: AuditClient): Promise<{ samples: Record<Variant, number[]>; subscriberFailed: number }> {
+  const ds = { baseline: dataSource(true), audit: dataSource(false), 'hooks-only': dataSource(false), 'sync-pg': dataSource(false) } as Record<Variant, DataSource>;
+  await ds.baseline.initialize(); // creates the table
+  for (const v of VARIANTS) if (!ds[v].isInitialized) await ds[v].initialize();
+  const subscriber = attachTypeormAudit(ds.audit, client);
+  attachTypeormAudit(ds['hooks-only'], encodeOnly);
+  const repos = Object.fromEntries(VARIANTS.map((v) => [v, ds[v].getRepository(ItemSchema)])) as Record<Variant, Repository<Item>>;
+  const write = async (v: Variant, i: number): Promise<number> => {
+    const t0 = performance.now();
+    const item = { name: `item-${i}`, qty: i % 17, status: 'new' };
+    if (v === 'sync-pg') {
+      await ds[v].transaction(async (m) => {
+        const saved = await m.save(ItemSchema, item);
+        await syncAuditInsert(m, saved);
+      });
+    } else {
+      await repos[v].save(item);
+    }
+    return performance.now() - t0;
+  };
+  const samples = emptySamples();
+  try {
+    for (const v of VARIANTS) for (let i = 0; i < Math.min(cfg.warmup, 300); i++) await write(v, i);
+    const perRound = Math.ceil(cfg.ormN / cfg.rounds);
+    for (let r = 0; r < cfg.rounds; r++) {
+      for (const v of VARIANTS) for (let i = 0; i < perRound && samples[v].length < cfg.ormN; i++) samples[v].push(await write(v, i));
+      log(`orm round ${r + 1}/${cfg.rounds}`);
+    }
+  } finally {
+    await ds.baseline.query(`DROP TABLE IF EXISTS ${ITEM_TABLE}`).catch(() => undefined);
+    for (const v of VARIANTS) await ds[v].destroy();
+  }
+  return { samples, subscriberFailed: subscriber.stats.failed };
+}
+
+async function main(): Promise<void> {
+  const client = new AuditClient({ brokers: cfg.brokers, topic: `bench.producer-overhead-${run}`, sourceService: 'bench' });
+  const pool = new Pool({ ...cfg.pg, max: 2 });
+  await pool.query(
+    `CREATE TABLE ${AUDIT_TABLE} (
+      event_id uuid PRIMARY KEY, occurred_at timestamptz NOT NULL, object_type text NOT NULL, object_id text NOT NULL, action text NOT NULL,
+      actor_id text, request_id text, ip inet, user_agent text, http_method text, http_path text, http_status smallint,
+      before jsonb, after jsonb, metadata jsonb)`,
+  );
+  // Connect the producer before measuring (the first send opens the connection).
+  await client.record({ objectType: 'bench', objectId: run, action: 'custom' });
+  await client.flush(30_000);
+  let http: Record<Variant, number[]>;
+  let orm: Awaited<ReturnType<typeof benchOrm>>;
+  try {
+    log(`HTTP: ${cfg.httpN} requests per variant, ORM: ${cfg.ormN} writes per variant, ${cfg.rounds} rounds`);
+    http = await benchHttp(client, pool);
+    orm = await benchOrm(client);
+  } finally {
+    await pool.query(`DROP TABLE IF EXISTS ${AUDIT_TABLE}`).catch(() => undefined);
+    await pool.end();
+  }
+  const delivered = await client.flush(60_000);
+  await client.close();
+  const stats = client.stats();
+
+  const httpSummary = summarize(http);
+  const ormSummary = summarize(orm.samples);
+  printTable(`Per audited HTTP request (Express, loopback, sequential, ${cfg.httpN} each)`, httpSummary);
+  printTable(`Per ORM write (TypeORM save of a new row, ${cfg.ormN} each)`, ormSummary);
+  console.log(`\naudit client: ${stats.delivered} events delivered to Kafka, ${stats.dropped} dropped, flush ${delivered ? 'complete' : 'timed out'}; subscriber failures ${orm.subscriberFailed}`);
+
+  const result = {
+    benchmark: 'producer-overhead',
+    date: new Date().toISOString(),
+    node: process.version,
+    config: { httpN: cfg.httpN, ormN: cfg.ormN, rounds: cfg.rounds, warmup: cfg.warmup, brokers: cfg.brokers, pg: cfg.pg },
+    http: httpSummary,
+    orm: ormSummary,
+    auditClient: stats,
+  };
+  const outDir = join(ROOT, 'bench', 'results');
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'producer-overhead.json'), `${JSON.stringify(result, null, 2)}\n`);
+  log('written bench/results/producer-overhead.json');
+}
+
+if (process.argv[2] === '--load-generator') {
+  loadGenerator(JSON.parse(process.argv[3] ?? '{}') as Record<Variant, number>)
+    .then((samples) => process.send?.(samples, () => process.exit(0)))
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+} else {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
