@@ -203,7 +203,7 @@ describe('Sequelize hooks -> Kafka', () => {
     expect(await reader.settled(client, ofAccount(rolledBack))).toEqual([]);
   });
 
-  it('upsert is recorded (PostgreSQL does not say whether it inserted or updated: action upsert)', async () => {
+  it('upsert is recorded (PostgreSQL does not say whether it inserted or updated: action upsert); truncate is one statement event', async () => {
     const { Membership } = models;
     await Membership.upsert({ orgId: 4, userId: 1, role: 'viewer' });
     await Membership.upsert({ orgId: 4, userId: 1, role: 'editor' });
@@ -213,6 +213,10 @@ describe('Sequelize hooks -> Kafka', () => {
       ['upsert', 'editor'],
     ]);
     expect(ev[0]!.metadata['orm.before_image']).toBe('unavailable');
+    // TRUNCATE: one statement event, the table is not loaded first.
+    await Membership.destroy({ truncate: true });
+    const [trunc] = await reader.waitFor((r) => r.object_type === `${prefix}_memberships` && r.object_id === '*' && r.action === 'delete');
+    expect(trunc!.metadata).toMatchObject({ 'orm.truncate': 'true', 'orm.before_image': 'unavailable' });
   });
 
   it("statement mode: one event per bulk statement with the criteria, no rows loaded; a failing client never breaks the write", async () => {

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import 'reflect-metadata';
 import express from 'express';
-import { DataSource, EntitySchema, In, type Repository } from 'typeorm';
+import { DataSource, EntitySchema, type Repository } from 'typeorm';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import {
   AuditClient,
