@@ -6,7 +6,6 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express, { type Request } from 'express';
-import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import {
   AuditClient,
   auditExpress,
@@ -17,40 +16,10 @@ import {
   TRUNCATED_MARKER_KEY,
   type AuditExpressOptions,
 } from '../../producer';
-import { RecordDecoder, type AuditRecord } from '../../schemas';
 import { KAFKA_BROKERS } from '../helpers/infra';
+import { TopicReader } from '../helpers/topic-reader';
 
 jest.setTimeout(60_000);
-
-/** Everything published on one topic, decoded, as it arrives. */
-class TopicReader {
-  readonly records: AuditRecord[] = [];
-  private consumer: Consumer | null = null;
-  constructor(readonly topic: string) {}
-  async start(): Promise<void> {
-    const kafka = new Kafka({ clientId: 'producer-it-reader', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING });
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic: this.topic, numPartitions: 3 }], waitForLeaders: true });
-    await admin.disconnect();
-    const decoder = new RecordDecoder();
-    this.consumer = kafka.consumer({ groupId: `reader-${randomUUID()}` });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    await this.consumer.run({ eachMessage: async ({ message }) => void this.records.push(decoder.decode(message.value)) });
-  }
-  async waitFor(pred: (r: AuditRecord) => boolean, count = 1, timeoutMs = 20_000): Promise<AuditRecord[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hits = this.records.filter(pred);
-      if (hits.length >= count || Date.now() > deadline) return hits;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  async stop(): Promise<void> {
-    await this.consumer?.disconnect();
-  }
-}
 
 const SECRET = 'it-secret';
 function jwt(claims: object): string {

@@ -3,48 +3,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DataTypes, Op, Sequelize, type ModelStatic, type Model } from 'sequelize';
-import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { AuditClient, auditSequelize, MASK, runWithAuditContext, type SequelizeAuditHandle } from '../../producer';
-import { RecordDecoder, type AuditRecord } from '../../schemas';
+import type { AuditRecord } from '../../schemas';
 import { KAFKA_BROKERS } from '../helpers/infra';
+import { TopicReader } from '../helpers/topic-reader';
 
 jest.setTimeout(90_000);
-
-/** Everything published on one topic, decoded, as it arrives. */
-class TopicReader {
-  readonly records: AuditRecord[] = [];
-  private consumer: Consumer | null = null;
-  constructor(readonly topic: string) {}
-  async start(): Promise<void> {
-    const kafka = new Kafka({ clientId: 'producer-it-reader', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING });
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic: this.topic, numPartitions: 3 }], waitForLeaders: true });
-    await admin.disconnect();
-    const decoder = new RecordDecoder();
-    this.consumer = kafka.consumer({ groupId: `reader-${randomUUID()}` });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    await this.consumer.run({ eachMessage: async ({ message }) => void this.records.push(decoder.decode(message.value)) });
-  }
-  async waitFor(pred: (r: AuditRecord) => boolean, count = 1, timeoutMs = 20_000): Promise<AuditRecord[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hits = this.records.filter(pred);
-      if (hits.length >= count || Date.now() > deadline) return hits;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  /** Everything matching once the client has delivered all it holds (to assert that something is absent). */
-  async settled(client: AuditClient, pred: (r: AuditRecord) => boolean): Promise<AuditRecord[]> {
-    await client.flush(10_000);
-    await new Promise((r) => setTimeout(r, 700));
-    return this.records.filter(pred);
-  }
-  async stop(): Promise<void> {
-    await this.consumer?.disconnect();
-  }
-}
 
 const PG_URL = 'postgres://postgres@127.0.0.1:54329/audit_test';
 const suffix = randomUUID().slice(0, 8);
