@@ -1,36 +1,12 @@
 import { open, rm, stat } from 'node:fs/promises';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import type { AuditRecord } from '../schemas';
 import type { RowGroupIndex } from '../storage/file-index';
+import { COLUMN_TYPES, STAGING_KEYS, type StagedRow, type StoredRow, compareStaged, stageRow } from './staging/staged-row';
 
-/**
- * A row ready to write: its staging line plus what the sink needs to place it.
- * Records are staged as they arrive, so buffers hold one string per record
- * instead of a decoded object graph (several times smaller, and cheap to collect).
- */
-export interface StagedRow {
-  partition: number;
-  offset: string;
-  /** Encoded size on Kafka, for the rotation and memory limits. */
-  size: number;
-  /** Event time, microseconds UTC. */
-  occurredAt: number;
-  /** `object_type:object_id`. */
-  key: string;
-  line: string;
-}
+export type { StagedRow, StoredRow } from './staging/staged-row';
 
 /** ZSTD (default) compresses best; SNAPPY is readable by every Parquet reader, even minimal ones. */
 export type ParquetCompression = 'zstd' | 'snappy' | 'gzip' | 'uncompressed';
-
-/** A decoded record plus where it came from in Kafka (kept in the file for lineage and ordering). */
-export interface StoredRow {
-  record: AuditRecord;
-  partition: number;
-  offset: string;
-  /** Encoded size on Kafka, for the rotation and memory limits. */
-  size: number;
-}
 
 /** A row group's byte range and key statistics, as the per-file index stores them. */
 export type RowGroupInfo = RowGroupIndex;
@@ -44,103 +20,21 @@ export interface WrittenFile {
   rowGroups: RowGroupInfo[];
 }
 
-/**
- * Column order of the Parquet files. Maps/records are stored as JSON text so
- * that every Parquet reader (including minimal ones) can read them.
- */
-export const PARQUET_COLUMNS = `
-  event_id VARCHAR, occurred_at TIMESTAMPTZ, object_type VARCHAR, object_id VARCHAR, action VARCHAR,
-  actor_id VARCHAR, actor_type VARCHAR, tenant_id VARCHAR, request_id VARCHAR, trace_id VARCHAR,
-  ip VARCHAR, user_agent VARCHAR, http_method VARCHAR, http_path VARCHAR, http_status INTEGER,
-  changes VARCHAR, before VARCHAR, after VARCHAR, metadata VARCHAR, source_service VARCHAR,
-  schema_version INTEGER, duration_ms DOUBLE, error_type VARCHAR, error_message VARCHAR, error_stack VARCHAR,
-  kafka_partition INTEGER, kafka_offset BIGINT`;
-
-// JSON texts that are certainly valid and need no re-encoding: numbers, literals, simple strings.
-const SIMPLE_JSON = /^(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null|"[^"\\\u0000-\u001f]*")$/;
-
-/** A JSON value for an old/new text: parsed when it is JSON, kept as a string when it is not. */
-function jsonValueText(text: string | null): string {
-  if (text === null) return 'null';
-  if (SIMPLE_JSON.test(text)) return text;
-  try {
-    return JSON.stringify(JSON.parse(text));
-  } catch {
-    return JSON.stringify(text);
-  }
-}
-
-/** `changes` as readable JSON: {"field": {"old": <value>, "new": <value>}}. */
-export function changesJson(changes: AuditRecord['changes']): string | null {
-  let out = '';
-  for (const field in changes) {
-    const c = changes[field]!;
-    out += `${out ? ',' : '{'}${JSON.stringify(field)}:{"old":${jsonValueText(c.old)},"new":${jsonValueText(c.new)}}`;
-  }
-  return out ? `${out}}` : null;
-}
-
-/** The columns and their types, as DuckDB's JSON reader is told to read them. */
-const COLUMN_TYPES: [string, string][] = PARQUET_COLUMNS.trim()
-  .split(',')
-  .map((c) => c.trim().split(/\s+/) as [string, string]);
-
-export function stageRow(row: StoredRow): StagedRow {
-  const r = row.record;
-  return {
-    partition: row.partition,
-    offset: row.offset,
-    size: row.size,
-    occurredAt: r.occurred_at,
-    key: `${r.object_type}:${r.object_id}`,
-    line: stagingLine(row),
-  };
-}
-
-/** One staging line: the row as a flat JSON object, event time as epoch microseconds. */
-function stagingLine({ record: r, partition, offset }: StoredRow): string {
-  return JSON.stringify({
-    event_id: r.event_id,
-    occurred_at: r.occurred_at,
-    object_type: r.object_type,
-    object_id: r.object_id,
-    action: r.action,
-    actor_id: r.actor_id,
-    actor_type: r.actor_type,
-    tenant_id: r.tenant_id,
-    request_id: r.request_id,
-    trace_id: r.trace_id,
-    ip: r.ip,
-    user_agent: r.user_agent,
-    http_method: r.http_method,
-    http_path: r.http_path,
-    http_status: r.http_status,
-    changes: changesJson(r.changes),
-    before: r.before,
-    after: r.after,
-    metadata: hasKeys(r.metadata) ? JSON.stringify(r.metadata) : null,
-    source_service: r.source_service,
-    schema_version: r.schema_version,
-    duration_ms: r.duration_ms ?? null,
-    error_type: r.error_type ?? null,
-    error_message: r.error_message ?? null,
-    error_stack: r.error_stack ?? null,
-    kafka_partition: partition,
-    kafka_offset: offset,
-  });
-}
-
-function hasKeys(o: Record<string, string>): boolean {
-  for (const _ in o) return true;
-  return false;
+/** One file of a cut: where to write it and its rows. */
+export interface FileSpec {
+  path: string;
+  rows: readonly StagedRow[];
 }
 
 /**
- * Writes batches of audit rows as Parquet files with DuckDB. Rows are staged as
- * newline-delimited JSON (one cheap JSON.stringify per row on the event loop),
- * then DuckDB parses, sorts by (object_type, object_id, occurred_at) and writes
- * ZSTD Parquet on its own threads. Per-value appender calls cost about 0.7 µs
- * each (27 per row) on the event loop; staging moves that work to DuckDB.
+ * Writes audit rows as Parquet files with DuckDB. Rows arrive as staging lines
+ * (newline-delimited JSON made by the Avro transcoder, kept in arena chunks).
+ * They are put in file order here by sorting row references (cheap: no row is
+ * copied), and written to a staging file by one gathered write per 1,024 lines;
+ * DuckDB then streams the lines into ZSTD Parquet on its own threads, keeping
+ * their order. Measured per 100k rows, this costs about 0.55 s of CPU against
+ * 0.75 s for loading the lines into a DuckDB table and sorting there (a sort
+ * moves every column), and DuckDB's memory stays small because nothing is held.
  */
 export class ParquetWriter {
   private constructor(
@@ -173,33 +67,31 @@ export class ParquetWriter {
   }
 
   async writeStaged(rows: readonly StagedRow[], path: string): Promise<WrittenFile> {
+    return this.writeFile(path, rows);
+  }
+
+  /** Writes the files of one cut, one after the other. */
+  async writeFiles(files: readonly FileSpec[]): Promise<WrittenFile[]> {
+    const written: WrittenFile[] = [];
+    for (const file of files) written.push(await this.writeFile(file.path, file.rows));
+    return written;
+  }
+
+  private async writeFile(path: string, rows: readonly StagedRow[]): Promise<WrittenFile> {
     if (rows.length === 0) throw new Error('refusing to write an empty Parquet file');
     const staging = `${path}.ndjson`;
-    const fh = await open(staging, 'w');
     // A connection per file: partitions write concurrently (a connection runs one query at a time).
     const conn = await this.instance.connect();
     try {
-      const lines: string[] = [];
-      for (const row of rows) {
-        lines.push(row.line);
-        if (lines.length === 8192) {
-          await fh.write(`${lines.join('\n')}\n`);
-          lines.length = 0;
-        }
-      }
-      if (lines.length > 0) await fh.write(`${lines.join('\n')}\n`);
-      await fh.close();
-      const columns = COLUMN_TYPES.map(([n, t]) => `'${n}': '${t === 'TIMESTAMPTZ' ? 'BIGINT' : t}'`).join(', ');
-      const select = COLUMN_TYPES.map(([n, t]) => (t === 'TIMESTAMPTZ' ? `make_timestamptz(${n}) AS ${n}` : n)).join(', ');
+      await writeLines(staging, [...rows].sort(compareStaged));
+      // Insertion order is preserved (DuckDB's default), so the file keeps the staging order.
       await conn.run(
-        `COPY (SELECT ${select} FROM read_ndjson(${sqlString(staging)}, columns = {${columns}})
-               ORDER BY object_type, object_id, occurred_at, kafka_partition, kafka_offset)
+        `COPY (SELECT ${SELECT_STAGED} FROM read_ndjson(${sqlString(staging)}, columns = {${STAGED_COLUMNS}}))
          TO ${sqlString(path)} (FORMAT parquet, COMPRESSION ${this.compression}, ROW_GROUP_SIZE ${this.rowGroupRows})`,
       );
       return await this.describe(conn, path, rows);
     } finally {
       conn.closeSync();
-      await fh.close().catch(() => undefined);
       await rm(staging, { force: true });
     }
   }
@@ -243,6 +135,31 @@ export class ParquetWriter {
   }
 }
 
+
+/** How DuckDB's JSON reader is told to read a staging line's keys. */
+const STAGED_COLUMNS = COLUMN_TYPES.map(([n, t]) => `'${STAGING_KEYS.get(n)}': '${t === 'TIMESTAMPTZ' ? 'BIGINT' : t}'`).join(', ');
+
+/** Staging keys back to column names, event time to a timestamp. */
+const SELECT_STAGED = COLUMN_TYPES.map(([n, t]) => {
+  const key = `"${STAGING_KEYS.get(n)}"`;
+  return `${t === 'TIMESTAMPTZ' ? `make_timestamptz(${key})` : key} AS ${n}`;
+}).join(', ');
+
+/** Writes the rows' lines in order, gathered by writev (the kernel copies; no line is copied here). */
+async function writeLines(path: string, rows: readonly StagedRow[]): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    for (let i = 0; i < rows.length; i += IOV_MAX) {
+      const batch: Buffer[] = new Array(Math.min(IOV_MAX, rows.length - i));
+      for (let k = 0; k < batch.length; k++) batch[k] = rows[i + k]!.line;
+      await fh.writev(batch);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+const IOV_MAX = 1024;
 
 function nullableString(v: unknown): string | null {
   return v === null || v === undefined ? null : String(v);

@@ -1,13 +1,25 @@
-import type { StagedRow } from './parquet-writer';
+import { LineArena } from './staging/line-arena';
+import type { StagedRow } from './staging/staged-row';
+
+/** What leaves a buffer when a cut is taken from it. */
+export interface TakenRows {
+  rows: StagedRow[];
+  deadLetters: number;
+  bytes: number;
+}
 
 /**
- * The records read from one Kafka partition since its last committed cut.
+ * The records read from one Kafka partition and not yet sealed into a cut.
  * A cut is the offset range [firstOffset, lastOffset] that becomes one set of
  * files (one per event date); offsets of poison messages belong to the cut too.
+ * Rows arrive in offset order (Kafka's order within a partition), which the
+ * range operations rely on.
  */
 export class PartitionBuffer {
   rows: StagedRow[] = [];
-  /** Offsets of messages sent to the dead-letter topic, still inside this buffer. */
+  /** Where this partition's staging lines live until they are stored. */
+  readonly arena = new LineArena();
+  /** Offsets of messages sent to the dead-letter topic, still inside this buffer (ascending). */
   deadLetters: bigint[] = [];
   firstOffset: bigint | null = null;
   lastOffset: bigint | null = null;
@@ -49,32 +61,41 @@ export class PartitionBuffer {
     this.deadLetters.push(offset);
   }
 
-  /** The rows up to `last` inclusive, left in place (they leave only once stored). */
-  peekThrough(last: bigint): StagedRow[] {
-    return this.rows.filter((r) => BigInt(r.offset) <= last);
-  }
-
   /**
    * Removes and returns everything up to `last` inclusive; what remains starts
    * at the first buffered offset after it.
    */
-  takeThrough(last: bigint): { rows: StagedRow[]; deadLetters: bigint[]; bytes: number } {
-    const rows = this.rows.filter((r) => BigInt(r.offset) <= last);
-    const kept = this.rows.filter((r) => BigInt(r.offset) > last);
-    const dead = this.deadLetters.filter((o) => o <= last);
-    const keptDead = this.deadLetters.filter((o) => o > last);
-    const takenBytes = rows.reduce((sum, r) => sum + r.size, 0);
-    this.rows = kept;
-    this.deadLetters = keptDead;
+  takeThrough(last: bigint): TakenRows {
+    const n = countThrough(this.rows, last);
+    const rows = this.rows.slice(0, n);
+    this.rows = this.rows.slice(n);
+    let dead = 0;
+    while (dead < this.deadLetters.length && this.deadLetters[dead]! <= last) dead++;
+    this.deadLetters = this.deadLetters.slice(dead);
+    let takenBytes = 0;
+    for (const r of rows) takenBytes += r.size;
     this.bytes -= takenBytes;
-    const remaining = [...kept.map((r) => BigInt(r.offset)), ...keptDead];
-    if (remaining.length === 0) {
+    const nextRow = this.rows.length > 0 ? BigInt(this.rows[0]!.offset) : null;
+    const nextDead = this.deadLetters.length > 0 ? this.deadLetters[0]! : null;
+    if (nextRow === null && nextDead === null) {
       this.firstOffset = null;
       this.lastOffset = null;
     } else {
-      this.firstOffset = remaining.reduce((a, b) => (b < a ? b : a));
+      this.firstOffset = nextRow === null ? nextDead : nextDead === null || nextRow < nextDead ? nextRow : nextDead;
     }
     if (this.mustReach !== null && this.mustReach <= last) this.mustReach = null;
     return { rows, deadLetters: dead, bytes: takenBytes };
   }
+}
+
+/** How many rows (in offset order) have an offset <= last: a binary search. */
+function countThrough(rows: readonly StagedRow[], last: bigint): number {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (BigInt(rows[mid]!.offset) <= last) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -115,6 +115,9 @@ export class AuditConsumerService {
       },
       workDir: this.workDir,
       owner: `${hostname()}:${process.pid}`,
+      // Storage stayed down past the retry budget: stop without committing; a restart
+      // re-reads from the committed offsets and the claims give the same files.
+      onError: (err) => void this.stop(err),
     });
     const sink = this.sink;
 

@@ -18,8 +18,10 @@ import {
   indexKey,
 } from '../storage';
 import type { SinkMetrics } from './metrics';
-import { PartitionBuffer } from './partition-buffer';
-import { type ParquetWriter, type StagedRow, stageRow } from './parquet-writer';
+import { PartitionBuffer, type TakenRows } from './partition-buffer';
+import type { ParquetWriter } from './parquet-writer';
+import { AvroStagingTranscoder } from './staging/avro-transcoder';
+import { type StagedRow, stageRow } from './staging/staged-row';
 import { withRetry } from './retry';
 
 export interface InboundMessage {
@@ -60,6 +62,12 @@ export interface SinkDeps {
   /** Identifies this process in cut claims, for operators reading them. */
   owner: string;
   now?: () => number;
+  /**
+   * Called when a sealed cut could not be stored or committed (after the retry
+   * budget): the partition stops committing; the caller should stop the consumer
+   * so that its records are re-read from the last commit.
+   */
+  onError?: (err: Error, partition: number) => void;
 }
 
 /** The claim stored at `_cuts/<topic>/<partition>/<firstOffset>.json`. */
@@ -74,6 +82,27 @@ interface CutClaim {
 
 export type FlushReason = 'records' | 'bytes' | 'age' | 'memory' | 'shutdown' | 'drain';
 
+/** A sealed offset range waiting to be stored and committed. */
+interface SealedCut extends TakenRows {
+  partition: number;
+  first: bigint;
+  last: bigint;
+  reason: FlushReason;
+  sealedAt: number;
+}
+
+/** Sealed cuts of one partition, stored and committed strictly in order by one loop. */
+interface CutQueue {
+  cuts: SealedCut[];
+  bytes: number;
+  rows: number;
+  running: Promise<void> | null;
+  /** Why the loop stopped; reported once to whoever waits next, then retried. */
+  failure: Error | null;
+  /** Woken after every stored cut and when the loop stops. */
+  waiters: (() => void)[];
+}
+
 /**
  * Turns Kafka messages into Parquet files and decides when offsets may be committed.
  *
@@ -84,13 +113,21 @@ export type FlushReason = 'records' | 'bytes' | 'age' | 'memory' | 'shutdown' | 
  * offsets and writes the same keys (an overwrite, never a second copy). The offset
  * after `last` is committed only after every file of the cut is stored.
  *
- * Work on one partition is serialized (Kafka batches, timers and shutdown never
- * interleave on its buffer); partitions proceed independently, so one
- * partition's upload does not hold up the others.
+ * Pipelining: a claimed cut is sealed and queued, and reading goes on while it is
+ * written, uploaded and committed (DuckDB and the upload use other threads than
+ * decoding). Each partition's queue is stored in order, and a cut is committed
+ * only after the cuts before it, so a failed cut blocks every later commit of its
+ * partition. Sealed rows stay in memory until committed and count against the
+ * memory limit; when it is reached, reading waits for the queues.
+ *
+ * Work on one partition's open buffer is serialized (Kafka batches, timers and
+ * shutdown never interleave on it); partitions proceed independently.
  */
 export class AuditSink {
   private readonly buffers = new Map<number, PartitionBuffer>();
+  private readonly queues = new Map<number, CutQueue>();
   private readonly decoder = new RecordDecoder();
+  private readonly transcoder = new AvroStagingTranscoder(this.decoder.readerSchemaId);
   private readonly chains = new Map<number, Promise<unknown>>();
   private fileSeq = 0;
   private heartbeat: (() => Promise<void>) | null = null;
@@ -117,25 +154,38 @@ export class AuditSink {
     return b;
   }
 
+  private queue(partition: number): CutQueue {
+    let q = this.queues.get(partition);
+    if (!q) {
+      q = { cuts: [], bytes: 0, rows: 0, running: null, failure: null, waiters: [] };
+      this.queues.set(partition, q);
+    }
+    return q;
+  }
+
+  /** Encoded bytes read and not yet committed: open buffers plus sealed cuts. */
   get bufferedBytes(): number {
     let total = 0;
     for (const b of this.buffers.values()) total += b.bytes;
+    for (const q of this.queues.values()) total += q.bytes;
     return total;
   }
 
   get bufferedRecords(): number {
     let total = 0;
     for (const b of this.buffers.values()) total += b.rows.length;
+    for (const q of this.queues.values()) total += q.rows;
     return total;
   }
 
   /** True when nothing read is waiting to be stored and committed. */
   get isIdle(): boolean {
     for (const b of this.buffers.values()) if (!b.isEmpty) return false;
+    for (const q of this.queues.values()) if (q.cuts.length > 0) return false;
     return true;
   }
 
-  /** Adds a fetched batch of one partition, then cuts whatever is due. */
+  /** Adds a fetched batch of one partition, then seals whatever is due. */
   append(partition: number, messages: readonly InboundMessage[], heartbeat?: () => Promise<void>): Promise<void> {
     return this.serialize(partition, async () => {
       this.heartbeat = heartbeat ?? null;
@@ -148,12 +198,15 @@ export class AuditSink {
   }
 
   private async appendNow(partition: number, messages: readonly InboundMessage[]): Promise<void> {
-    {
-      const buf = this.buffer(partition);
-      const now = this.now();
-      for (const m of messages) {
-        const offset = BigInt(m.offset);
-        if (!buf.accepts(offset)) continue;
+    const buf = this.buffer(partition);
+    const now = this.now();
+    let consumed = 0;
+    for (const m of messages) {
+      const offset = BigInt(m.offset);
+      if (!buf.accepts(offset)) continue;
+      let row = this.transcoder.transcode(m.value, partition, m.offset, buf.arena);
+      if (row === null) {
+        // The general path: anything unusual is decoded with avsc, validated, and dead-lettered when bad.
         let record: AuditRecord;
         try {
           record = this.decoder.decode(m.value);
@@ -166,14 +219,17 @@ export class AuditSink {
           buf.addDeadLetter(offset, now);
           continue;
         }
-        buf.add(stageRow({ record, partition, offset: m.offset, size: m.value?.length ?? 0 }), offset, now);
-        this.deps.metrics.consumed.inc();
-        // Size limits and claimed cuts are honoured at the exact message, not at batch end.
-        if (this.sizeDue(buf) || (buf.mustReach !== null && offset >= buf.mustReach)) await this.cutDue(buf);
+        row = stageRow({ record, partition, offset: m.offset, size: m.value?.length ?? 0 });
+        row.line = buf.arena.copy(row.line);
       }
-      await this.cutDue(buf);
-      await this.enforceMemoryBound(buf);
+      buf.add(row, offset, now);
+      consumed++;
+      // Size limits and claimed cuts are honoured at the exact message, not at batch end.
+      if (this.sizeDue(buf) || (buf.mustReach !== null && offset >= buf.mustReach)) await this.cutDue(buf);
     }
+    this.deps.metrics.consumed.inc(consumed);
+    await this.cutDue(buf);
+    await this.enforceMemoryBound(buf);
   }
 
   private sizeDue(buf: PartitionBuffer): boolean {
@@ -194,59 +250,117 @@ export class AuditSink {
       const reason = this.dueReason(buf, this.now());
       if (reason === null && !(buf.mustReach !== null && buf.lastOffset !== null && buf.lastOffset >= buf.mustReach)) return;
       const before = buf.firstOffset;
-      await this.cut(buf, reason ?? 'records');
+      await this.seal(buf, reason ?? 'records');
       if (buf.firstOffset === before) return;
     }
   }
 
   /**
-   * Keeps all buffers together under the memory limit: when over it, the largest
-   * buffer is cut (through its own partition's queue; awaited when it is this one).
+   * Keeps everything read and not yet committed under the memory limit: open
+   * buffers are sealed, largest first, and then reading waits for the queues.
    */
   private async enforceMemoryBound(current: PartitionBuffer): Promise<void> {
-    if (this.bufferedBytes <= this.deps.limits.memoryMaxBytes) return;
-    let largest = current;
-    for (const b of this.buffers.values()) if (b.bytes > largest.bytes) largest = b;
-    if (largest === current) {
-      if (!current.isEmpty) await this.cut(current, 'memory');
-    } else {
-      void this.serialize(largest.partition, async () => {
-        if (!largest.isEmpty && this.bufferedBytes > this.deps.limits.memoryMaxBytes) await this.cut(largest, 'memory');
-      }).catch((err: Error) => this.deps.log.error({ err: err.message, partition: largest.partition }, 'memory-bound cut failed'));
+    const limit = this.deps.limits.memoryMaxBytes;
+    while (this.bufferedBytes > limit) {
+      let largest: PartitionBuffer | null = current.isEmpty ? null : current;
+      for (const b of this.buffers.values()) if (!b.isEmpty && (largest === null || b.bytes > largest.bytes)) largest = b;
+      const queued = [...this.queues.entries()].filter(([, q]) => q.cuts.length > 0);
+      if (queued.length === 0) {
+        if (largest === null) return;
+        if (largest === current) {
+          const before = current.firstOffset;
+          await this.seal(current, 'memory');
+          if (current.firstOffset === before) return; // waiting for a claimed cut's end
+        } else {
+          const other = largest;
+          await this.serialize(other.partition, async () => {
+            if (!other.isEmpty && this.bufferedBytes > limit) await this.seal(other, 'memory');
+          });
+        }
+        continue;
+      }
+      // Wait for the partition holding the most sealed bytes to store some.
+      const [partition] = queued.reduce((a, b) => (b[1].bytes > a[1].bytes ? b : a));
+      await this.waitForQueue(partition, true);
     }
   }
 
-  /** Cuts partitions whose age limit passed; called on a timer so idle partitions still get stored. */
+  /** Runs (or resumes) a partition's queue and waits for it, heartbeating while it takes long. */
+  private async waitForQueue(partition: number, oneCut = false): Promise<void> {
+    const q = this.queue(partition);
+    if (q.failure) {
+      const failure = q.failure;
+      q.failure = null;
+      throw failure;
+    }
+    this.run(partition);
+    const target = oneCut ? q.cuts[0] : undefined;
+    const heartbeat = this.heartbeat;
+    const beat = heartbeat ? setInterval(() => void heartbeat().catch(() => undefined), 3_000) : null;
+    try {
+      while (q.running && (target === undefined || q.cuts.includes(target))) {
+        await new Promise<void>((resolve) => q.waiters.push(resolve));
+      }
+    } finally {
+      if (beat) clearInterval(beat);
+    }
+    if (q.failure) {
+      const failure = q.failure;
+      q.failure = null;
+      throw failure;
+    }
+  }
+
+  /** Waits until every sealed cut is stored and committed; rethrows (once) a queue's failure. */
+  async settle(): Promise<void> {
+    const errors: Error[] = [];
+    await Promise.all(
+      [...this.queues.keys()].map((p) => this.waitForQueue(p).catch((err: Error) => void errors.push(err))),
+    );
+    if (errors.length > 0) throw errors[0]!;
+  }
+
+  /** Seals partitions whose age limit passed; called on a timer so idle partitions still get stored. */
   async flushDue(): Promise<void> {
     await Promise.all([...this.buffers.values()].map((buf) => this.serialize(buf.partition, () => this.cutDue(buf))));
   }
 
-  /** Cuts everything buffered (shutdown, drain). Returns false if a claimed cut is still unreached. */
+  /**
+   * Seals everything buffered and waits until it is stored and committed
+   * (shutdown, drain). Returns false if a claimed cut is still unreached.
+   */
   async flushAll(reason: FlushReason): Promise<boolean> {
     const done = await Promise.all(
       [...this.buffers.values()].map((buf) =>
         this.serialize(buf.partition, async () => {
           while (!buf.isEmpty) {
             const before = buf.firstOffset;
-            await this.cut(buf, reason);
+            await this.seal(buf, reason);
             if (buf.firstOffset === before) return false;
           }
           return true;
         }),
       ),
     );
+    await this.settle();
     return done.every(Boolean);
   }
 
   /**
    * After a rebalance the group re-reads every assigned partition from its
-   * committed offset, so what is buffered is dropped (it will come again).
+   * committed offset, so open buffers are dropped (they will come again).
+   * Sealed cuts are still stored: their claims make a re-read land on the same keys.
    */
   async resetAll(): Promise<void> {
-    const partitions = [...this.buffers.keys()];
-    await Promise.all(partitions.map((p) => this.serialize(p, async () => undefined)));
-    const dropped = this.bufferedRecords;
-    this.buffers.clear();
+    let dropped = 0;
+    await Promise.all(
+      [...this.buffers.keys()].map((p) =>
+        this.serialize(p, async () => {
+          dropped += this.buffers.get(p)?.rows.length ?? 0;
+          this.buffers.delete(p);
+        }),
+      ),
+    );
     if (dropped > 0) this.deps.log.info({ dropped }, 'rebalance: dropped uncommitted buffers; they will be re-read');
   }
 
@@ -278,60 +392,88 @@ export class AuditSink {
     return adopted;
   }
 
-  private async cut(buf: PartitionBuffer, reason: FlushReason): Promise<void> {
-    const started = this.now();
+  /** Claims the buffer's next cut and queues it for storage; its rows stay in memory until committed. */
+  private async seal(buf: PartitionBuffer, reason: FlushReason): Promise<void> {
+    const sealedAt = this.now();
     const last = await this.claimCut(buf);
     if (last === null) return;
     const first = buf.firstOffset!;
-    // Rows leave the buffer only once stored and committed: a failed cut loses nothing.
-    const rows = buf.peekThrough(last);
+    const taken = buf.takeThrough(last);
+    const q = this.queue(buf.partition);
+    q.cuts.push({ ...taken, partition: buf.partition, first, last, reason, sealedAt });
+    q.bytes += taken.bytes;
+    q.rows += taken.rows.length;
+    this.run(buf.partition);
+  }
 
+  /** Starts the partition's store-and-commit loop unless it is running or stopped by a failure. */
+  private run(partition: number): void {
+    const q = this.queue(partition);
+    if (q.running || q.failure || q.cuts.length === 0) return;
+    q.running = (async () => {
+      while (q.cuts.length > 0) {
+        const cut = q.cuts[0]!;
+        await this.storeCut(cut);
+        q.cuts.shift();
+        q.bytes -= cut.bytes;
+        q.rows -= cut.rows.length;
+        wake(q);
+      }
+    })()
+      .catch((err: Error) => {
+        q.failure = err;
+        this.deps.log.error({ partition, err: err.message }, 'storing a cut failed; this partition commits nothing more');
+        this.deps.onError?.(err, partition);
+      })
+      .finally(() => {
+        q.running = null;
+        wake(q);
+        // A cut sealed between the loop's last check and here would otherwise wait for the next seal.
+        if (q.cuts.length > 0 && !q.failure) this.run(partition);
+      });
+  }
+
+  /** Writes a sealed cut (one file per event date), uploads the files, then commits the offset after it. */
+  private async storeCut(cut: SealedCut): Promise<void> {
     const byDate = new Map<string, StagedRow[]>();
-    for (const row of rows) {
+    for (const row of cut.rows) {
       const dt = dtOfMicros(row.occurredAt);
       let group = byDate.get(dt);
       if (!group) byDate.set(dt, (group = []));
       group.push(row);
     }
+    await mkdir(this.deps.workDir, { recursive: true });
+    const files = [...byDate].map(([dt, rows]) => {
+      const name = dataFileName(this.deps.topic, cut.partition, ...offsetRange(rows));
+      return { dt, name, path: join(this.deps.workDir, `${process.pid}-${++this.fileSeq}-${name}`), rows };
+    });
     let stored = 0;
-    for (const [dt, group] of byDate) stored += await this.storeFile(buf.partition, dt, group);
+    try {
+      const written = await this.deps.writer.writeFiles(files);
+      for (let i = 0; i < files.length; i++) {
+        const { dt, name, path, rows } = files[i]!;
+        const key = dataKey(dt, name);
+        const index = buildFileIndex(key, written[i]!, rows.map((r) => `${r.objectType}:${r.objectId}`));
+        // Data first, index second: a reader that finds an index can trust the file is there.
+        await this.retry('upload', () => this.deps.store.putFile(key, path));
+        await this.retry('upload index', () => this.deps.store.put(indexKey(dt, name), JSON.stringify(index)));
+        stored += written[i]!.bytes;
+      }
+    } finally {
+      await Promise.all(files.map((f) => rm(f.path, { force: true })));
+    }
 
-    const next = (last + 1n).toString();
-    await this.deps.commit(buf.partition, next);
-    const { bytes } = buf.takeThrough(last);
-    this.deps.metrics.flushSeconds.observe({ reason }, (this.now() - started) / 1000);
+    const next = (cut.last + 1n).toString();
+    await this.deps.commit(cut.partition, next);
+    const ms = this.now() - cut.sealedAt;
+    this.deps.metrics.flushSeconds.observe({ reason: cut.reason }, ms / 1000);
     this.deps.metrics.filesWritten.inc(byDate.size);
-    this.deps.metrics.rowsWritten.inc(rows.length);
+    this.deps.metrics.rowsWritten.inc(cut.rows.length);
     this.deps.metrics.bytesWritten.inc(stored);
     this.deps.log.info(
-      { partition: buf.partition, first: first.toString(), last: last.toString(), rows: rows.length, files: byDate.size, inBytes: bytes, outBytes: stored, reason, ms: this.now() - started },
+      { partition: cut.partition, first: cut.first.toString(), last: cut.last.toString(), rows: cut.rows.length, files: byDate.size, inBytes: cut.bytes, outBytes: stored, reason: cut.reason, ms },
       'cut stored and committed',
     );
-  }
-
-  /** Writes one date's rows of a cut as a Parquet file, uploads it and its index. Returns the file size. */
-  private async storeFile(partition: number, dt: string, rows: StagedRow[]): Promise<number> {
-    let lo = BigInt(rows[0]!.offset);
-    let hi = lo;
-    for (const r of rows) {
-      const o = BigInt(r.offset);
-      if (o < lo) lo = o;
-      if (o > hi) hi = o;
-    }
-    const name = dataFileName(this.deps.topic, partition, lo.toString(), hi.toString());
-    await mkdir(this.deps.workDir, { recursive: true });
-    const local = join(this.deps.workDir, `${process.pid}-${++this.fileSeq}-${name}`);
-    try {
-      const written = await this.deps.writer.writeStaged(rows, local);
-      const key = dataKey(dt, name);
-      const index = buildFileIndex(key, written, rows.map((r) => r.key));
-      // Data first, index second: a reader that finds an index can trust the file is there.
-      await this.retry('upload', () => this.deps.store.putFile(key, local));
-      await this.retry('upload index', () => this.deps.store.put(indexKey(dt, name), JSON.stringify(index)));
-      return written.bytes;
-    } finally {
-      await rm(local, { force: true });
-    }
   }
 
   private retry<T>(what: string, op: () => Promise<T>): Promise<T> {
@@ -347,4 +489,15 @@ export class AuditSink {
       },
     });
   }
+}
+
+function wake(q: CutQueue): void {
+  const waiters = q.waiters;
+  q.waiters = [];
+  for (const w of waiters) w();
+}
+
+/** First and last Kafka offsets of a file's rows (a cut's rows are in offset order, and so is any subset). */
+function offsetRange(rows: readonly StagedRow[]): [string, string] {
+  return [rows[0]!.offset, rows[rows.length - 1]!.offset];
 }

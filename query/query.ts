@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Env } from '../config/env';
-import { openStore, type ObjectStore } from '../storage';
+import { openStore, type ObjectStore, PARQUET_COLUMNS } from '../storage';
 import { type CachedFile, type FooterLayout, ObjectCache } from './cache';
 import { Limiter, mapLimit } from './concurrency';
 import { DeadlineStore, type Deadlines, DEFAULT_DEADLINES } from './deadline-store';
@@ -278,7 +278,6 @@ export class AuditQuery {
         await conn.run(`CREATE VIEW audit AS SELECT * FROM ${parquetSource(paths)}`);
       } else {
         // An empty store still answers schema-correct queries (with no rows).
-        const { PARQUET_COLUMNS } = await import('../consumer/parquet-writer');
         await conn.run(`CREATE TABLE audit (${PARQUET_COLUMNS})`);
       }
       let reader;

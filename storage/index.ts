@@ -7,3 +7,4 @@ export * from './open-store';
 export * from './layout';
 export * from './file-index';
 export * from './bloom';
+export * from './columns';

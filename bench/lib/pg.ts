@@ -6,7 +6,7 @@
 import { spawn, execFile } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import type { AuditRecord } from '../../schemas';
-import { changesJson } from '../../consumer/parquet-writer';
+import { changesJson } from '../../consumer/staging/staged-row';
 
 export interface PgTarget {
   host: string;

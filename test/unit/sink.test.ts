@@ -75,6 +75,7 @@ describe('AuditSink (file store, fake commits)', () => {
   it('cuts on the record limit into one file per event date, then commits the next offset', async () => {
     const s = sink(limits({ maxRecords: 100 }));
     await s.append(0, messages(0, 250, (i) => i % 3));
+    await s.settle();
     expect(commits).toEqual([[0, '100'], [0, '200']]);
     expect(await s.flushAll('shutdown')).toBe(true);
     expect(commits.at(-1)).toEqual([0, '250']);
@@ -90,7 +91,8 @@ describe('AuditSink (file store, fake commits)', () => {
     const failing = sink(limits({ maxRecords: 100 }), async () => {
       throw new Error('crash before commit');
     });
-    await expect(failing.append(0, messages(0, 150))).rejects.toThrow('crash before commit');
+    await failing.append(0, messages(0, 150));
+    await expect(failing.settle()).rejects.toThrow('crash before commit');
     const afterCrash = await storedKeys();
     expect(afterCrash).toHaveLength(1);
 
@@ -111,11 +113,14 @@ describe('AuditSink (file store, fake commits)', () => {
     const first = sink(limits({ maxRecords: 100 }), async () => {
       throw new Error('crash');
     });
-    await expect(first.append(0, messages(0, 100))).rejects.toThrow();
+    await first.append(0, messages(0, 100));
+    await expect(first.settle()).rejects.toThrow('crash');
     const replay = sink(limits({ maxRecords: 10 }));
     await replay.append(0, messages(0, 50)); // due by count, but the claim says 0..99
+    await replay.settle();
     expect(commits).toEqual([]);
     await replay.append(0, messages(50, 60));
+    await replay.settle();
     expect(commits[0]).toEqual([0, '100']);
     await replay.flushAll('shutdown');
     expect(new Set(await storedEventIds()).size).toBe(110);
@@ -142,9 +147,11 @@ describe('AuditSink (file store, fake commits)', () => {
       if (failures-- > 0) throw new Error('storage down');
       return put(k, p);
     };
-    await expect(s.append(0, messages(0, 100))).rejects.toThrow('storage down');
+    await s.append(0, messages(0, 100));
+    await expect(s.settle()).rejects.toThrow('storage down');
     expect(commits).toEqual([]);
     expect(s.bufferedRecords).toBe(100);
+    expect(s.isIdle).toBe(false);
     expect(await s.flushAll('shutdown')).toBe(true);
     expect(commits).toEqual([[0, '100']]);
     expect(new Set(await storedEventIds()).size).toBe(100);
@@ -163,7 +170,55 @@ describe('AuditSink (file store, fake commits)', () => {
     const s = sink(limits({ memoryMaxBytes: one * 150 }));
     await s.append(0, messages(0, 100));
     await s.append(1, messages(0, 100));
+    // Sealed cuts count until committed: reading waited for them.
     expect(s.bufferedBytes).toBeLessThanOrEqual(one * 150);
     expect(commits.length).toBeGreaterThan(0);
+  });
+
+  it('keeps reading while a sealed cut is stored, and commits cuts strictly in order', async () => {
+    const put = store.putFile.bind(store);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let uploads = 0;
+    store.putFile = async (k, p) => {
+      if (uploads++ === 0) await gate; // the first cut's upload hangs until released
+      return put(k, p);
+    };
+    const s = sink(limits({ maxRecords: 100 }));
+    await s.append(0, messages(0, 100)); // sealed; its upload hangs
+    await s.append(0, messages(100, 100)); // read and sealed meanwhile
+    expect(s.bufferedRecords).toBe(200);
+    expect(commits).toEqual([]); // the second cut may be stored, but not committed before the first
+    release();
+    await s.settle();
+    expect(commits).toEqual([[0, '100'], [0, '200']]);
+    expect(s.isIdle).toBe(true);
+  });
+
+  it('reports a failed cut once through onError and commits nothing after it in that partition', async () => {
+    const reported: string[] = [];
+    const s = new AuditSink({
+      topic: 'audit.events',
+      store,
+      writer,
+      commit: async (p, o) => void commits.push([p, o]),
+      deadLetter: async () => undefined,
+      log: pino({ level: 'silent' }),
+      metrics: createMetrics(),
+      limits: limits({ maxRecords: 50 }),
+      workDir: join(dir, 'work'),
+      owner: 'test',
+      onError: (err, p) => void reported.push(`${p}:${err.message}`),
+    });
+    const put = store.putFile.bind(store);
+    store.putFile = async (k, p) => {
+      if (k.includes('audit.events-0-0-')) throw new Error('storage down'); // only the first cut's files
+      return put(k, p);
+    };
+    await s.append(0, messages(0, 120));
+    await expect(s.settle()).rejects.toThrow('storage down');
+    expect(reported).toEqual(['0:storage down']);
+    expect(commits).toEqual([]);
+    expect(s.bufferedRecords).toBe(120);
   });
 });
