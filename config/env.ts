@@ -30,6 +30,12 @@ export const envSchema = z.object({
   AUDIT_PARTITIONS_CONCURRENTLY: intVar(4, 1),
   AUDIT_PARQUET_ROW_GROUP_ROWS: intVar(16_384, 1024),
   AUDIT_PARQUET_COMPRESSION: z.enum(['zstd', 'snappy', 'gzip', 'uncompressed']).default('zstd'),
+  /** DuckDB (which writes the Parquet files): its memory limit (it spills beyond it) and worker threads. */
+  AUDIT_DUCKDB_MEMORY_LIMIT: z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a size such as 128MB or 1GiB')
+    .default('128MB'),
+  AUDIT_DUCKDB_THREADS: intVar(2, 1),
   /** Storage down for up to this long is ridden out (retries with backoff); beyond it the consumer exits 1 without committing. */
   AUDIT_STORE_RETRY_MS: intVar(300_000, 0),
   AUDIT_METRICS_PORT: intVar(0, 0),

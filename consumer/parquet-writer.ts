@@ -18,6 +18,8 @@ export interface WrittenFile {
   minOccurredAt: number;
   maxOccurredAt: number;
   rowGroups: RowGroupInfo[];
+  /** The distinct `object_type:object_id` keys of its rows, in file order (for the index's Bloom filter). */
+  objectKeys: string[];
 }
 
 /** One file of a cut: where to write it and its rows. */
@@ -83,20 +85,21 @@ export class ParquetWriter {
     // A connection per file: partitions write concurrently (a connection runs one query at a time).
     const conn = await this.instance.connect();
     try {
-      await writeLines(staging, [...rows].sort(compareStaged));
+      const sorted = [...rows].sort(compareStaged);
+      await writeLines(staging, sorted);
       // Insertion order is preserved (DuckDB's default), so the file keeps the staging order.
       await conn.run(
         `COPY (SELECT ${SELECT_STAGED} FROM read_ndjson(${sqlString(staging)}, columns = {${STAGED_COLUMNS}}))
-         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION ${this.compression}, ROW_GROUP_SIZE ${this.rowGroupRows})`,
+         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION ${this.compression}${this.compression === 'zstd' ? `, COMPRESSION_LEVEL ${ZSTD_LEVEL}` : ''}, ROW_GROUP_SIZE ${this.rowGroupRows})`,
       );
-      return await this.describe(conn, path, rows);
+      return await this.describe(conn, path, sorted);
     } finally {
       conn.closeSync();
       await rm(staging, { force: true });
     }
   }
 
-  /** Row-group byte ranges and key statistics, for the per-file index the query side prunes with. */
+  /** Row-group byte ranges and key statistics, for the per-file index the query side prunes with; `rows` in file order. */
   private async describe(conn: DuckDBConnection, path: string, rows: readonly StagedRow[]): Promise<WrittenFile> {
     const reader = await conn.runAndReadAll(
       `SELECT row_group_id,
@@ -123,11 +126,19 @@ export class ParquetWriter {
     });
     let minT = Infinity;
     let maxT = -Infinity;
-    for (const { occurredAt } of rows) {
+    // Rows are in file order: an object's rows are adjacent, so distinct keys need no set.
+    const objectKeys: string[] = [];
+    let prev: StagedRow | null = null;
+    for (const row of rows) {
+      const { occurredAt } = row;
       if (occurredAt < minT) minT = occurredAt;
       if (occurredAt > maxT) maxT = occurredAt;
+      if (prev === null || prev.objectId !== row.objectId || prev.objectType !== row.objectType) {
+        objectKeys.push(`${row.objectType}:${row.objectId}`);
+      }
+      prev = row;
     }
-    return { path, rows: rows.length, bytes: (await stat(path)).size, minOccurredAt: minT, maxOccurredAt: maxT, rowGroups };
+    return { path, rows: rows.length, bytes: (await stat(path)).size, minOccurredAt: minT, maxOccurredAt: maxT, rowGroups, objectKeys };
   }
 
   close(): void {
@@ -160,6 +171,13 @@ async function writeLines(path: string, rows: readonly StagedRow[]): Promise<voi
 }
 
 const IOV_MAX = 1024;
+
+/**
+ * ZSTD level of the data files. Measured on 200k benchmark rows (4,096-row
+ * groups): level 3 (DuckDB's default) 54.9 bytes/row, 9: 51.0 for ~30 % more
+ * write CPU, 15: 48.9 for ~3x, 19: 48.8 for ~9x. 9 is the knee.
+ */
+const ZSTD_LEVEL = 9;
 
 function nullableString(v: unknown): string | null {
   return v === null || v === undefined ? null : String(v);

@@ -9,6 +9,7 @@ import { openStore, type ObjectStore } from '../storage';
 import { deadLetterPublisher } from './dead-letter';
 import { createMetrics, type SinkMetrics } from './metrics';
 import { startOpsServer } from './ops-server';
+import { FETCH_SETTINGS } from './fetch-settings';
 import { ParquetWriter } from './parquet-writer';
 import { AuditSink } from './sink';
 
@@ -57,10 +58,7 @@ export class AuditConsumerService {
       sessionTimeout: env.AUDIT_KAFKA_SESSION_TIMEOUT_MS,
       rebalanceTimeout: env.AUDIT_KAFKA_REBALANCE_TIMEOUT_MS,
       heartbeatInterval: 3_000,
-      maxWaitTimeInMs: 250,
-      // Fetches bounded so that what is fetched plus what is buffered stays within the memory budget.
-      maxBytesPerPartition: 4 * 1024 * 1024,
-      maxBytes: 12 * 1024 * 1024,
+      ...FETCH_SETTINGS,
     });
     // Dead letters must not be lost or reordered: idempotent, retried until the broker answers.
     this.producer = this.kafka.producer({
@@ -82,6 +80,8 @@ export class AuditConsumerService {
       rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
       compression: env.AUDIT_PARQUET_COMPRESSION,
       spillDir: join(this.workDir, 'duckdb-spill'),
+      memoryLimit: env.AUDIT_DUCKDB_MEMORY_LIMIT,
+      threads: env.AUDIT_DUCKDB_THREADS,
     });
     const topic = env.AUDIT_TOPIC;
     await this.admin.connect();

@@ -451,9 +451,9 @@ export class AuditSink {
     try {
       const written = await this.deps.writer.writeFiles(files);
       for (let i = 0; i < files.length; i++) {
-        const { dt, name, path, rows } = files[i]!;
+        const { dt, name, path } = files[i]!;
         const key = dataKey(dt, name);
-        const index = buildFileIndex(key, written[i]!, rows.map((r) => `${r.objectType}:${r.objectId}`));
+        const index = buildFileIndex(key, written[i]!, written[i]!.objectKeys);
         // Data first, index second: a reader that finds an index can trust the file is there.
         await this.retry('upload', () => this.deps.store.putFile(key, path));
         await this.retry('upload index', () => this.deps.store.put(indexKey(dt, name), JSON.stringify(index)));

@@ -143,140 +143,174 @@ const HEADER_BYTES = 5;
 const MIN_MICROS = Date.UTC(2000, 0, 1) * 1000;
 const MAX_MICROS = Date.UTC(2200, 0, 1) * 1000;
 
+const EMPTY = Buffer.alloc(0);
+
 /** Signals a record the fast path does not take (never escapes `transcode`). */
 class Decline {}
 const DECLINE = new Decline();
 
+/** What a kernel reports about the record besides its line. */
+interface Captured {
+  occurredAt: number;
+  typeStart: number;
+  typeEnd: number;
+  idStart: number;
+  idEnd: number;
+}
+
+/**
+ * A schema's transcoder, generated as straight-line JavaScript (one block per
+ * field, positions in locals) the way avsc generates its decoders: an
+ * interpreter loop over field steps cost about twice as much per record.
+ * Returns the output position after the line's fields, or -1 to decline.
+ */
+type Kernel = (self: AvroStagingTranscoder, src: Buffer, end: number, out: Buffer, o: number, r: Captured) => number;
+
+function bytesCode(bytes: Buffer): string {
+  let code = '';
+  for (const b of bytes) code += `out[o++]=${b};`;
+  return code;
+}
+
+/** Reads a zigzag varint into `v` (safe integers only). */
+const READ_LONG = `v=0;m=1;do{if(p>=end||m>562949953421312)return -1;b=src[p++];v+=(b&127)*m;m*=128;}while(b&128);if(v>9007199254740991)return -1;v=v%2===0?v/2:-(v+1)/2;`;
+const READ_LEN = `${READ_LONG}if(v<0||p+v>end)return -1;`;
+/** Copies `v` source bytes from `p` as JSON string content, escaping; -1 on invalid UTF-8. */
+const COPY_STRING = `s=p;e=p+v;na=0;for(;p<e;p++){b=src[p];if(b>=32&&b!==34&&b!==92){na|=b;out[o++]=b;}else{out[o++]=92;o=esc(out,o,b);}}if(na>=128&&!isUtf8(src.subarray(s,e)))return -1;`;
+const CHECK_UTF8 = `s=p;e=p+v;na=0;for(;p<e;p++)na|=src[p];if(na>=128&&!isUtf8(src.subarray(s,e)))return -1;`;
+const NULL_CODE = bytesCode(Buffer.from('null', 'latin1'));
+
+function generateKernel(program: Program): Kernel {
+  let body = 'let p=5,v=0,m=1,b=0,s=0,e=0,na=0;';
+  for (const step of program.steps) {
+    const emit = step.prefix !== null;
+    if (emit) body += bytesCode(step.prefix!);
+    switch (step.op) {
+      case OP_STRING: {
+        body += READ_LEN;
+        if (step.role === ROLE_EVENT_ID) body += 'if(v!==36||!isUuid(src,p))return -1;';
+        else if (step.role === ROLE_OBJECT_TYPE) body += 'if(v===0)return -1;r.typeStart=p;r.typeEnd=p+v;';
+        else if (step.role === ROLE_OBJECT_ID) body += 'if(v===0)return -1;r.idStart=p;r.idEnd=p+v;';
+        else if (step.role === ROLE_ACTION) body += 'if(v===0)return -1;';
+        body += emit ? `out[o++]=34;${COPY_STRING}out[o++]=34;` : CHECK_UTF8;
+        break;
+      }
+      case OP_OPT_STRING:
+        body += `${READ_LONG}if(v===1){${READ_LEN}${emit ? `out[o++]=34;${COPY_STRING}out[o++]=34;` : CHECK_UTF8}}else if(v===0){${emit ? NULL_CODE : ''}}else return -1;`;
+        break;
+      case OP_LONG:
+      case OP_INT:
+        body += READ_LONG;
+        if (step.role === ROLE_OCCURRED_AT) body += `if(v<${MIN_MICROS}||v>${MAX_MICROS})return -1;r.occurredAt=v;`;
+        if (emit) body += 'o=writeInt(out,o,v);';
+        break;
+      case OP_OPT_INT:
+        body += `${READ_LONG}if(v===1){${READ_LONG}${emit ? 'o=writeInt(out,o,v);' : ''}}else if(v===0){${emit ? NULL_CODE : ''}}else return -1;`;
+        break;
+      case OP_OPT_DOUBLE:
+        body += `${READ_LONG}if(v===1){if(p+8>end)return -1;${emit ? 'o=writeDouble(out,o,src.readDoubleLE(p));' : ''}p+=8;}else if(v===0){${emit ? NULL_CODE : ''}}else return -1;`;
+        break;
+      case OP_CHANGES:
+      case OP_METADATA:
+        // Maps are rarer and more involved: the transcoder's methods handle them.
+        body += `self.pos=p;self.o=o;self.${step.op === OP_CHANGES ? 'changes' : 'metadata'}(${emit});p=self.pos;o=self.o;`;
+        break;
+    }
+  }
+  body += `if(p!==end)return -1;${bytesCode(program.missing)}return o;`;
+  const factory = new Function('isUtf8', 'isUuid', 'esc', 'writeInt', 'writeDouble', `return function kernel(self,src,end,out,o,r){${body}};`) as (
+    ...helpers: unknown[]
+  ) => Kernel;
+  return factory(isUtf8, isUuidAt, escapeTail, writeInt, writeDouble);
+}
+
+/** Writes a safe integer in decimal. */
+function writeInt(out: Buffer, o: number, v: number): number {
+  if (v < 0) {
+    out[o++] = 0x2d;
+    v = -v;
+  }
+  let digits = 1;
+  for (let n = v; n >= 10; n = Math.floor(n / 10)) digits++;
+  let i = o + digits;
+  const next = i;
+  do {
+    const q = Math.floor(v / 10);
+    out[--i] = 0x30 + (v - q * 10);
+    v = q;
+  } while (v > 0);
+  return next;
+}
+
+/** Writes a double as JSON.stringify would (null for NaN and infinities). */
+function writeDouble(out: Buffer, o: number, v: number): number {
+  const s = Number.isFinite(v) ? String(v) : 'null';
+  for (let i = 0; i < s.length; i++) out[o++] = s.charCodeAt(i);
+  return o;
+}
+
+function isUuidAt(src: Buffer, start: number): boolean {
+  return isUuid(src, start, 36);
+}
+
 export class AvroStagingTranscoder {
-  private readonly programs = new Map<number, Program | null>();
+  private readonly kernels = new Map<number, Kernel | null>();
   private readonly types = new StringCache();
-  // Decoder state for the record being transcoded.
-  private src: Buffer = Buffer.alloc(0);
+  private readonly captured: Captured = { occurredAt: 0, typeStart: 0, typeEnd: 0, idStart: 0, idEnd: 0 };
+  // Cursor for the map fields, which the generated kernels hand over to methods.
+  private src: Buffer = EMPTY;
   private pos = 0;
   private end = 0;
-  private out: Buffer = Buffer.alloc(0);
+  private out: Buffer = EMPTY;
   private o = 0;
 
   private readonly partitionPrefix = Buffer.from(`,${stagingKeyPrefix('kafka_partition')}`, 'latin1');
   private readonly offsetPrefix = Buffer.from(`,${stagingKeyPrefix('kafka_offset')}`, 'latin1');
 
-  constructor(private readonly readerSchemaId: number) {
-    for (const id of knownSchemaIds()) this.programs.set(id, compile(id, readerSchemaId));
+  constructor(readerSchemaId: number) {
+    for (const id of knownSchemaIds()) {
+      const program = compile(id, readerSchemaId);
+      this.kernels.set(id, program && generateKernel(program));
+    }
   }
 
   /** The staged row for a message, or null when it must take the general path. */
   transcode(value: Buffer | null, partition: number, offset: string, arena: LineArena): StagedRow | null {
     if (value === null || value.length < HEADER_BYTES || value[0] !== 0) return null;
-    const program = this.programs.get(value.readInt32BE(1));
-    if (!program) return null;
+    const kernel = this.kernels.get(value.readInt32BE(1));
+    if (!kernel) return null;
     // Worst case: every byte escaped twice (\\u00xx), plus names and framing.
     arena.reserve(value.length * 12 + 1024);
+    const out = arena.buffer;
+    const r = this.captured;
+    let o: number;
     this.src = value;
-    this.pos = HEADER_BYTES;
     this.end = value.length;
-    this.out = arena.buffer;
-    this.o = arena.start;
+    this.out = out;
     try {
-      return this.run(program, partition, offset, arena, value.length);
+      o = kernel(this, value, value.length, out, arena.start, r);
     } catch (err) {
       if (err === DECLINE) return null;
       throw err;
     } finally {
       this.src = this.out = EMPTY;
     }
-  }
-
-  private run(program: Program, partition: number, offset: string, arena: LineArena, size: number): StagedRow {
-    let occurredAt = 0;
-    let objectType = '';
-    let objectId = '';
-    const steps = program.steps;
-    for (let k = 0; k < steps.length; k++) {
-      const step = steps[k]!;
-      if (step.prefix) this.raw(step.prefix);
-      const emit = step.prefix !== null;
-      switch (step.op) {
-        case OP_STRING: {
-          const len = this.length();
-          const start = this.pos;
-          this.pos += len;
-          switch (step.role) {
-            case ROLE_EVENT_ID:
-              if (!isUuid(this.src, start, len)) throw DECLINE;
-              break;
-            case ROLE_OBJECT_TYPE:
-              if (len === 0) throw DECLINE;
-              objectType = this.types.get(this.src, start, start + len);
-              break;
-            case ROLE_OBJECT_ID:
-              if (len === 0) throw DECLINE;
-              objectId = utf8(this.src, start, start + len);
-              break;
-            case ROLE_ACTION:
-              if (len === 0) throw DECLINE;
-              break;
-          }
-          if (emit) this.string1(start, start + len);
-          else this.checkUtf8(start, start + len);
-          break;
-        }
-        case OP_OPT_STRING: {
-          if (this.union()) {
-            const len = this.length();
-            const start = this.pos;
-            this.pos += len;
-            if (emit) this.string1(start, start + len);
-            else this.checkUtf8(start, start + len);
-          } else if (emit) this.raw(NULL);
-          break;
-        }
-        case OP_LONG: {
-          const v = this.long();
-          if (step.role === ROLE_OCCURRED_AT) {
-            if (v < MIN_MICROS || v > MAX_MICROS) throw DECLINE;
-            occurredAt = v;
-          }
-          if (emit) this.integer(v);
-          break;
-        }
-        case OP_INT: {
-          const v = this.long();
-          if (emit) this.integer(v);
-          break;
-        }
-        case OP_OPT_INT: {
-          if (this.union()) {
-            const v = this.long();
-            if (emit) this.integer(v);
-          } else if (emit) this.raw(NULL);
-          break;
-        }
-        case OP_OPT_DOUBLE: {
-          if (this.union()) {
-            if (this.pos + 8 > this.end) throw DECLINE;
-            const v = this.src.readDoubleLE(this.pos);
-            this.pos += 8;
-            if (emit) this.ascii(Number.isFinite(v) ? String(v) : 'null');
-          } else if (emit) this.raw(NULL);
-          break;
-        }
-        case OP_CHANGES:
-          this.changes(emit);
-          break;
-        case OP_METADATA:
-          this.metadata(emit);
-          break;
-      }
-    }
-    if (this.pos !== this.end) throw DECLINE; // trailing bytes: avsc rejects them
-    this.raw(program.missing);
-    this.raw(this.partitionPrefix);
-    this.integer(partition);
-    this.raw(this.offsetPrefix);
-    this.ascii(offset);
-    this.out[this.o++] = 0x7d;
-    this.out[this.o++] = 0x0a;
-    return { partition, offset, size, occurredAt, objectType, objectId, line: arena.commit(this.o) };
+    if (o < 0) return null;
+    for (let i = 0; i < this.partitionPrefix.length; i++) out[o++] = this.partitionPrefix[i]!;
+    o = writeInt(out, o, partition);
+    for (let i = 0; i < this.offsetPrefix.length; i++) out[o++] = this.offsetPrefix[i]!;
+    for (let i = 0; i < offset.length; i++) out[o++] = offset.charCodeAt(i);
+    out[o++] = 0x7d;
+    out[o++] = 0x0a;
+    return {
+      partition,
+      offset,
+      size: value.length,
+      occurredAt: r.occurredAt,
+      objectType: this.types.get(value, r.typeStart, r.typeEnd),
+      objectId: utf8(value, r.idStart, r.idEnd),
+      line: arena.commit(o),
+    };
   }
 
   // ---- Avro primitives ----
@@ -338,10 +372,6 @@ export class AvroStagingTranscoder {
     this.o = o;
   }
 
-  private integer(v: number): void {
-    this.ascii(String(v));
-  }
-
   private checkUtf8(start: number, end: number): void {
     const src = this.src;
     for (let i = start; i < end; i++) {
@@ -350,14 +380,6 @@ export class AvroStagingTranscoder {
         return;
       }
     }
-  }
-
-  /** Source bytes as a JSON string (quotes included). */
-  private string1(start: number, end: number): void {
-    const out = this.out;
-    out[this.o++] = 0x22;
-    this.content1(start, end);
-    out[this.o++] = 0x22;
   }
 
   /** Source bytes escaped once: string content inside the line. */
@@ -506,7 +528,6 @@ export class AvroStagingTranscoder {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
 
 /** Writes what follows the backslash of a JSON escape for byte `b` (a quote, backslash or control). */
 function escapeTail(out: Buffer, o: number, b: number): number {
