@@ -35,3 +35,17 @@ export async function readParquetRows(path: string): Promise<Record<string, unkn
     await reader.close();
   }
 }
+
+const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * A UUID column value as parquetjs-lite returns it, as text. It has no UUID
+ * logical type: a UUID column (FIXED_LEN_BYTE_ARRAY(16)) comes back as its 16
+ * raw bytes; files written before event_id became a UUID hold the text itself.
+ * Throws on anything else, so a reader that misreads the column fails the test.
+ */
+export function uuidText(value: unknown): string {
+  const text = Buffer.isBuffer(value) && value.length === 16 ? value.toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5') : value;
+  if (typeof text !== 'string' || !UUID_TEXT.test(text)) throw new Error(`not a UUID: ${String(value)}`);
+  return text;
+}

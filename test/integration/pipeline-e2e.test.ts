@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { AuditClient } from '../../producer';
 import { openStore, parseDataKey } from '../../storage';
 import { envOf, isolatedEnv, runCli } from '../helpers/infra';
-import { readParquetRows } from '../helpers/parquet-interop';
+import { readParquetRows, uuidText } from '../helpers/parquet-interop';
 import { mapLimit } from '../../query/concurrency';
 
 const OBJECTS = 100;
@@ -86,12 +86,14 @@ describe('pipeline end to end (real Kafka, real S3)', () => {
           expect(Number(row.kafka_partition)).toBe(ref!.partition);
           const offset = BigInt(row.kafka_offset as bigint);
           expect(offset >= BigInt(ref!.firstOffset) && offset <= BigInt(ref!.lastOffset)).toBe(true);
-          const id = String(row.event_id);
+          const id = uuidText(row.event_id);
           expect(seen.has(id)).toBe(false);
           seen.add(id);
         }
       }
       expect(seen.size).toBe(OBJECTS * EVENTS_PER_OBJECT);
+      // parquetjs-lite reads event_id (a UUID column) back as exactly the ids the app produced.
+      expect([...seen].sort()).toEqual([...produced.values()].flat().sort());
       expect([...dts].sort()).toEqual(['2026-03-01', '2026-03-02', '2026-03-03']);
       expect(files).toBeGreaterThan(3);
     } finally {
