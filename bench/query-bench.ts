@@ -14,6 +14,8 @@
  *   AUDIT_PARQUET_ROW_GROUP_ROWS (16384, as the consumer)  BENCH_PROFILE (typical | full: + request/trace ids)
  *   BENCH_LATE_SHARE (0.002)  BENCH_QUERIES (20)  BENCH_SEED (42)
  *   BENCH_PG (1; 0 skips PostgreSQL)  BENCH_FRESH (0; 1 reloads even when the dataset exists)
+ *   BENCH_MANIFESTS (1: runs `audit-query index build` before the lookups, timed; 0: deletes the day
+ *   manifests first, to measure lookups without them)
  *   AUDIT_S3_ENDPOINT (http://127.0.0.1:9000)  BENCH_BUCKET (audit)
  * The dataset is kept under s3://<bucket>/bench/query/<id>/ (and table bench_audit_<id>) and
  * reused by later runs with the same parameters.
@@ -24,7 +26,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { S3ObjectStore } from '../storage';
+import { S3ObjectStore, manifestDt } from '../storage';
 import { loadDataset, workDirFor, type DatasetOptions, type DatasetSummary } from './lib/dataset';
 import { EventGenerator, type BenchProfile } from './lib/events';
 import { pgTargetFromEnv, psql, sqlLiteral } from './lib/pg';
@@ -51,6 +53,7 @@ const cfg = {
   queries: num('BENCH_QUERIES', 20),
   seed: num('BENCH_SEED', 42),
   pg: process.env.BENCH_PG !== '0',
+  manifests: process.env.BENCH_MANIFESTS !== '0',
   fresh: process.env.BENCH_FRESH === '1',
   endpoint: process.env.AUDIT_S3_ENDPOINT ?? 'http://127.0.0.1:9000',
   bucket: process.env.BENCH_BUCKET ?? 'audit',
@@ -62,7 +65,9 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
-const datasetKey = JSON.stringify([cfg.events, cfg.days, cfg.objects, cfg.partitions, cfg.cutRecords, cfg.cutBytes, cfg.rowGroupRows, cfg.profile, cfg.lateShare, cfg.seed, cfg.start]);
+/** Bump when the stored files change for the same events (column types, compression), so that datasets are rewritten. */
+const FILE_FORMAT = 'uuid-zstd9';
+const datasetKey = JSON.stringify([FILE_FORMAT, cfg.events, cfg.days, cfg.objects, cfg.partitions, cfg.cutRecords, cfg.cutBytes, cfg.rowGroupRows, cfg.profile, cfg.lateShare, cfg.seed, cfg.start]);
 const datasetId = createHash('sha256').update(datasetKey).digest('hex').slice(0, 10);
 const prefix = `bench/query/${datasetId}`;
 // PostgreSQL holds the same rows whatever the Parquet layout: keyed by the event stream only.
@@ -114,16 +119,38 @@ function timeProcess(cmd: string, args: string[]): Promise<{ seconds: number; st
   });
 }
 
-async function storedBytes(store: S3ObjectStore): Promise<{ parquet: number; index: number; files: number }> {
+async function storedBytes(store: S3ObjectStore): Promise<{ parquet: number; index: number; manifests: number; files: number }> {
   let parquet = 0;
   let index = 0;
+  let manifests = 0;
   let files = 0;
   for await (const o of store.list('dt=')) {
     parquet += o.size;
     files++;
   }
-  for await (const o of store.list('_index/')) index += o.size;
-  return { parquet, index, files };
+  for await (const o of store.list('_index/')) {
+    if (manifestDt(o.key) !== null) manifests += o.size;
+    else index += o.size;
+  }
+  return { parquet, index, manifests, files };
+}
+
+/** `audit-query index build` as an operator runs it (timed), or the manifests removed (BENCH_MANIFESTS=0). */
+async function prepareManifests(store: S3ObjectStore): Promise<{ seconds: number; result: unknown } | null> {
+  if (!cfg.manifests) {
+    for await (const o of store.list('_index/')) if (manifestDt(o.key) !== null) await store.delete(o.key);
+    return null;
+  }
+  const env = { ...process.env, AUDIT_STORE_URL: `s3://${cfg.bucket}/${prefix}`, AUDIT_S3_ENDPOINT: cfg.endpoint };
+  const t0 = process.hrtime.bigint();
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'index', 'build', '--quiet'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`audit-query index build exited ${code}`))));
+  });
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, result: JSON.parse(out) as unknown };
 }
 
 async function ensureDataset(store: S3ObjectStore): Promise<DatasetSummary> {
@@ -161,6 +188,8 @@ async function main(): Promise<void> {
   if (!existsSync(join(ROOT, 'dist', 'query', 'cli.js'))) throw new Error('run `npm run build` first (the benchmark times dist/query/cli.js)');
   const store = new S3ObjectStore({ bucket: cfg.bucket, prefix, region: 'us-east-1', endpoint: cfg.endpoint });
   const dataset = await ensureDataset(store);
+  const manifestBuild = await prepareManifests(store);
+  if (manifestBuild) log(`audit-query index build: ${seconds(manifestBuild.seconds)} ${JSON.stringify(manifestBuild.result)}`);
   const stored = await storedBytes(store);
   store.close();
 
@@ -223,14 +252,15 @@ async function main(): Promise<void> {
     };
   }
 
-  const storedTotal = stored.parquet + stored.index;
+  const storedTotal = stored.parquet + stored.index + stored.manifests;
   const share = (r: CliRun) => r.stats.bytesFetched! / storedTotal;
   const result = {
     benchmark: 'query-bench',
     date: new Date().toISOString(),
     node: process.version,
     config: { ...cfg, datasetId, prefix },
-    dataset: { ...dataset, storedParquetBytes: stored.parquet, storedIndexBytes: stored.index, dataFiles: stored.files },
+    dataset: { ...dataset, storedParquetBytes: stored.parquet, storedIndexBytes: stored.index, storedManifestBytes: stored.manifests, dataFiles: stored.files },
+    manifestBuild,
     startupFloorSeconds: baseline.seconds,
     queries: picks.map((object, i) => ({
       object,
@@ -255,7 +285,15 @@ async function main(): Promise<void> {
       warmBytesFetched: Math.max(...warm.map((r) => r.stats.bytesFetched!)),
       filesRead: { median: median(cold.map((r) => r.stats.filesRead!)), of: stored.files },
       parquetBytesPerEvent: stored.parquet / dataset.events,
+      indexBytesPerEvent: stored.index / dataset.events,
+      manifestBytesPerEvent: stored.manifests / dataset.events,
       storedBytesPerEvent: storedTotal / dataset.events,
+      coldRequests: { median: median(cold.map((r) => r.stats.requests!)) },
+      coldMs: {
+        locate: median(cold.map((r) => r.stats.msLocate!)),
+        fetch: median(cold.map((r) => r.stats.msFetch!)),
+        read: median(cold.map((r) => r.stats.msRead!)),
+      },
       fallbacks: [...cold, ...warm, ...indexWarm].reduce((s, r) => s + (r.stats.fallbacks ?? 0), 0),
     },
     postgres: pgResult,
@@ -278,10 +316,12 @@ async function main(): Promise<void> {
     ['fetched from S3, indexes cached, mean share', pct(s.indexWarmFetchedShare.mean), '', ''],
     ['fetched from S3, warm', bytes(s.warmBytesFetched), '', '0'],
     ['stored bytes per event (Parquet)', s.parquetBytesPerEvent.toFixed(1), pgr ? pgr.bytesPerEvent.toFixed(1) : '-', '≤ 30'],
-    ['stored bytes per event (Parquet + index files)', s.storedBytesPerEvent.toFixed(1), '', ''],
+    ['stored bytes per event: per-file indexes / day manifests', `${s.indexBytesPerEvent.toFixed(1)} / ${s.manifestBytesPerEvent.toFixed(1)}`, '', ''],
+    ['stored bytes per event (Parquet + indexes + manifests)', s.storedBytesPerEvent.toFixed(1), '', ''],
+    ['cold lookup: requests; ms locate / fetch / read (medians)', `${s.coldRequests.median}; ${s.coldMs.locate} / ${s.coldMs.fetch} / ${s.coldMs.read}`, '', ''],
   ];
   log('');
-  log(`${dataset.events.toLocaleString('en')} events, ${stored.files} data files (${bytes(stored.parquet)} Parquet + ${bytes(stored.index)} index), ${cfg.queries} random objects (median ${s.eventsPerObject.median} events), ${s.filesRead.median} candidate files per lookup (median)`);
+  log(`${dataset.events.toLocaleString('en')} events, ${stored.files} data files (${bytes(stored.parquet)} Parquet + ${bytes(stored.index)} index + ${bytes(stored.manifests)} day manifests), ${cfg.queries} random objects (median ${s.eventsPerObject.median} events), ${s.filesRead.median} candidate files per lookup (median)`);
   log(`row groups of ${cfg.rowGroupRows} rows, cuts of ${cfg.cutRecords} records / ${bytes(cfg.cutBytes)}, ${cfg.partitions} partitions, profile ${cfg.profile}; audit-query startup floor ${seconds(baseline.seconds)}`);
   process.stdout.write(`\n${table(['metric', 'audit-query (S3)', 'PostgreSQL', 'target'], rows)}\n\n`);
   const out = join(ROOT, 'bench', 'results');

@@ -127,6 +127,22 @@ export class ObjectCache {
     return path;
   }
 
+  /**
+   * A small object fetched now, never cached on disk (a day manifest: it is
+   * rewritten as files arrive, unlike everything else here); null when absent.
+   * Counted as index bytes.
+   */
+  async fetchObject(key: string): Promise<Buffer | null> {
+    const body = await this.limiter.run(() => this.store.get(key));
+    this.counters.requests++;
+    if (body !== null) {
+      this.counters.objectsFetched++;
+      this.counters.bytesFetched += body.length;
+      this.counters.indexBytesFetched += body.length;
+    }
+    return body;
+  }
+
   /** The cache entry of a data file of `size` bytes (possibly holding nothing yet). */
   async dataFile(key: string, size: number): Promise<CachedFile> {
     // A whole copy cached by an earlier version of this cache.

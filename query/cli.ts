@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, readEnv } from '../config/env';
-import { StorageError, StoreUrlError } from '../storage';
+import { StorageError, StoreUrlError, dtOfMicros } from '../storage';
 import { UsageError, parseFormat, parseInstant, parseObjectRef } from './args';
 import { render, type OutputFormat } from './format';
 import { isoMicros, type HistoryEvent } from './history';
@@ -114,6 +114,22 @@ async function runSql(text: string, flags: HistoryFlags): Promise<number> {
   }
 }
 
+async function runIndexBuild(flags: { since?: string; until?: string; quiet?: boolean }): Promise<number> {
+  // Day bounds: a time selects its UTC day (as the dt= partitions do).
+  const since = flags.since ? dtOfMicros(parseInstant('--since', flags.since)) : null;
+  const until = flags.until ? dtOfMicros(parseInstant('--until', flags.until, true)) : null;
+  if (since !== null && until !== null && since > until) throw new UsageError('--since is after --until');
+  const q = new AuditQuery(readEnv());
+  try {
+    const log = flags.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
+    const result = await q.buildIndexManifests({ since, until, log });
+    await write(`${JSON.stringify(result)}\n`);
+    return 0;
+  } finally {
+    q.close();
+  }
+}
+
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -154,6 +170,17 @@ export async function main(argv: string[]): Promise<number> {
       // `audit-query --format json sql ...` works too: the root's options come first.
       const { format, since, until, stats } = program.opts<HistoryFlags>();
       result = runSql(text, { format, since, until, stats, ...definedOnly(flags) });
+    });
+  program
+    .command('index')
+    .description('maintenance of the lookup indexes')
+    .command('build')
+    .description("writes each day's index manifest (one object per day listing its files' indexes: fewer requests on a cold lookup); safe to re-run, e.g. daily from cron")
+    .option('--since <date>', 'first day (default: the oldest)')
+    .option('--until <date>', 'last day (default: the newest)')
+    .option('--quiet', 'no per-day lines on stderr')
+    .action((flags: { since?: string; until?: string; quiet?: boolean }) => {
+      result = runIndexBuild(flags);
     });
   try {
     await program.parseAsync(argv);

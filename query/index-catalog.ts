@@ -82,6 +82,15 @@ export class IndexCatalog {
     return entry;
   }
 
+  /** An entry from a day manifest (index without filter fields, filter bits already decoded). */
+  setDecoded(key: string, size: number, index: IndexMeta, bloom: BloomFilter | null, now = Date.now()): CatalogEntry {
+    const { bloom: _b, bloomHashes: _h, bloomHash: _f, ...meta } = index as FileIndex;
+    const entry: CatalogEntry = { key, size, index: meta, bloom, checkedAt: now };
+    this.entries.set(key, entry);
+    this.dirty = true;
+    return entry;
+  }
+
   async save(storeDescription: string): Promise<void> {
     if (!this.dirty) return;
     const parts: Buffer[] = [];

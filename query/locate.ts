@@ -3,9 +3,12 @@ import {
   type FileIndex,
   type ObjectInfo,
   type ObjectStore,
+  BloomFilter,
   DATA_PREFIX,
   INDEX_PREFIX,
   datesBetween,
+  decodeDayManifest,
+  manifestDt,
   dtOfMicros,
   parseDataKey,
   parseFileIndex,
@@ -41,6 +44,9 @@ export interface LocateStats {
   bytesListed: number;
   /** LIST requests sent (one per prefix and page, approximately: pages are not visible here). */
   listCalls: number;
+  /** Day manifests fetched, and data files whose index came from one (instead of a GET of its own). */
+  manifestsFetched: number;
+  filesFromManifests: number;
 }
 
 /** Bounded ranges up to this many days are listed day by day (one prefix each); longer ones in one listing. */
@@ -113,11 +119,24 @@ export async function locateFiles(
     return !e || (e.index === null && now - e.checkedAt > NO_INDEX_TTL_MS);
   });
   let listCalls = data.calls;
+  let manifestsFetched = 0;
+  let filesFromManifests = 0;
   if (unknown.length > 0) {
     const indexes = await listPartitions(store, `${INDEX_PREFIX}${DATA_PREFIX}`, range);
     listCalls += indexes.calls;
     const indexed = new Set(indexes.objects.map((o) => o.key));
-    await mapLimit(unknown, 32, async (f) => {
+    const fromManifests = await indexesFromManifests(cache, indexes.objects, unknown);
+    manifestsFetched = fromManifests.fetched;
+    const rest = unknown.filter((f) => {
+      const m = fromManifests.byKey.get(f.key);
+      // A manifest describes the files of its day when it was built: it may be stale
+      // (a rewritten file of another size) or lack files that came later.
+      if (!m || m.index.bytes !== f.size) return true;
+      catalog.setDecoded(f.key, f.size, m.index, m.bloomBits ? new BloomFilter(m.bloomBits, m.bloomHashes) : null, now);
+      filesFromManifests++;
+      return false;
+    });
+    await mapLimit(rest, 32, async (f) => {
       const key = indexKeyOf(f.key);
       catalog.set(f.key, f.size, indexed.has(key) ? await loadIndex(cache, key, f.size) : null, now);
     });
@@ -147,6 +166,43 @@ export async function locateFiles(
       filesSelected: selected.length,
       bytesListed: dataFiles.reduce((s, f) => s + f.size, 0),
       listCalls,
+      manifestsFetched,
+      filesFromManifests,
     },
   };
+}
+
+type ManifestFile = ReturnType<typeof decodeDayManifest>['files'][number];
+
+/**
+ * The indexes that the day manifests of the unknown files' days hold (one GET
+ * per day instead of one per file). Manifests are fetched fresh every time
+ * (they are rewritten as a day gains files) and only when a day has files the
+ * local catalog does not know, so a warm lookup fetches none. A manifest that
+ * cannot be read is skipped: its files' own indexes are read instead.
+ */
+async function indexesFromManifests(
+  cache: ObjectCache,
+  indexObjects: readonly ObjectInfo[],
+  unknown: readonly ObjectInfo[],
+): Promise<{ byKey: Map<string, ManifestFile>; fetched: number }> {
+  const days = new Set(unknown.map((f) => parseDataKey(f.key)?.dt));
+  const manifests = indexObjects.filter((o) => days.has(manifestDt(o.key) ?? undefined));
+  const byKey = new Map<string, ManifestFile>();
+  let fetched = 0;
+  await mapLimit(manifests, 16, async (m) => {
+    try {
+      const body = await cache.fetchObject(m.key);
+      if (body === null) return; // removed since the listing
+      fetched++;
+      const dt = manifestDt(m.key);
+      for (const f of decodeDayManifest(body, m.key).files) {
+        // Only entries for data files of the manifest's own day.
+        if (parseDataKey(f.index.key)?.dt === dt) byKey.set(f.index.key, f);
+      }
+    } catch {
+      // unreadable, or the store failed: fall back to the per-file indexes
+    }
+  });
+  return { byKey, fetched };
 }

@@ -8,6 +8,7 @@ import { type CachedFile, type FooterLayout, ObjectCache } from './cache';
 import { Limiter, mapLimit } from './concurrency';
 import { DeadlineStore, type Deadlines, DEFAULT_DEADLINES } from './deadline-store';
 import { IndexCatalog } from './index-catalog';
+import { type IndexBuildOptions, type IndexBuildResult, buildDayManifests } from './index-build';
 import { readFooterLayouts } from './footer';
 import { type HistoryEvent, type HistoryFilter, type ObjectRow, type ScanSource, finishHistory, openDuckDb, parquetSource, readHistory, readObjectRows } from './history';
 import { ResultCache, fileId } from './result-cache';
@@ -39,6 +40,9 @@ export interface QueryStats {
   rangesFetched: number;
   /** LIST prefixes listed (the listing is never cached). */
   listCalls: number;
+  /** Day manifests fetched, and candidate-listing files whose index came from one (see storage/day-manifest.ts). */
+  manifestsFetched: number;
+  filesFromManifests: number;
   cacheHits: number;
   /** Times a sparse read failed and the files were completed and read again (should stay 0). */
   fallbacks: number;
@@ -87,7 +91,7 @@ export class AuditQuery {
   readonly store: ObjectStore;
   readonly cache: ObjectCache;
   private readonly cacheDir: string;
-  private readonly stats = { filesListed: 0, bytesListed: 0, filesRead: 0, bytesCandidates: 0, filesSparse: 0, filesWhole: 0, listCalls: 0, fallbacks: 0, msLocate: 0, msFetch: 0, msRead: 0, filesFromResultCache: 0 };
+  private readonly stats = { filesListed: 0, bytesListed: 0, filesRead: 0, bytesCandidates: 0, filesSparse: 0, filesWhole: 0, listCalls: 0, manifestsFetched: 0, filesFromManifests: 0, fallbacks: 0, msLocate: 0, msFetch: 0, msRead: 0, filesFromResultCache: 0 };
   private readonly wholeFiles: boolean;
   private readonly useResultCache: boolean;
   private readonly results: ResultCache;
@@ -137,6 +141,8 @@ export class AuditQuery {
     this.stats.filesListed = stats.filesListed;
     this.stats.bytesListed = stats.bytesListed;
     this.stats.listCalls = stats.listCalls;
+    this.stats.manifestsFetched = stats.manifestsFetched;
+    this.stats.filesFromManifests = stats.filesFromManifests;
     this.stats.filesRead = candidates.length;
     this.stats.bytesCandidates = candidates.reduce((s, c) => s + c.size, 0);
     return candidates;
@@ -291,6 +297,12 @@ export class AuditQuery {
       conn.closeSync();
       instance.closeSync();
     }
+  }
+
+  /** Writes the day index manifests of the days in range (`audit-query index build`). */
+  async buildIndexManifests(opts: Omit<IndexBuildOptions, 'concurrency'>): Promise<IndexBuildResult> {
+    await this.store.check();
+    return buildDayManifests(this.store, opts);
   }
 
   summary(): QueryStats {

@@ -8,3 +8,4 @@ export * from './layout';
 export * from './file-index';
 export * from './bloom';
 export * from './columns';
+export * from './day-manifest';

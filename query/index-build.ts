@@ -1,0 +1,112 @@
+import {
+  type FileIndex,
+  type ObjectStore,
+  BLOOM_HASH,
+  DATA_PREFIX,
+  INDEX_PREFIX,
+  decodeDayManifest,
+  encodeDayManifest,
+  indexKey,
+  isDt,
+  manifestKey,
+  parseDataKey,
+  parseFileIndex,
+} from '../storage';
+import { mapLimit } from './concurrency';
+
+export interface IndexBuildOptions {
+  /** First and last day (YYYY-MM-DD, inclusive); null = unbounded. */
+  since: string | null;
+  until: string | null;
+  /** Requests in flight (default 16). */
+  concurrency?: number;
+  log?: (line: string) => void;
+}
+
+export interface IndexBuildResult {
+  /** Days looked at, manifests written, manifests already up to date. */
+  days: number;
+  written: number;
+  unchanged: number;
+  /** Data files described by the manifests written or kept. */
+  files: number;
+  /** Data files left out: no per-file index yet, or one that does not match the file (lookups read them as before). */
+  skipped: number;
+  /** Bytes of the manifests written. */
+  bytes: number;
+}
+
+/**
+ * Writes each day's index manifest (`_index/dt=.../_manifest.bin`, see
+ * storage/day-manifest.ts) from the per-file indexes of the files stored so
+ * far: partitions managed by an explicit command (run it from cron, e.g. after
+ * midnight for the day before; re-running it is cheap and only rewrites days
+ * whose files changed). Entries of an existing manifest that still match their
+ * data file (key and size) are reused, so only new files' indexes are fetched.
+ * A day's files that arrive later are simply not in its manifest yet: lookups
+ * read their per-file indexes, as they do for a day without a manifest.
+ */
+export async function buildDayManifests(store: ObjectStore, opts: IndexBuildOptions): Promise<IndexBuildResult> {
+  const days = (await store.listPrefixes(''))
+    .filter((p) => p.startsWith(DATA_PREFIX) && isDt(p.slice(DATA_PREFIX.length, -1)))
+    .map((p) => p.slice(DATA_PREFIX.length, -1))
+    .filter((dt) => (opts.since === null || dt >= opts.since) && (opts.until === null || dt <= opts.until));
+  const result: IndexBuildResult = { days: days.length, written: 0, unchanged: 0, files: 0, skipped: 0, bytes: 0 };
+  const limit = opts.concurrency ?? 16;
+  for (const dt of days) {
+    const data: { key: string; size: number }[] = [];
+    for await (const o of store.list(`${DATA_PREFIX}${dt}/`)) if (parseDataKey(o.key)?.dt === dt) data.push(o);
+    const indexed = new Set<string>();
+    for await (const o of store.list(`${INDEX_PREFIX}${DATA_PREFIX}${dt}/`)) indexed.add(o.key);
+    const previous = await existingEntries(store, dt);
+    let reused = 0;
+    const found = await mapLimit(data, limit, async (f): Promise<FileIndex | null> => {
+      const old = previous.get(f.key);
+      if (old && old.bytes === f.size) {
+        reused++;
+        return old;
+      }
+      const key = indexKey(dt, f.key.slice(f.key.lastIndexOf('/') + 1));
+      if (!indexed.has(key)) return null;
+      const body = await store.get(key);
+      if (body === null) return null;
+      try {
+        const index = parseFileIndex(body.toString('utf8'), key);
+        // An index of another version of the file (or of another file) is left out, never trusted.
+        return index.key === f.key && index.bytes === f.size ? index : null;
+      } catch {
+        return null;
+      }
+    });
+    const indexes = found.filter((ix): ix is FileIndex => ix !== null);
+    result.files += indexes.length;
+    result.skipped += data.length - indexes.length;
+    if (reused === indexes.length && reused === previous.size) {
+      result.unchanged++;
+      continue;
+    }
+    const body = encodeDayManifest(dt, indexes);
+    await store.put(manifestKey(dt), body);
+    result.written++;
+    result.bytes += body.length;
+    opts.log?.(`dt=${dt}: ${indexes.length} files${data.length > indexes.length ? ` (${data.length - indexes.length} without a usable index)` : ''}, ${body.length} bytes`);
+  }
+  return result;
+}
+
+/** The entries of a day's current manifest, as indexes (none when it is missing or unreadable). */
+async function existingEntries(store: ObjectStore, dt: string): Promise<Map<string, FileIndex>> {
+  const out = new Map<string, FileIndex>();
+  const body = await store.get(manifestKey(dt));
+  if (body === null) return out;
+  try {
+    for (const f of decodeDayManifest(body, manifestKey(dt)).files) {
+      // An entry without a usable filter is refetched (its per-file index may have one).
+      if (!f.bloomBits) continue;
+      out.set(f.index.key, { ...f.index, bloom: Buffer.from(f.bloomBits).toString('base64'), bloomHashes: f.bloomHashes, bloomHash: BLOOM_HASH });
+    }
+  } catch {
+    // unreadable: rebuilt from the per-file indexes
+  }
+  return out;
+}
