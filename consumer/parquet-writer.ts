@@ -39,6 +39,9 @@ export interface FileSpec {
  * moves every column), and DuckDB's memory stays small because nothing is held.
  */
 export class ParquetWriter {
+  /** Files are written one at a time (see writeFile). */
+  private exclusive: Promise<unknown> = Promise.resolve();
+
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly rowGroupRows: number,
@@ -79,17 +82,33 @@ export class ParquetWriter {
     return written;
   }
 
-  private async writeFile(path: string, rows: readonly StagedRow[]): Promise<WrittenFile> {
+  /**
+   * One file at a time: DuckDB already spreads one COPY over its threads, and
+   * each COPY holds its own read buffers (32 MiB for the JSON reader) and
+   * row-group buffers, so concurrent writes from several partitions would only
+   * multiply memory against the instance's limit (they ran out of it at 128 MB).
+   */
+  private writeFile(path: string, rows: readonly StagedRow[]): Promise<WrittenFile> {
+    const run = this.exclusive.then(
+      () => this.writeFileNow(path, rows),
+      () => this.writeFileNow(path, rows),
+    );
+    this.exclusive = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeFileNow(path: string, rows: readonly StagedRow[]): Promise<WrittenFile> {
     if (rows.length === 0) throw new Error('refusing to write an empty Parquet file');
     const staging = `${path}.ndjson`;
-    // A connection per file: partitions write concurrently (a connection runs one query at a time).
     const conn = await this.instance.connect();
     try {
       const sorted = [...rows].sort(compareStaged);
       await writeLines(staging, sorted);
+      let longest = 0;
+      for (const r of sorted) if (r.line.length > longest) longest = r.line.length;
       // Insertion order is preserved (DuckDB's default), so the file keeps the staging order.
       await conn.run(
-        `COPY (SELECT ${SELECT_STAGED} FROM read_ndjson(${sqlString(staging)}, columns = {${STAGED_COLUMNS}}))
+        `COPY (SELECT ${SELECT_STAGED} FROM read_ndjson(${sqlString(staging)}, columns = {${STAGED_COLUMNS}}, maximum_object_size = ${jsonObjectLimit(longest)}))
          TO ${sqlString(path)} (FORMAT parquet, COMPRESSION ${this.compression}${this.compression === 'zstd' ? `, COMPRESSION_LEVEL ${ZSTD_LEVEL}` : ''}, ROW_GROUP_SIZE ${this.rowGroupRows})`,
       );
       return await this.describe(conn, path, sorted);
@@ -171,6 +190,15 @@ async function writeLines(path: string, rows: readonly StagedRow[]): Promise<voi
 }
 
 const IOV_MAX = 1024;
+
+/**
+ * DuckDB's JSON reader allocates buffers of twice its maximum object size (16 MiB
+ * by default, so 32 MiB per read); sized from the file's longest line instead,
+ * a typical file needs 2 MiB.
+ */
+function jsonObjectLimit(longestLine: number): number {
+  return Math.max(1 << 20, 2 ** Math.ceil(Math.log2(longestLine + 1)));
+}
 
 /**
  * ZSTD level of the data files. Measured on 200k benchmark rows (4,096-row
