@@ -30,6 +30,8 @@ export const envSchema = z.object({
   AUDIT_PARTITIONS_CONCURRENTLY: intVar(4, 1),
   AUDIT_PARQUET_ROW_GROUP_ROWS: intVar(16_384, 1024),
   AUDIT_PARQUET_COMPRESSION: z.enum(['zstd', 'snappy', 'gzip', 'uncompressed']).default('zstd'),
+  /** ZSTD level: higher stores a few percent fewer bytes for much more write CPU (see consumer/parquet-writer.ts). */
+  AUDIT_PARQUET_ZSTD_LEVEL: z.coerce.number().int().min(1).max(22).default(3),
   /** DuckDB (which writes the Parquet files): its memory limit (it spills beyond it) and worker threads. */
   AUDIT_DUCKDB_MEMORY_LIMIT: z
     .string()

@@ -46,11 +46,14 @@ export class ParquetWriter {
     private readonly instance: DuckDBInstance,
     private readonly rowGroupRows: number,
     private readonly compression: ParquetCompression,
+    private readonly zstdLevel: number,
   ) {}
 
   static async create(opts: {
     rowGroupRows: number;
     compression?: ParquetCompression;
+    /** 1 (fastest) .. 22 (smallest); default DEFAULT_ZSTD_LEVEL. */
+    zstdLevel?: number;
     threads?: number;
     memoryLimit?: string;
     /** Where DuckDB may spill a large sort instead of failing (default: its own temp dir). */
@@ -64,7 +67,7 @@ export class ParquetWriter {
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
     });
-    return new ParquetWriter(instance, opts.rowGroupRows, opts.compression ?? 'zstd');
+    return new ParquetWriter(instance, opts.rowGroupRows, opts.compression ?? 'zstd', opts.zstdLevel ?? DEFAULT_ZSTD_LEVEL);
   }
 
   async write(rows: readonly StoredRow[], path: string): Promise<WrittenFile> {
@@ -109,7 +112,7 @@ export class ParquetWriter {
       // Insertion order is preserved (DuckDB's default), so the file keeps the staging order.
       await conn.run(
         `COPY (SELECT ${SELECT_STAGED} FROM read_ndjson(${sqlString(staging)}, columns = {${STAGED_COLUMNS}}, maximum_object_size = ${jsonObjectLimit(longest)}))
-         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION ${this.compression}${this.compression === 'zstd' ? `, COMPRESSION_LEVEL ${ZSTD_LEVEL}` : ''}, ROW_GROUP_SIZE ${this.rowGroupRows})`,
+         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION ${this.compression}${this.compression === 'zstd' ? `, COMPRESSION_LEVEL ${this.zstdLevel}` : ''}, ROW_GROUP_SIZE ${this.rowGroupRows})`,
       );
       return await this.describe(conn, path, sorted);
     } finally {
@@ -201,11 +204,13 @@ function jsonObjectLimit(longestLine: number): number {
 }
 
 /**
- * ZSTD level of the data files. Measured on 200k benchmark rows (4,096-row
- * groups): level 3 (DuckDB's default) 54.9 bytes/row, 9: 51.0 for ~30 % more
- * write CPU, 15: 48.9 for ~3x, 19: 48.8 for ~9x. 9 is the knee.
+ * Default ZSTD level of the data files: DuckDB's own (3). Measured on 200k query
+ * benchmark rows (4,096-row groups): level 3 54.9 bytes/row, 9: 51.0, 15: 48.9,
+ * 19: 48.8; on the consumer benchmark's rows 9 saved 1-2 % of bytes for 1.5-2.3x
+ * the compression CPU, which the consumer's event loop shares two cores with.
+ * AUDIT_PARQUET_ZSTD_LEVEL trades the other way where storage costs more than CPU.
  */
-const ZSTD_LEVEL = 9;
+export const DEFAULT_ZSTD_LEVEL = 3;
 
 function nullableString(v: unknown): string | null {
   return v === null || v === undefined ? null : String(v);

@@ -79,6 +79,7 @@ export class AuditConsumerService {
     this.writer = await ParquetWriter.create({
       rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
       compression: env.AUDIT_PARQUET_COMPRESSION,
+      zstdLevel: env.AUDIT_PARQUET_ZSTD_LEVEL,
       spillDir: join(this.workDir, 'duckdb-spill'),
       memoryLimit: env.AUDIT_DUCKDB_MEMORY_LIMIT,
       threads: env.AUDIT_DUCKDB_THREADS,
