@@ -247,6 +247,14 @@ describe('audit-query CLI on real S3 (every flag)', () => {
       expect(statsDay.filesRead).toBeLessThan(statsAll.filesRead);
     });
 
+    it('event_id is a UUID column that compares with and prints as the usual text', async () => {
+      const id = SEQ_IDS[2]!;
+      const res = await q(['sql', `SELECT DISTINCT typeof(event_id) AS t FROM audit`, '--format', 'json']);
+      expect(JSON.parse(res.stdout)).toEqual([{ t: 'UUID' }]);
+      const one = await q(['sql', `SELECT event_id, action FROM audit WHERE event_id = '${id}'`, '--format', 'json']);
+      expect(JSON.parse(one.stdout)).toEqual([{ event_id: id, action: 'update' }]);
+    });
+
     it('reports bad SQL in one line with exit 2', async () => {
       expectUsageError(await q(['sql', 'SELEC nonsense FROM audit']), /SQL failed: Parser Error/);
       expectUsageError(await q(['sql', 'SELECT no_such_column FROM audit']), /SQL failed: Binder Error/);
@@ -290,6 +298,9 @@ describe('audit-query CLI on real S3 (every flag)', () => {
       [['sql'], /missing required argument/],
       [['sql', 'SELECT 1', '--since', 'nope'], /--since is not an ISO-8601/],
       [['sql', 'SELECT 1', '--format', 'yaml'], /--format must be one of/],
+      [['index', 'build', '--until', 'yesterday'], /--until is not an ISO-8601/],
+      [['index', 'build', '--since', '2026-04-03', '--until', '2026-04-01'], /--since is after --until/],
+      [['index', 'rebuild'], /unknown command 'rebuild'/],
     ])('%j', async (args, pattern) => {
       expectUsageError(await q(args as string[]), pattern as RegExp);
     });
@@ -401,6 +412,31 @@ describe('audit-query CLI on real S3 (every flag)', () => {
       expect(out).toMatch(/reading \d+\/\d+ files/);
       const piped = await q(['sql', 'SELECT count(*) FROM audit'], { AUDIT_CACHE_DIR: join(ROOT, '.test-cache', `${vars.AUDIT_TOPIC}-pipe`) });
       expect(piped.stderr).toBe('');
+    });
+  });
+  // Last: it adds day manifests to the store, which every later cold lookup would use.
+  describe('index build (day manifests)', () => {
+    it('writes one manifest per day, is idempotent, and cold lookups then read them instead of per-file indexes', async () => {
+      const cacheDir = (name: string) => ({ AUDIT_CACHE_DIR: join(ROOT, '.test-cache', `${vars.AUDIT_TOPIC}-${name}`) });
+      const before = await q(['--object', 'order:42', '--stats'], cacheDir('manifest-before'));
+      const beforeStats = JSON.parse(before.stderr) as Record<string, number>;
+      expect(beforeStats).toMatchObject({ manifestsFetched: 0, filesFromManifests: 0 });
+
+      const firstDays = await q(['index', 'build', '--until', '2026-04-02']);
+      expect(firstDays.code).toBe(0);
+      expect(JSON.parse(firstDays.stdout)).toMatchObject({ days: 2, written: 2, unchanged: 0, skipped: 0 });
+      expect(lines(firstDays.stderr).every((l) => /^dt=2026-04-0[12]: \d+ files, \d+ bytes$/.test(l))).toBe(true);
+      const all = await q(['index', 'build', '--quiet']);
+      expect(all.stderr).toBe('');
+      expect(JSON.parse(all.stdout)).toMatchObject({ days: 4, written: 2, unchanged: 2, files: beforeStats.filesListed, skipped: 0 });
+      expect(JSON.parse((await q(['index', 'build', '--quiet'])).stdout)).toMatchObject({ days: 4, written: 0, unchanged: 4 });
+
+      const after = await q(['--object', 'order:42', '--stats'], cacheDir('manifest-after'));
+      expect(after.code).toBe(0);
+      expect(after.stdout).toBe(before.stdout);
+      const a = JSON.parse(after.stderr) as Record<string, number>;
+      expect(a).toMatchObject({ manifestsFetched: 4, filesFromManifests: beforeStats.filesListed, objectsFetched: 4, filesRead: beforeStats.filesRead });
+      expect(a.requests).toBeLessThan(beforeStats.requests!);
     });
   });
 });
