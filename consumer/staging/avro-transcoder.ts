@@ -563,19 +563,16 @@ function escapeTail(out: Buffer, o: number, b: number): number {
   return o;
 }
 
-function isHex(b: number): boolean {
-  return (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66) || (b >= 0x41 && b <= 0x46);
-}
+/** 1 for the bytes of hex digits (either case). */
+const HEX_DIGIT = new Uint8Array(256);
+for (const c of '0123456789abcdefABCDEF') HEX_DIGIT[c.charCodeAt(0)] = 1;
 
 function isUuid(src: Buffer, start: number, len: number): boolean {
   if (len !== 36) return false;
-  for (let i = 0; i < 36; i++) {
-    const b = src[start + i]!;
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (b !== 0x2d) return false;
-    } else if (!isHex(b)) return false;
-  }
-  return true;
+  if (src[start + 8] !== 0x2d || src[start + 13] !== 0x2d || src[start + 18] !== 0x2d || src[start + 23] !== 0x2d) return false;
+  let hex = 0;
+  for (let i = 0; i < 36; i++) hex += HEX_DIGIT[src[start + i]!]!;
+  return hex === 32;
 }
 
 /** Keys JavaScript orders numerically in an object (array indices: 0 .. 2^32 - 2). */

@@ -116,6 +116,7 @@ describe('Avro staging transcoder (fast path)', () => {
     const arena = new LineArena();
     const good = encodeRecord(sampleRecord());
     expect(transcoder.transcode(good, 0, '1', arena)).not.toBeNull();
+    expect(transcoder.transcode(encodeRecord(sampleRecord({ event_id: 'ABCDEF01-2345-4789-8abc-DEF012345678' })), 0, '1', arena)).not.toBeNull();
     const declined = [
       null,
       Buffer.from('hello world'),
@@ -123,6 +124,8 @@ describe('Avro staging transcoder (fast path)', () => {
       good.subarray(0, 20),
       Buffer.concat([good, Buffer.from([0])]),
       encodeRecord(sampleRecord({ event_id: 'not-a-uuid' })),
+      encodeRecord(sampleRecord({ event_id: '00000000-0000-4000-8000-00000000000g' })),
+      encodeRecord(sampleRecord({ event_id: '000000000-000-4000-8000-000000000000' })),
       encodeRecord(sampleRecord({ object_id: '' })),
       encodeRecord(sampleRecord({ object_type: '' })),
       encodeRecord(sampleRecord({ action: '' })),
