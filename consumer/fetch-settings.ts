@@ -5,6 +5,8 @@
  */
 export const FETCH_SETTINGS = {
   maxWaitTimeInMs: 250,
-  maxBytesPerPartition: 4 * 1024 * 1024,
-  maxBytes: 12 * 1024 * 1024,
+  // Smaller fetches measured faster than 4/12 MB (1M events: ~10 s against ~11 s,
+  // less CPU): kafkajs's decoded batches are shorter-lived garbage.
+  maxBytesPerPartition: 2 * 1024 * 1024,
+  maxBytes: 6 * 1024 * 1024,
 } as const;

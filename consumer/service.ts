@@ -13,6 +13,11 @@ import { FETCH_SETTINGS } from './fetch-settings';
 import { ParquetWriter } from './parquet-writer';
 import { AuditSink } from './sink';
 
+/** --drain: how often to look, how long without a batch means "read to the end", how often to ask the broker again. */
+const DRAIN_CHECK_MS = 100;
+const DRAIN_QUIET_MS = FETCH_SETTINGS.maxWaitTimeInMs + 100;
+const DRAIN_RECHECK_MS = 1000;
+
 export interface ConsumerOptions {
   /** Exit once every partition of the topic is caught up and stored. */
   drain: boolean;
@@ -38,6 +43,7 @@ export class AuditConsumerService {
   private readonly workDir: string;
   private joined = false;
   private lastBatchAt = 0;
+  private lastDrainCheck = 0;
   private stopping: Promise<void> | null = null;
   private finished!: (err?: Error) => void;
 
@@ -171,7 +177,9 @@ export class AuditConsumerService {
       },
     });
 
-    const timer = setInterval(() => void this.tick(), Math.min(1000, Math.max(50, env.AUDIT_FLUSH_MAX_AGE_MS / 4)));
+    // Draining checks often: its exit waits on this timer once the topic is read.
+    const every = opts.drain ? DRAIN_CHECK_MS : Math.min(1000, Math.max(50, env.AUDIT_FLUSH_MAX_AGE_MS / 4));
+    const timer = setInterval(() => void this.tick(), every);
     try {
       await done;
     } finally {
@@ -188,7 +196,14 @@ export class AuditConsumerService {
       await this.sink.flushDue();
       this.metrics.bufferedRecords.set(this.sink.bufferedRecords);
       this.metrics.bufferedBytes.set(this.sink.bufferedBytes);
-      if (this.opts.drain && this.joined && Date.now() - this.lastBatchAt > 1000 && (await this.caughtUp())) {
+      // Quiet for longer than a fetch's wait (FETCH_SETTINGS.maxWaitTimeInMs): nothing more is coming.
+      if (
+        this.opts.drain &&
+        this.joined &&
+        Date.now() - this.lastBatchAt > DRAIN_QUIET_MS &&
+        Date.now() - this.lastDrainCheck > DRAIN_RECHECK_MS &&
+        (await this.caughtUp())
+      ) {
         this.opts.log.info('drained: every assigned partition is stored and committed');
         void this.stop();
       }
@@ -203,6 +218,7 @@ export class AuditConsumerService {
   /** Stores what is buffered, then compares committed offsets with the high watermarks. */
   private async caughtUp(): Promise<boolean> {
     const sink = this.sink!;
+    this.lastDrainCheck = Date.now();
     if (!(await sink.flushAll('drain'))) return false;
     const topic = this.env.AUDIT_TOPIC;
     const [ends, committed] = await Promise.all([

@@ -449,7 +449,8 @@ export class AuditSink {
     });
     let stored = 0;
     try {
-      const written = await this.deps.writer.writeFiles(files);
+      // Local failures (DuckDB out of memory while other files are written, a full disk) pass too.
+      const written = await this.retry('write', () => this.deps.writer.writeFiles(files));
       for (let i = 0; i < files.length; i++) {
         const { dt, name, path } = files[i]!;
         const key = dataKey(dt, name);
