@@ -172,6 +172,10 @@ export class AuditConsumerService {
         // The last offset covers the batch (resolving each message cost kafkajs a Long parse apiece).
         const last = batch.messages.at(-1);
         if (last) resolveOffset(last.offset);
+        if (this.opts.drain && batch.offsetLag() === '0') {
+          // Read to the end: store the rest now rather than after the quiet period.
+          sink.sealPartition(batch.partition, 'drain').catch((err: Error) => log.warn({ err: err.message, partition: batch.partition }, 'sealing at the end of the topic failed; retried at drain'));
+        }
         this.metrics.lag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
         await heartbeat();
       },

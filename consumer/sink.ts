@@ -326,6 +326,22 @@ export class AuditSink {
   }
 
   /**
+   * Seals what one partition has buffered (it was read to the end, in --drain),
+   * without waiting for the store: the last files start while other partitions
+   * are still read.
+   */
+  sealPartition(partition: number, reason: FlushReason): Promise<void> {
+    return this.serialize(partition, async () => {
+      const buf = this.buffers.get(partition);
+      while (buf && !buf.isEmpty) {
+        const before = buf.firstOffset;
+        await this.seal(buf, reason);
+        if (buf.firstOffset === before) return;
+      }
+    });
+  }
+
+  /**
    * Seals everything buffered and waits until it is stored and committed
    * (shutdown, drain). Returns false if a claimed cut is still unreached.
    */
