@@ -26,6 +26,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { DEFAULT_ZSTD_LEVEL } from '../consumer/parquet-writer';
 import { S3ObjectStore, manifestDt } from '../storage';
 import { loadDataset, workDirFor, type DatasetOptions, type DatasetSummary } from './lib/dataset';
 import { EventGenerator, type BenchProfile } from './lib/events';
@@ -48,6 +49,8 @@ const cfg = {
   cutRecords: num('BENCH_CUT_RECORDS', 200_000),
   cutBytes: num('BENCH_CUT_BYTES', 64 * 1024 * 1024),
   rowGroupRows: num('AUDIT_PARQUET_ROW_GROUP_ROWS', 16_384),
+  // The consumer's setting and default (3); the published run used 9.
+  zstdLevel: num('AUDIT_PARQUET_ZSTD_LEVEL', DEFAULT_ZSTD_LEVEL),
   profile: (process.env.BENCH_PROFILE ?? 'typical') as BenchProfile,
   lateShare: num('BENCH_LATE_SHARE', 0.002),
   queries: num('BENCH_QUERIES', 20),
@@ -66,7 +69,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 /** Bump when the stored files change for the same events (column types, compression), so that datasets are rewritten. */
-const FILE_FORMAT = 'uuid-zstd9';
+const FILE_FORMAT = `uuid-zstd${cfg.zstdLevel}`;
 const datasetKey = JSON.stringify([FILE_FORMAT, cfg.events, cfg.days, cfg.objects, cfg.partitions, cfg.cutRecords, cfg.cutBytes, cfg.rowGroupRows, cfg.profile, cfg.lateShare, cfg.seed, cfg.start]);
 const datasetId = createHash('sha256').update(datasetKey).digest('hex').slice(0, 10);
 const prefix = `bench/query/${datasetId}`;

@@ -40,6 +40,10 @@ export class AuditConsumerService {
   private sink: AuditSink | null = null;
   private ops: Server | null = null;
   private assigned: number[] = [];
+  /** Highest offset this process committed per partition: a late cut never moves it back. */
+  private readonly committed = new Map<number, bigint>();
+  /** Commits the broker refused, retried while draining. */
+  private readonly refused = new Map<number, string>();
   private readonly workDir: string;
   private joined = false;
   private lastBatchAt = 0;
@@ -100,16 +104,7 @@ export class AuditConsumerService {
       topic,
       store: this.store,
       writer: this.writer,
-      commit: async (partition, offset) => {
-        try {
-          await this.consumer.commitOffsets([{ topic, partition, offset }]);
-        } catch (err) {
-          // The cut is stored and claimed: whoever owns the partition now re-reads it and
-          // lands on the same keys, so a refused commit costs a re-read, not a duplicate.
-          this.metrics.commitFailures.inc();
-          log.warn({ partition, offset, err: (err as Error).message }, 'offset commit refused; the range will be re-read');
-        }
-      },
+      commit: (partition, offset) => this.commit(partition, offset),
       deadLetter: deadLetterPublisher(this.producer, topic, dlqTopic(env)),
       log,
       metrics: this.metrics,
@@ -219,11 +214,41 @@ export class AuditConsumerService {
     }
   }
 
+  /**
+   * Commits a stored cut's next offset. After a rebalance, cuts sealed before it
+   * are still stored; their commits are skipped for partitions this member no
+   * longer owns, and never move a partition's offset back (the new owner, or a
+   * re-read of ours, may already be further).
+   */
+  private async commit(partition: number, offset: string): Promise<void> {
+    const log = this.opts.log;
+    const next = BigInt(offset);
+    if (!this.assigned.includes(partition)) {
+      this.refused.delete(partition);
+      log.info({ partition, offset }, 'cut stored for a partition no longer assigned; its new owner commits');
+      return;
+    }
+    if (next <= (this.committed.get(partition) ?? -1n)) return;
+    try {
+      await this.consumer.commitOffsets([{ topic: this.env.AUDIT_TOPIC, partition, offset }]);
+      this.committed.set(partition, next);
+      this.refused.delete(partition);
+    } catch (err) {
+      // The cut is stored and claimed: whoever owns the partition now re-reads it and
+      // lands on the same keys, so a refused commit costs a re-read, not a duplicate.
+      this.metrics.commitFailures.inc();
+      this.refused.set(partition, offset);
+      log.warn({ partition, offset, err: (err as Error).message }, 'offset commit refused; the range will be re-read');
+    }
+  }
+
   /** Stores what is buffered, then compares committed offsets with the high watermarks. */
   private async caughtUp(): Promise<boolean> {
     const sink = this.sink!;
     this.lastDrainCheck = Date.now();
     if (!(await sink.flushAll('drain'))) return false;
+    // A refused commit (a broker hiccup) would otherwise keep the group behind for ever.
+    for (const [partition, offset] of [...this.refused]) await this.commit(partition, offset);
     const topic = this.env.AUDIT_TOPIC;
     const [ends, committed] = await Promise.all([
       this.admin.fetchTopicOffsets(topic),

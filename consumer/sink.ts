@@ -130,7 +130,10 @@ export class AuditSink {
   private readonly transcoder = new AvroStagingTranscoder(this.decoder.readerSchemaId);
   private readonly chains = new Map<number, Promise<unknown>>();
   private fileSeq = 0;
-  private heartbeat: (() => Promise<void>) | null = null;
+  /** Heartbeats of the Kafka batches being appended, by partition: any of them keeps the member alive. */
+  private readonly heartbeats = new Map<number, () => Promise<void>>();
+  /** Partitions with a memory-bound seal scheduled on their queue. */
+  private readonly memorySeals = new Set<number>();
 
   constructor(private readonly deps: SinkDeps) {}
 
@@ -188,11 +191,11 @@ export class AuditSink {
   /** Adds a fetched batch of one partition, then seals whatever is due. */
   append(partition: number, messages: readonly InboundMessage[], heartbeat?: () => Promise<void>): Promise<void> {
     return this.serialize(partition, async () => {
-      this.heartbeat = heartbeat ?? null;
+      if (heartbeat) this.heartbeats.set(partition, heartbeat);
       try {
         await this.appendNow(partition, messages);
       } finally {
-        this.heartbeat = null;
+        this.heartbeats.delete(partition);
       }
     });
   }
@@ -207,10 +210,10 @@ export class AuditSink {
       let row = this.transcoder.transcode(m.value, partition, m.offset, buf.arena);
       if (row === null) {
         // The general path: anything unusual is decoded with avsc, validated, and dead-lettered when bad.
-        let record: AuditRecord;
         try {
-          record = this.decoder.decode(m.value);
+          const record: AuditRecord = this.decoder.decode(m.value);
           assertValidRecord(record);
+          row = stageRowOrThrow({ record, partition, offset: m.offset, size: m.value?.length ?? 0 });
         } catch (err) {
           if (!(err instanceof AuditDecodeError || err instanceof InvalidRecordError)) throw err;
           await this.deps.deadLetter({ partition, offset: m.offset, key: m.key, value: m.value, error: err });
@@ -219,7 +222,6 @@ export class AuditSink {
           buf.addDeadLetter(offset, now);
           continue;
         }
-        row = stageRow({ record, partition, offset: m.offset, size: m.value?.length ?? 0 });
         row.line = buf.arena.copy(row.line);
       }
       buf.add(row, offset, now);
@@ -256,30 +258,35 @@ export class AuditSink {
   }
 
   /**
-   * Keeps everything read and not yet committed under the memory limit: open
-   * buffers are sealed, largest first, and then reading waits for the queues.
+   * Keeps everything read and not yet committed under the memory limit. This
+   * partition's own buffer is sealed here; other partitions' buffers are sealed
+   * through their own queues without waiting (waiting on another partition's
+   * lock while holding this one's could deadlock, two partitions each waiting
+   * for the other); then reading waits for sealed cuts to be stored. A buffer
+   * that must first reach an adopted claim cannot be sealed: it is skipped.
    */
   private async enforceMemoryBound(current: PartitionBuffer): Promise<void> {
     const limit = this.deps.limits.memoryMaxBytes;
     while (this.bufferedBytes > limit) {
-      let largest: PartitionBuffer | null = current.isEmpty ? null : current;
-      for (const b of this.buffers.values()) if (!b.isEmpty && (largest === null || b.bytes > largest.bytes)) largest = b;
-      const queued = [...this.queues.entries()].filter(([, q]) => q.cuts.length > 0);
-      if (queued.length === 0) {
-        if (largest === null) return;
-        if (largest === current) {
-          const before = current.firstOffset;
-          await this.seal(current, 'memory');
-          if (current.firstOffset === before) return; // waiting for a claimed cut's end
-        } else {
-          const other = largest;
-          await this.serialize(other.partition, async () => {
-            if (!other.isEmpty && this.bufferedBytes > limit) await this.seal(other, 'memory');
-          });
-        }
-        continue;
+      if (sealable(current)) {
+        const before = current.firstOffset;
+        await this.seal(current, 'memory');
+        if (current.firstOffset !== before) continue;
       }
-      // Wait for the partition holding the most sealed bytes to store some.
+      for (const other of this.buffers.values()) {
+        if (other !== current && sealable(other) && !this.memorySeals.has(other.partition)) {
+          this.memorySeals.add(other.partition);
+          void this.serialize(other.partition, async () => {
+            if (this.buffers.get(other.partition) === other && sealable(other) && this.bufferedBytes > limit) await this.seal(other, 'memory');
+          })
+            .catch((err: Error) => this.deps.log.error({ err: err.message, partition: other.partition }, 'memory-bound seal failed'))
+            .finally(() => this.memorySeals.delete(other.partition));
+        }
+      }
+      const queued = [...this.queues.entries()].filter(([, q]) => q.cuts.length > 0);
+      // Nothing stored can free memory: the rest is buffers waiting for more records.
+      if (queued.length === 0) return;
+      // Wait for the partition holding the most sealed bytes to store a cut (no lock is held by its loop).
       const [partition] = queued.reduce((a, b) => (b[1].bytes > a[1].bytes ? b : a));
       await this.waitForQueue(partition, true);
     }
@@ -295,14 +302,13 @@ export class AuditSink {
     }
     this.run(partition);
     const target = oneCut ? q.cuts[0] : undefined;
-    const heartbeat = this.heartbeat;
-    const beat = heartbeat ? setInterval(() => void heartbeat().catch(() => undefined), 3_000) : null;
+    const beat = setInterval(() => void this.heartbeat(), 3_000);
     try {
       while (q.running && (target === undefined || q.cuts.includes(target))) {
         await new Promise<void>((resolve) => q.waiters.push(resolve));
       }
     } finally {
-      if (beat) clearInterval(beat);
+      clearInterval(beat);
     }
     if (q.failure) {
       const failure = q.failure;
@@ -330,14 +336,20 @@ export class AuditSink {
    * without waiting for the store: the last files start while other partitions
    * are still read.
    */
-  sealPartition(partition: number, reason: FlushReason): Promise<void> {
+  async sealPartition(partition: number, reason: FlushReason): Promise<void> {
+    await this.sealAll(partition, reason);
+  }
+
+  /** Seals a partition's whole buffer; false if a claimed cut is still unreached. */
+  private sealAll(partition: number, reason: FlushReason): Promise<boolean> {
     return this.serialize(partition, async () => {
       const buf = this.buffers.get(partition);
       while (buf && !buf.isEmpty) {
         const before = buf.firstOffset;
         await this.seal(buf, reason);
-        if (buf.firstOffset === before) return;
+        if (buf.firstOffset === before) return false;
       }
+      return true;
     });
   }
 
@@ -346,20 +358,15 @@ export class AuditSink {
    * (shutdown, drain). Returns false if a claimed cut is still unreached.
    */
   async flushAll(reason: FlushReason): Promise<boolean> {
-    const done = await Promise.all(
-      [...this.buffers.values()].map((buf) =>
-        this.serialize(buf.partition, async () => {
-          while (!buf.isEmpty) {
-            const before = buf.firstOffset;
-            await this.seal(buf, reason);
-            if (buf.firstOffset === before) return false;
-          }
-          return true;
-        }),
-      ),
-    );
+    let complete = true;
+    // A buffer created meanwhile (a batch after a rebalance) is sealed in the next round.
+    for (let round = 0; round < 3 && [...this.buffers.values()].some((b) => !b.isEmpty); round++) {
+      const done = await Promise.all([...this.buffers.keys()].map((p) => this.sealAll(p, reason)));
+      complete = done.every(Boolean);
+      if (!complete) break;
+    }
     await this.settle();
-    return done.every(Boolean);
+    return complete && [...this.buffers.values()].every((b) => b.isEmpty);
   }
 
   /**
@@ -493,6 +500,12 @@ export class AuditSink {
     );
   }
 
+  /** Heartbeats the group member through any batch in progress (none outside Kafka batches). */
+  private async heartbeat(): Promise<void> {
+    const [beat] = this.heartbeats.values();
+    await beat?.().catch(() => undefined);
+  }
+
   private retry<T>(what: string, op: () => Promise<T>): Promise<T> {
     const deadline = this.now() + this.deps.limits.storeRetryMs;
     return withRetry(op, {
@@ -502,7 +515,7 @@ export class AuditSink {
         this.deps.metrics.uploadRetries.inc();
         this.deps.log.warn({ err: (err as Error).message, attempt, waitMs: Math.round(waitMs) }, `${what} failed; retrying`);
         // Keep the group membership alive while storage is down, when called from a Kafka batch.
-        await this.heartbeat?.().catch(() => undefined);
+        await this.heartbeat();
       },
     });
   }
@@ -517,4 +530,18 @@ function wake(q: CutQueue): void {
 /** First and last Kafka offsets of a file's rows (a cut's rows are in offset order, and so is any subset). */
 function offsetRange(rows: readonly StagedRow[]): [string, string] {
   return [rows[0]!.offset, rows[rows.length - 1]!.offset];
+}
+
+/** Can this buffer be cut now (it holds records and is not waiting to reach an adopted claim)? */
+function sealable(buf: PartitionBuffer): boolean {
+  return !buf.isEmpty && (buf.mustReach === null || (buf.lastOffset !== null && buf.lastOffset >= buf.mustReach));
+}
+
+/** Stages a decoded record; a failure is the record's (it must be dead-lettered, not crash the consumer). */
+function stageRowOrThrow(row: Parameters<typeof stageRow>[0]): StagedRow {
+  try {
+    return stageRow(row);
+  } catch (err) {
+    throw new InvalidRecordError([`cannot be staged: ${(err as Error).message}`]);
+  }
 }

@@ -22,6 +22,17 @@ export function recordProblems(r: AuditRecord): string[] {
   if (!r.object_type) problems.push('object_type is empty');
   if (!r.object_id) problems.push('object_id is empty');
   if (!r.action) problems.push('action is empty');
+  for (const field of ['http_status', 'schema_version'] as const) {
+    const v = r[field];
+    if (v !== null && (!Number.isInteger(v) || v < -2147483648 || v > 2147483647)) problems.push(`${field} is not a 32-bit integer: ${v}`);
+  }
+  // A map key "__proto__" decodes into a prototype, not an entry: such a record cannot be stored faithfully.
+  for (const field of ['changes', 'metadata'] as const) {
+    const map: unknown = r[field];
+    if (typeof map !== 'object' || map === null || Object.getPrototypeOf(map) !== Object.prototype) {
+      problems.push(`${field} has a key the decoder cannot represent ("__proto__")`);
+    }
+  }
   return problems;
 }
 

@@ -36,6 +36,7 @@ export interface DatasetOptions extends EventGenOptions {
   cutRecords: number;
   cutBytes: number;
   rowGroupRows: number;
+  zstdLevel: number;
   workDir: string;
   /** PostgreSQL table to load alongside (created; must not exist), or null. */
   pg: { target: PgTarget; table: string } | null;
@@ -62,7 +63,7 @@ class PartitionBuffer {
 export async function loadDataset(store: ObjectStore, opts: DatasetOptions): Promise<DatasetSummary> {
   const t0 = Date.now();
   const gen = new EventGenerator(opts);
-  const writer = await ParquetWriter.create({ rowGroupRows: opts.rowGroupRows, threads: 2, memoryLimit: '2GB' });
+  const writer = await ParquetWriter.create({ rowGroupRows: opts.rowGroupRows, zstdLevel: opts.zstdLevel, threads: 2, memoryLimit: '2GB' });
   const buffers = Array.from({ length: opts.partitions }, (_, p) => new PartitionBuffer(p));
   const files: StoredFile[] = [];
   let cuts = 0;

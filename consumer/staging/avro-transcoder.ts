@@ -138,7 +138,6 @@ const CHANGE_NEW = Buffer.from(',\\"new\\":', 'latin1');
 const NULL = Buffer.from('null', 'latin1');
 const TRUE_BYTES = Buffer.from('true', 'latin1');
 const FALSE_BYTES = Buffer.from('false', 'latin1');
-const PROTO = Buffer.from('__proto__', 'latin1');
 const HEADER_BYTES = 5;
 const MIN_MICROS = Date.UTC(2000, 0, 1) * 1000;
 const MAX_MICROS = Date.UTC(2200, 0, 1) * 1000;
@@ -201,11 +200,13 @@ function generateKernel(program: Program): Kernel {
       case OP_LONG:
       case OP_INT:
         body += READ_LONG;
+        // Avro ints are 32-bit; a larger varint would fail the INTEGER column (the general path dead-letters it).
+        if (step.op === OP_INT) body += 'if(v<-2147483648||v>2147483647)return -1;';
         if (step.role === ROLE_OCCURRED_AT) body += `if(v<${MIN_MICROS}||v>${MAX_MICROS})return -1;r.occurredAt=v;`;
         if (emit) body += 'o=writeInt(out,o,v);';
         break;
       case OP_OPT_INT:
-        body += `${READ_LONG}if(v===1){${READ_LONG}${emit ? 'o=writeInt(out,o,v);' : ''}}else if(v===0){${emit ? NULL_CODE : ''}}else return -1;`;
+        body += `${READ_LONG}if(v===1){${READ_LONG}if(v<-2147483648||v>2147483647)return -1;${emit ? 'o=writeInt(out,o,v);' : ''}}else if(v===0){${emit ? NULL_CODE : ''}}else return -1;`;
         break;
       case OP_OPT_DOUBLE:
         body += `${READ_LONG}if(v===1){if(p+8>end)return -1;${emit ? 'o=writeDouble(out,o,src.readDoubleLE(p));' : ''}p+=8;}else if(v===0){${emit ? NULL_CODE : ''}}else return -1;`;
@@ -433,7 +434,8 @@ export class AvroStagingTranscoder {
     const len = this.length();
     const start = this.pos;
     this.pos += len;
-    if (isProto(this.src, start, len) || isArrayIndex(this.src, start, len)) throw DECLINE;
+    // `__proto__` is kept here (it is text in the stored JSON); the general path cannot decode it.
+    if (isArrayIndex(this.src, start, len)) throw DECLINE;
     // Map keys are few: compare each with those before it, byte by byte.
     for (let i = 0; i < seen.length; i += 2) {
       if (seen[i + 1] === len && this.src.compare(this.src, start, start + len, seen[i]!, seen[i]! + len) === 0) throw DECLINE;
@@ -586,11 +588,6 @@ function isArrayIndex(src: Buffer, start: number, len: number): boolean {
   }
   if (len > 1 && src[start] === 0x30) return false;
   return n < 4294967295;
-}
-
-/** `__proto__` would set an object's prototype instead of adding a key. */
-function isProto(src: Buffer, start: number, len: number): boolean {
-  return len === PROTO.length && matches(src, start, PROTO);
 }
 
 function matches(src: Buffer, start: number, bytes: Buffer): boolean {

@@ -59,7 +59,7 @@ export function jsonValueText(text: string | null): string {
 /** `changes` as readable JSON: {"field": {"old": <value>, "new": <value>}}. */
 export function changesJson(changes: AuditRecord['changes']): string | null {
   let out = '';
-  for (const field in changes) {
+  for (const field of Object.keys(changes)) {
     const c = changes[field]!;
     out += `${out ? ',' : '{'}${JSON.stringify(field)}:{"old":${jsonValueText(c.old)},"new":${jsonValueText(c.new)}}`;
   }
@@ -67,8 +67,7 @@ export function changesJson(changes: AuditRecord['changes']): string | null {
 }
 
 function hasKeys(o: Record<string, string>): boolean {
-  for (const _ in o) return true;
-  return false;
+  return Object.keys(o).length > 0;
 }
 
 /**

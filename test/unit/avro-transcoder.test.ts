@@ -155,6 +155,33 @@ describe('Avro staging transcoder (fast path)', () => {
   });
 });
 
+describe('Avro staging transcoder: keys and integers JavaScript objects cannot carry', () => {
+  const transcoder = new AvroStagingTranscoder(CURRENT_SCHEMA_ID);
+
+  it('keeps a "__proto__" map key as text (decoding into an object would turn it into a prototype)', () => {
+    const changes = JSON.parse('{"__proto__":{"old":"1","new":"2"},"b":{"old":null,"new":"3"}}') as AuditRecord['changes'];
+    const metadata = JSON.parse('{"__proto__":"x"}') as Record<string, string>;
+    const value = encodeRecord(sampleRecord({ changes, metadata }));
+    const fast = transcoder.transcode(value, 0, '1', new LineArena())!;
+    expect(fast).not.toBeNull();
+    const line = JSON.parse(fast.line.toString('utf8')) as Record<string, string>;
+    expect(line[STAGING_KEYS.get('changes')!]).toBe('{"__proto__":{"old":1,"new":2},"b":{"old":null,"new":3}}');
+    expect(line[STAGING_KEYS.get('metadata')!]).toBe('{"__proto__":"x"}');
+    // The general path cannot represent it, and says so instead of storing something else.
+    expect(() => slowRow(value, 0, '1')).toThrow(/__proto__/);
+  });
+
+  it('declines ints beyond 32 bits, which the general path rejects', () => {
+    // avsc refuses to write such an int; the same schema with a long there writes the bytes a buggy producer would.
+    const schema = schemaJson(2) as unknown as { fields: { name: string; type: unknown }[] };
+    const wide = avro.Type.forSchema({ ...schema, fields: schema.fields.map((f) => (f.name === 'http_status' ? { ...f, type: ['null', 'long'] } : f)) } as avro.Schema);
+    const value = Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), wide.toBuffer(sampleRecord({ http_status: 2 ** 40 }))]);
+    expect(transcoder.transcode(value, 0, '1', new LineArena())).toBeNull();
+    expect(() => slowRow(value, 0, '1')).toThrow(/http_status is not a 32-bit integer/);
+    expect(transcoder.transcode(encodeRecord(sampleRecord({ http_status: -2147483648 })), 0, '1', new LineArena())).not.toBeNull();
+  });
+});
+
 describe('compareCodePoints', () => {
   it('orders like UTF-8 bytes, including astral characters against U+E000..U+FFFF', () => {
     const xs = ['b', 'a', '\uffff', '😀', '\ue000', 'ab', '', 'é', 'a\u0000'];
