@@ -175,6 +175,42 @@ describe('AuditSink (file store, fake commits)', () => {
     expect(commits.length).toBeGreaterThan(0);
   });
 
+  it('two partitions over the memory limit at once both make progress (no lock-order deadlock)', async () => {
+    const one = messages(0, 1)[0]!.value!.length;
+    // Slow claims and quick uploads: a partition often waits on its claim while the other's cut is already stored.
+    const claim = store.putIfAbsent.bind(store);
+    store.putIfAbsent = async (k, body) => {
+      await new Promise((r) => setTimeout(r, 15));
+      return claim(k, body);
+    };
+    const s = sink(limits({ maxRecords: 1000, memoryMaxBytes: one * 80 }));
+    const feed = async (partition: number) => {
+      for (let i = 0; i < 300; i += 25) await s.append(partition, messages(i, 25));
+    };
+    await Promise.all([feed(0), feed(1)]);
+    expect(await s.flushAll('shutdown')).toBe(true);
+    const last = (p: number) => commits.filter(([q]) => q === p).at(-1)?.[1];
+    expect([last(0), last(1)]).toEqual(['300', '300']);
+    expect(await storedEventIds()).toHaveLength(600);
+  }, 30_000);
+
+  it('over the memory limit, a buffer that must first reach an adopted claim is skipped, not retried for ever', async () => {
+    const one = messages(0, 1)[0]!.value!.length;
+    const first = sink(limits({ maxRecords: 100 }), async () => {
+      throw new Error('crash');
+    });
+    await first.append(0, messages(0, 100));
+    await expect(first.settle()).rejects.toThrow('crash');
+    const replay = sink(limits({ maxRecords: 1000, memoryMaxBytes: one * 60 }));
+    await replay.append(0, messages(0, 50)); // the claim says 0..99: nothing of partition 0 can be sealed yet
+    await replay.append(1, messages(0, 20)); // over the limit: partition 1 is sealed and stored, partition 0 waits
+    expect(replay.bufferedRecords).toBe(50);
+    await replay.append(0, messages(50, 60));
+    expect(await replay.flushAll('shutdown')).toBe(true);
+    expect(commits).toEqual(expect.arrayContaining([[0, '100'], [0, '110'], [1, '20']]));
+    expect(await storedEventIds()).toHaveLength(130); // both partitions' rows (their event ids overlap by construction)
+  });
+
   it('keeps reading while a sealed cut is stored, and commits cuts strictly in order', async () => {
     const put = store.putFile.bind(store);
     let release!: () => void;
