@@ -383,31 +383,12 @@ export class AvroStagingTranscoder {
     }
   }
 
-  /** Source bytes escaped once: string content inside the line. */
-  private content1(start: number, end: number): void {
-    const src = this.src;
-    const out = this.out;
-    let o = this.o;
-    let nonAscii = false;
-    for (let i = start; i < end; i++) {
-      const b = src[i]!;
-      if (b >= 0x20 && b !== 0x22 && b !== 0x5c) {
-        if (b >= 0x80) nonAscii = true;
-        out[o++] = b;
-      } else {
-        out[o++] = 0x5c;
-        o = escapeTail(out, o, b);
-      }
-    }
-    this.o = o;
-    if (nonAscii && !isUtf8(src.subarray(start, end))) throw DECLINE;
-  }
-
   /**
-   * Source bytes escaped twice: string content of a JSON text (changes,
-   * metadata) that is itself a string value of the line.
+   * Source bytes as JSON string content: escaped once for a string value of the
+   * line, or twice for string content of a JSON text (changes, metadata) that is
+   * itself a string value of the line.
    */
-  private content2(start: number, end: number): void {
+  private content(start: number, end: number, twice: boolean): void {
     const src = this.src;
     const out = this.out;
     let o = this.o;
@@ -418,10 +399,12 @@ export class AvroStagingTranscoder {
         if (b >= 0x80) nonAscii = true;
         out[o++] = b;
       } else {
-        // Inner escape `\x` becomes `\\` + outer-escaped `x`; a quote becomes \\\".
         out[o++] = 0x5c;
-        out[o++] = 0x5c;
-        if (b === 0x22 || b === 0x5c) out[o++] = 0x5c;
+        if (twice) {
+          // Inner escape `\x` becomes `\\` + outer-escaped `x`; a quote becomes \\\".
+          out[o++] = 0x5c;
+          if (b === 0x22 || b === 0x5c) out[o++] = 0x5c;
+        }
         o = escapeTail(out, o, b);
       }
     }
@@ -446,39 +429,41 @@ export class AvroStagingTranscoder {
       return;
     }
     this.ascii('\\"');
-    this.content2(start, start + len);
+    this.content(start, start + len, true);
     this.ascii('\\"');
   }
 
+  /** `changes`: {"field":{"old":<json>,"new":<json>}} as JSON text in a string value, or null when empty. */
   private changes(emit: boolean): void {
-    const seen: number[] = [];
-    const at = this.o;
-    if (emit) this.out[this.o++] = 0x22;
-    for (let n = this.blockCount(); n !== 0; n = this.blockCount()) {
-      for (let i = 0; i < n; i++) {
-        if (emit) this.out[this.o++] = seen.length === 0 ? 0x7b : 0x2c;
-        this.mapKey(seen, emit);
-        if (emit) {
-          this.out[this.o++] = 0x3a;
-          this.raw(CHANGE_OLD);
-        }
-        this.changeValue(emit);
-        if (emit) this.raw(CHANGE_NEW);
-        this.changeValue(emit);
-        if (emit) this.out[this.o++] = 0x7d;
-      }
-    }
-    if (!emit) return;
-    if (seen.length === 0) {
-      this.o = at;
-      this.raw(NULL);
-    } else {
-      this.out[this.o++] = 0x7d;
-      this.out[this.o++] = 0x22;
-    }
+    this.map(emit, this.changeEntry);
   }
 
+  private changeEntry(emit: boolean): void {
+    if (emit) this.raw(CHANGE_OLD);
+    this.changeValue(emit);
+    if (emit) this.raw(CHANGE_NEW);
+    this.changeValue(emit);
+    if (emit) this.out[this.o++] = 0x7d;
+  }
+
+  /** `metadata`: {"key":"value"} as JSON text in a string value, or null when empty. */
   private metadata(emit: boolean): void {
+    this.map(emit, this.metadataEntry);
+  }
+
+  private metadataEntry(emit: boolean): void {
+    const len = this.length();
+    const start = this.pos;
+    this.pos += len;
+    if (emit) {
+      this.ascii('\\"');
+      this.content(start, start + len, true);
+      this.ascii('\\"');
+    } else this.checkUtf8(start, start + len);
+  }
+
+  /** An Avro map written as a JSON object inside a string value; `value` reads (and writes) one entry's value. */
+  private map(emit: boolean, value: (this: AvroStagingTranscoder, emit: boolean) => void): void {
     const seen: number[] = [];
     const at = this.o;
     if (emit) this.out[this.o++] = 0x22;
@@ -486,14 +471,8 @@ export class AvroStagingTranscoder {
       for (let i = 0; i < n; i++) {
         if (emit) this.out[this.o++] = seen.length === 0 ? 0x7b : 0x2c;
         this.mapKey(seen, emit);
-        const len = this.length();
-        const start = this.pos;
-        this.pos += len;
-        if (emit) {
-          this.ascii(':\\"');
-          this.content2(start, start + len);
-          this.ascii('\\"');
-        } else this.checkUtf8(start, start + len);
+        if (emit) this.out[this.o++] = 0x3a;
+        value.call(this, emit);
       }
     }
     if (!emit) return;
@@ -520,7 +499,7 @@ export class AvroStagingTranscoder {
       return;
     }
     if (isSimpleJson(this.src, start, start + len)) {
-      this.content1(start, start + len);
+      this.content(start, start + len, false);
       return;
     }
     const text = this.src.toString('utf8', start, start + len);
@@ -531,37 +510,24 @@ export class AvroStagingTranscoder {
 }
 
 
+/** The one-letter escapes JSON.stringify uses (", \, \b, \t, \n, \f, \r); 0 means \u00xx. */
+const SHORT_ESCAPE = new Uint8Array(256);
+for (const [byte, letter] of [[0x22, '"'], [0x5c, '\\'], [0x08, 'b'], [0x09, 't'], [0x0a, 'n'], [0x0c, 'f'], [0x0d, 'r']] as const) {
+  SHORT_ESCAPE[byte] = letter.charCodeAt(0);
+}
+
 /** Writes what follows the backslash of a JSON escape for byte `b` (a quote, backslash or control). */
 function escapeTail(out: Buffer, o: number, b: number): number {
-  switch (b) {
-    case 0x22:
-      out[o++] = 0x22;
-      break;
-    case 0x5c:
-      out[o++] = 0x5c;
-      break;
-    case 0x08:
-      out[o++] = 0x62;
-      break;
-    case 0x09:
-      out[o++] = 0x74;
-      break;
-    case 0x0a:
-      out[o++] = 0x6e;
-      break;
-    case 0x0c:
-      out[o++] = 0x66;
-      break;
-    case 0x0d:
-      out[o++] = 0x72;
-      break;
-    default:
-      out[o++] = 0x75;
-      out[o++] = 0x30;
-      out[o++] = 0x30;
-      out[o++] = HEX[b >> 4]!;
-      out[o++] = HEX[b & 15]!;
+  const letter = SHORT_ESCAPE[b]!;
+  if (letter !== 0) {
+    out[o++] = letter;
+    return o;
   }
+  out[o++] = 0x75;
+  out[o++] = 0x30;
+  out[o++] = 0x30;
+  out[o++] = HEX[b >> 4]!;
+  out[o++] = HEX[b & 15]!;
   return o;
 }
 
