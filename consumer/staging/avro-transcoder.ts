@@ -260,10 +260,12 @@ export class AvroStagingTranscoder {
   private readonly captured: Captured = { occurredAt: 0, typeStart: 0, typeEnd: 0, idStart: 0, idEnd: 0 };
   // Cursor for the map fields, which the generated kernels hand over to methods.
   private src: Buffer = EMPTY;
-  private pos = 0;
+  /** @internal Input position; the generated kernels set it before calling `changes`/`metadata` and read it back. */
+  pos = 0;
   private end = 0;
   private out: Buffer = EMPTY;
-  private o = 0;
+  /** @internal Output position, handed over like `pos`. */
+  o = 0;
 
   private readonly partitionPrefix = Buffer.from(`,${stagingKeyPrefix('kafka_partition')}`, 'latin1');
   private readonly offsetPrefix = Buffer.from(`,${stagingKeyPrefix('kafka_offset')}`, 'latin1');
@@ -433,8 +435,11 @@ export class AvroStagingTranscoder {
     this.ascii('\\"');
   }
 
-  /** `changes`: {"field":{"old":<json>,"new":<json>}} as JSON text in a string value, or null when empty. */
-  private changes(emit: boolean): void {
+  /**
+   * `changes`: {"field":{"old":<json>,"new":<json>}} as JSON text in a string value, or null when empty.
+   * @internal Called by the generated kernels (hence not private), with the cursor in `pos`/`o`.
+   */
+  changes(emit: boolean): void {
     this.map(emit, this.changeEntry);
   }
 
@@ -446,8 +451,11 @@ export class AvroStagingTranscoder {
     if (emit) this.out[this.o++] = 0x7d;
   }
 
-  /** `metadata`: {"key":"value"} as JSON text in a string value, or null when empty. */
-  private metadata(emit: boolean): void {
+  /**
+   * `metadata`: {"key":"value"} as JSON text in a string value, or null when empty.
+   * @internal Called by the generated kernels (hence not private), with the cursor in `pos`/`o`.
+   */
+  metadata(emit: boolean): void {
     this.map(emit, this.metadataEntry);
   }
 
