@@ -27,10 +27,10 @@
  */
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import 'reflect-metadata';
 import express from 'express';
 import { Pool } from 'pg';
@@ -48,14 +48,10 @@ import {
 } from '../producer';
 import { encodeRecord } from '../schemas';
 import { quantile, table } from './lib/stats';
+import { envNumber, projectRoot } from './lib/env';
 
-function findRoot(from: string): string {
-  for (let d = from; d !== dirname(d); d = dirname(d)) if (existsSync(join(d, 'package.json'))) return d;
-  throw new Error('package.json not found');
-}
-
-const ROOT = findRoot(__dirname);
-const num = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
+const ROOT = projectRoot(__dirname);
+const num = envNumber;
 const cfg = {
   httpN: num('BENCH_HTTP_N', 5000),
   ormN: num('BENCH_ORM_N', 2000),

@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { DEFAULT_ZSTD_LEVEL } from '../consumer/parquet-writer';
 import { S3ObjectStore, manifestDt } from '../storage';
 import { loadDataset, workDirFor, type DatasetOptions, type DatasetSummary } from './lib/dataset';
@@ -33,14 +33,10 @@ import { EventGenerator, type BenchProfile } from './lib/events';
 import { pgTargetFromEnv, psql, sqlLiteral } from './lib/pg';
 import { Prng } from './lib/prng';
 import { bytes, mean, median, p95, pct, seconds, table } from './lib/stats';
+import { envNumber, projectRoot } from './lib/env';
 
-function findRoot(from: string): string {
-  for (let d = from; d !== dirname(d); d = dirname(d)) if (existsSync(join(d, 'package.json'))) return d;
-  throw new Error('package.json not found');
-}
-
-const ROOT = findRoot(__dirname);
-const num = (name: string, def: number) => (process.env[name] ? Number(process.env[name]) : def);
+const ROOT = projectRoot(__dirname);
+const num = envNumber;
 const cfg = {
   events: num('BENCH_EVENTS', 10_000_000),
   days: num('BENCH_DAYS', 30),

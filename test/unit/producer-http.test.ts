@@ -4,13 +4,10 @@ import express from 'express';
 import {
   auditExpress,
   auditExpressErrors,
-  buildRecord,
   compilePatterns,
   createIpResolver,
   currentAuditContext,
   decodeJwtPayload,
-  DEFAULT_MASKED_FIELDS,
-  fieldMatcher,
   jwtClaim,
   MASK,
   normalizeIp,
@@ -20,21 +17,8 @@ import {
   safeRecord,
   createHookStats,
   updateAuditContext,
-  type AuditEventInput,
-  type AuditRecord,
-  type AuditRecorder,
 } from '../../producer';
-
-/** Builds records exactly as the client would (context, masking), without Kafka. */
-class FakeClient implements AuditRecorder {
-  readonly records: AuditRecord[] = [];
-  fail = false;
-  record(input: AuditEventInput): Promise<void> {
-    if (this.fail) return Promise.reject(new Error('buffer full'));
-    this.records.push(buildRecord(input, currentAuditContext(), { sourceService: 'unit', isSensitive: fieldMatcher(DEFAULT_MASKED_FIELDS) }));
-    return Promise.resolve();
-  }
-}
+import { FakeRecorder } from '../helpers/fake-recorder';
 
 function b64url(obj: object): string {
   return Buffer.from(JSON.stringify(obj)).toString('base64url');
@@ -149,7 +133,7 @@ describe('express middleware with a fake client', () => {
   const settle = () => new Promise((r) => setTimeout(r, 30));
 
   it('records one request event with lazy actor, captured masked body, and auth events', async () => {
-    const client = new FakeClient();
+    const client = new FakeRecorder();
     const app = express();
     const mw = auditExpress(client, {
       capture: { body: true, query: true, headers: ['authorization', 'x-custom', 'cookie'] },
@@ -215,7 +199,7 @@ describe('express middleware with a fake client', () => {
   });
 
   it('captures error and stack only on 5xx and survives a broken client and extractor', async () => {
-    const client = new FakeClient();
+    const client = new FakeRecorder();
     const app = express();
     const mw = auditExpress(client, { actor: () => { throw new Error('extractor bug'); }, exclude: ['/skip*'] });
     app.use(mw);

@@ -1,31 +1,18 @@
 import {
   AuditClient,
   auditProcess,
-  buildRecord,
   currentAuditContext,
-  DEFAULT_MASKED_FIELDS,
   diffRows,
-  fieldMatcher,
   OrmAuditor,
   runWithAuditContext,
   sameValue,
   whereToJson,
-  type AuditEventInput,
-  type AuditRecord,
-  type AuditRecorder,
 } from '../../producer';
-
-class FakeClient implements AuditRecorder {
-  readonly records: AuditRecord[] = [];
-  record(input: AuditEventInput): Promise<void> {
-    this.records.push(buildRecord(input, currentAuditContext(), { sourceService: 'unit', isSensitive: fieldMatcher(DEFAULT_MASKED_FIELDS) }));
-    return Promise.resolve();
-  }
-}
+import { FakeRecorder } from '../helpers/fake-recorder';
 
 describe('process audit', () => {
   it('records each step with status, duration and error, then the end', async () => {
-    const client = new FakeClient();
+    const client = new FakeRecorder();
     const proc = auditProcess(client, 'invoice-export', { objectType: 'invoice', objectId: 42, runId: 'run-1' });
     const inner: (string | undefined)[] = [];
     const n = await proc.step('load', async () => {
@@ -55,7 +42,7 @@ describe('process audit', () => {
   });
 
   it('fail() records the failure once; audit.process() is available on the client; context flows in', async () => {
-    const client = new FakeClient();
+    const client = new FakeRecorder();
     await runWithAuditContext({ actorId: 'ops', requestId: 'r1' }, async () => {
       const proc = auditProcess(client, 'sync', { recordStart: true });
       proc.fail(new Error('upstream down'));
@@ -85,7 +72,7 @@ describe('ORM helpers', () => {
     expect(whereToJson({ status: 'open', total: { [gt]: 5 } })).toEqual({ status: 'open', total: { $gt: 5 } });
   });
   it('applies include/exclude and per-model settings', () => {
-    const a = new OrmAuditor(new FakeClient(), {
+    const a = new OrmAuditor(new FakeRecorder(), {
       exclude: ['audit_log', /^tmp_/],
       excludeFields: ['updatedAt'],
       models: { User: { objectType: 'user', excludeFields: ['passwordHash'] } },
