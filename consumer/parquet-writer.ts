@@ -1,5 +1,6 @@
 import { open, rm, stat } from 'node:fs/promises';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { BloomFilter } from '../storage/bloom';
 import type { RowGroupIndex } from '../storage/file-index';
 import { COLUMN_TYPES, STAGING_KEYS, type StagedRow, type StoredRow, compareStaged, stageRow } from './staging/staged-row';
 
@@ -18,8 +19,10 @@ export interface WrittenFile {
   minOccurredAt: number;
   maxOccurredAt: number;
   rowGroups: RowGroupInfo[];
-  /** The distinct `object_type:object_id` keys of its rows, in file order (for the index's Bloom filter). */
-  objectKeys: string[];
+  /** Bloom filter of the file's `object_type:object_id` keys, for its index. */
+  objectBloom: BloomFilter;
+  /** How many distinct objects the file holds. */
+  objects: number;
 }
 
 /** One file of a cut: where to write it and its rows. */
@@ -72,6 +75,11 @@ export class ParquetWriter {
       autoload_known_extensions: 'false',
     });
     return new ParquetWriter(instance, opts.rowGroupRows, opts.compression ?? 'zstd', opts.zstdLevel ?? DEFAULT_ZSTD_LEVEL, Math.max(1, opts.concurrentWrites ?? 2));
+  }
+
+  /** True when a file written now would start at once rather than wait for another write. */
+  get hasFreeSlot(): boolean {
+    return this.active < this.slots;
   }
 
   async write(rows: readonly StoredRow[], path: string): Promise<WrittenFile> {
@@ -158,18 +166,16 @@ export class ParquetWriter {
     let minT = Infinity;
     let maxT = -Infinity;
     // Rows are in file order: an object's rows are adjacent, so distinct keys need no set.
-    const objectKeys: string[] = [];
-    let prev: StagedRow | null = null;
-    for (const row of rows) {
-      const { occurredAt } = row;
+    let objects = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const { occurredAt } = rows[i]!;
       if (occurredAt < minT) minT = occurredAt;
       if (occurredAt > maxT) maxT = occurredAt;
-      if (prev === null || prev.objectId !== row.objectId || prev.objectType !== row.objectType) {
-        objectKeys.push(`${row.objectType}:${row.objectId}`);
-      }
-      prev = row;
+      if (startsObject(rows, i)) objects++;
     }
-    return { path, rows: rows.length, bytes: (await stat(path)).size, minOccurredAt: minT, maxOccurredAt: maxT, rowGroups, objectKeys };
+    const objectBloom = BloomFilter.forItems(objects);
+    for (let i = 0; i < rows.length; i++) if (startsObject(rows, i)) objectBloom.addObjectKey(rows[i]!.objectType, rows[i]!.objectId);
+    return { path, rows: rows.length, bytes: (await stat(path)).size, minOccurredAt: minT, maxOccurredAt: maxT, rowGroups, objectBloom, objects };
   }
 
   close(): void {
@@ -177,6 +183,14 @@ export class ParquetWriter {
   }
 }
 
+
+/** Is row i the first of its object (rows in file order)? */
+function startsObject(rows: readonly StagedRow[], i: number): boolean {
+  if (i === 0) return true;
+  const a = rows[i - 1]!;
+  const b = rows[i]!;
+  return a.objectId !== b.objectId || a.objectType !== b.objectType;
+}
 
 /** How DuckDB's JSON reader is told to read a staging line's keys. */
 const STAGED_COLUMNS = COLUMN_TYPES.map(([n, t]) => `'${STAGING_KEYS.get(n)}': '${t === 'TIMESTAMPTZ' ? 'BIGINT' : t}'`).join(', ');

@@ -80,7 +80,7 @@ interface CutClaim {
   claimedAt: string;
 }
 
-export type FlushReason = 'records' | 'bytes' | 'age' | 'memory' | 'shutdown' | 'drain';
+export type FlushReason = 'records' | 'bytes' | 'age' | 'memory' | 'writer-idle' | 'shutdown' | 'drain';
 
 /** A sealed offset range waiting to be stored and committed. */
 interface SealedCut extends TakenRows {
@@ -231,7 +231,20 @@ export class AuditSink {
     }
     this.deps.metrics.consumed.inc(consumed);
     await this.cutDue(buf);
+    if (this.writerWaits(buf)) await this.seal(buf, 'writer-idle');
     await this.enforceMemoryBound(buf);
+  }
+
+  /**
+   * The writer has a free slot and this partition has nothing queued for it, while
+   * its buffer holds a fair share of the memory budget (half of it, split between
+   * the partitions being read): sealed now, the cut is written while the next one
+   * fills. Otherwise the writer would sit idle until memory runs full, which at
+   * start-up cost about a second of an idle core per run on the benchmark.
+   */
+  private writerWaits(buf: PartitionBuffer): boolean {
+    if (!sealable(buf) || !this.deps.writer.hasFreeSlot || !this.queueIsEmpty(buf.partition)) return false;
+    return buf.bytes >= this.deps.limits.memoryMaxBytes / (2 * Math.max(1, this.buffers.size));
   }
 
   private sizeDue(buf: PartitionBuffer): boolean {
@@ -268,16 +281,22 @@ export class AuditSink {
   private async enforceMemoryBound(current: PartitionBuffer): Promise<void> {
     const limit = this.deps.limits.memoryMaxBytes;
     while (this.bufferedBytes > limit) {
-      if (sealable(current)) {
+      // Sealing frees nothing by itself: it gives a partition's store loop work. A partition
+      // that still has a cut queued is not sealed again; otherwise, once the writer is the
+      // bottleneck, every batch became a cut of its own (files of ~1k rows, each paying a
+      // COPY, two uploads and a claim), which made the writer slower still.
+      if (sealable(current) && this.queueIsEmpty(current.partition)) {
         const before = current.firstOffset;
         await this.seal(current, 'memory');
         if (current.firstOffset !== before) continue;
       }
       for (const other of this.buffers.values()) {
-        if (other !== current && sealable(other) && !this.memorySeals.has(other.partition)) {
+        if (other !== current && sealable(other) && this.queueIsEmpty(other.partition) && !this.memorySeals.has(other.partition)) {
           this.memorySeals.add(other.partition);
           void this.serialize(other.partition, async () => {
-            if (this.buffers.get(other.partition) === other && sealable(other) && this.bufferedBytes > limit) await this.seal(other, 'memory');
+            if (this.buffers.get(other.partition) === other && sealable(other) && this.queueIsEmpty(other.partition) && this.bufferedBytes > limit) {
+              await this.seal(other, 'memory');
+            }
           })
             .catch((err: Error) => this.deps.log.error({ err: err.message, partition: other.partition }, 'memory-bound seal failed'))
             .finally(() => this.memorySeals.delete(other.partition));
@@ -290,6 +309,10 @@ export class AuditSink {
       const [partition] = queued.reduce((a, b) => (b[1].bytes > a[1].bytes ? b : a));
       await this.waitForQueue(partition, true);
     }
+  }
+
+  private queueIsEmpty(partition: number): boolean {
+    return (this.queues.get(partition)?.cuts.length ?? 0) === 0;
   }
 
   /** Runs (or resumes) a partition's queue and waits for it, heartbeating while it takes long. */
@@ -471,21 +494,26 @@ export class AuditSink {
       return { dt, name, path: join(this.deps.workDir, `${process.pid}-${++this.fileSeq}-${name}`), rows };
     });
     let stored = 0;
-    try {
-      // Local failures (DuckDB out of memory while other files are written, a full disk) pass too.
-      const written = await this.retry('write', () => this.deps.writer.writeFiles(files));
-      for (let i = 0; i < files.length; i++) {
-        const { dt, name, path } = files[i]!;
-        const key = dataKey(dt, name);
-        const index = buildFileIndex(key, written[i]!, written[i]!.objectKeys);
-        // Data first, index second: a reader that finds an index can trust the file is there.
-        await this.retry('upload', () => this.deps.store.putFile(key, path));
-        await this.retry('upload index', () => this.deps.store.put(indexKey(dt, name), JSON.stringify(index)));
-        stored += written[i]!.bytes;
-      }
-    } finally {
-      await Promise.all(files.map((f) => rm(f.path, { force: true })));
-    }
+    // The files of a cut are written and uploaded side by side (the writer bounds how many
+    // DuckDB writes run at once): one file's upload overlaps the next one's write.
+    const outcomes = await Promise.allSettled(
+      files.map(async ({ dt, name, path, rows }) => {
+        try {
+          // Local failures (DuckDB out of memory while other files are written, a full disk) pass too.
+          const written = await this.retry('write', () => this.deps.writer.writeStaged(rows, path));
+          const key = dataKey(dt, name);
+          const index = buildFileIndex(key, written, written.objectBloom);
+          // Data first, index second: a reader that finds an index can trust the file is there.
+          await this.retry('upload', () => this.deps.store.putFile(key, path));
+          await this.retry('upload index', () => this.deps.store.put(indexKey(dt, name), JSON.stringify(index)));
+          stored += written.bytes;
+        } finally {
+          await rm(path, { force: true });
+        }
+      }),
+    );
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
 
     const next = (cut.last + 1n).toString();
     await this.deps.commit(cut.partition, next);

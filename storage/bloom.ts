@@ -30,15 +30,40 @@ export class BloomFilter {
       h2 = Math.imul(h2 ^ c, 0x5bd1e995);
       h2 ^= h2 >>> 15;
     }
+    const out: number[] = new Array(this.hashes);
+    this.spread(h1, h2, (i, pos) => (out[i] = pos));
+    return out;
+  }
+
+  /** Bit positions from the two hashes (double hashing). */
+  private spread(h1: number, h2: number, at: (i: number, pos: number) => void): void {
     h2 |= 1;
     const m = this.bits.length * 8;
-    const out: number[] = new Array(this.hashes);
-    for (let i = 0; i < this.hashes; i++) out[i] = ((h1 + Math.imul(i, h2)) >>> 0) % m;
-    return out;
+    for (let i = 0; i < this.hashes; i++) at(i, ((h1 + Math.imul(i, h2)) >>> 0) % m);
   }
 
   add(item: string): void {
     for (const pos of this.positions(item)) this.bits[pos >> 3]! |= 1 << (pos & 7);
+  }
+
+  /**
+   * Adds `${type}:${id}` without building that string: the writer adds one key per
+   * object of every file it writes, and the concatenations (then hashing them into
+   * a Set) cost about as much as the rest of the index.
+   */
+  addObjectKey(type: string, id: string): void {
+    let h1 = 0x811c9dc5;
+    let h2 = 0x01000193 ^ (type.length + 1 + id.length);
+    for (let part = 0; part < 3; part++) {
+      const s = part === 0 ? type : part === 1 ? ':' : id;
+      for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        h1 = Math.imul(h1 ^ c, 0x01000193);
+        h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+        h2 ^= h2 >>> 15;
+      }
+    }
+    this.spread(h1, h2, (_, pos) => (this.bits[pos >> 3]! |= 1 << (pos & 7)));
   }
 
   mayContain(item: string): boolean {

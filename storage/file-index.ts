@@ -101,15 +101,19 @@ export interface WrittenFileSummary {
 }
 
 /**
- * Builds the index stored beside a data file. `objectKeys` are the
- * `object_type:object_id` keys of its rows (repeats allowed); the Bloom filter
- * is sized for the distinct keys at a 1% false-positive rate, which keeps the
- * index small when objects have many events per file.
+ * A Bloom filter of `object_type:object_id` keys (repeats allowed), sized for
+ * the distinct keys at a 1% false-positive rate, which keeps the index small
+ * when objects have many events per file.
  */
-export function buildFileIndex(key: string, written: WrittenFileSummary, objectKeys: Iterable<string>): FileIndex {
+export function objectKeyBloom(objectKeys: Iterable<string>): BloomFilter {
   const distinct = new Set(objectKeys);
   const bloom = BloomFilter.forItems(distinct.size);
   for (const k of distinct) bloom.add(k);
+  return bloom;
+}
+
+/** Builds the index stored beside a data file, with the Bloom filter of its object keys. */
+export function buildFileIndex(key: string, written: WrittenFileSummary, bloom: BloomFilter): FileIndex {
   return {
     version: 1,
     key,

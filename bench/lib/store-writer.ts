@@ -10,7 +10,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ParquetWriter, StoredRow } from '../../consumer/parquet-writer';
 import { objectKey } from '../../schemas';
-import { type FileIndex, type ObjectStore, buildFileIndex, dataFileName, dataKey, dtOfMicros, indexKey } from '../../storage';
+import { type FileIndex, type ObjectStore, buildFileIndex, objectKeyBloom, dataFileName, dataKey, dtOfMicros, indexKey } from '../../storage';
 
 export interface StoredFile {
   key: string;
@@ -52,7 +52,7 @@ export async function storeDataFile(
   try {
     const written = await writer.write(opts.rows, local);
     const key = dataKey(opts.dt, name);
-    const index = buildFileIndex(key, written, opts.rows.map((r) => objectKey(r.record)));
+    const index = buildFileIndex(key, written, objectKeyBloom(opts.rows.map((r) => objectKey(r.record))));
     const indexText = JSON.stringify(index);
     await store.putFile(key, local);
     if (opts.withIndex !== false) await store.put(indexKey(opts.dt, name), indexText);

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileObjectStore, StorageError, buildFileIndex, compareUtf8, indexDataEnd, rowGroupMayHold, type ObjectInfo, type ObjectStore } from '../../storage';
+import { FileObjectStore, StorageError, buildFileIndex, objectKeyBloom, compareUtf8, indexDataEnd, rowGroupMayHold, type ObjectInfo, type ObjectStore } from '../../storage';
 import { ObjectCache } from '../../query/cache';
 import { Limiter } from '../../query/concurrency';
 import { DeadlineStore } from '../../query/deadline-store';
@@ -104,7 +104,7 @@ describe('plans', () => {
       { offset: 600, length: 200, rows: 1, typeMin: 'b', typeMax: 'b', idMin: '1', idMax: '3' },
     ],
   };
-  const index = buildFileIndex('dt=2026-01-01/t-0-0-2.parquet', written, ['a:1', 'a:5', 'b:2', 'b:2']);
+  const index = buildFileIndex('dt=2026-01-01/t-0-0-2.parquet', written, objectKeyBloom(['a:1', 'a:5', 'b:2', 'b:2']));
 
   it('builds the index the sink writes', () => {
     expect(index).toMatchObject({ version: 1, key: 'dt=2026-01-01/t-0-0-2.parquet', rows: 3, bytes: 1000, rowGroups: written.rowGroups });

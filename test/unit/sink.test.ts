@@ -175,6 +175,40 @@ describe('AuditSink (file store, fake commits)', () => {
     expect(commits.length).toBeGreaterThan(0);
   });
 
+  it('starts a cut once a partition holds its share of the memory budget and the writer is free', async () => {
+    const one = messages(0, 1)[0]!.value!.length;
+    const s = sink(limits({ memoryMaxBytes: one * 200 }));
+    await s.append(0, messages(0, 99));
+    await s.settle();
+    expect(commits).toEqual([]); // under half the budget: keep filling
+    await s.append(0, messages(99, 1));
+    await s.settle();
+    expect(commits).toEqual([[0, '100']]); // half the budget (one partition): written while the next cut fills
+  });
+
+  it('under memory pressure, a partition whose cut is still being stored is not cut again batch by batch', async () => {
+    const one = messages(0, 1)[0]!.value!.length;
+    const put = store.putFile.bind(store);
+    store.putFile = async (k, p) => {
+      await new Promise((r) => setTimeout(r, 20)); // storage slower than reading
+      return put(k, p);
+    };
+    const s = sink(limits({ maxRecords: 10_000, memoryMaxBytes: one * 150 }));
+    const feed = async (partition: number) => {
+      for (let i = 0; i < 300; i += 10) await s.append(partition, messages(i, 10));
+    };
+    await Promise.all([feed(0), feed(1), feed(2)]);
+    expect(await s.flushAll('shutdown')).toBe(true);
+    for (const p of [0, 1, 2]) {
+      const ends = commits.filter(([q]) => q === p).map(([, o]) => Number(o));
+      const sizes = ends.map((end, i) => end - (i === 0 ? 0 : ends[i - 1]!));
+      expect(ends.at(-1)).toBe(300);
+      // Cutting on every batch while the other partitions kept memory full made cuts of one batch (10).
+      expect(Math.min(...sizes.slice(0, -1))).toBeGreaterThanOrEqual(20);
+    }
+    expect(await storedEventIds()).toHaveLength(900);
+  }, 30_000);
+
   it('two partitions over the memory limit at once both make progress (no lock-order deadlock)', async () => {
     const one = messages(0, 1)[0]!.value!.length;
     // Slow claims and quick uploads: a partition often waits on its claim while the other's cut is already stored.
