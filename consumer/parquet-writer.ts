@@ -35,7 +35,7 @@ export interface FileSpec {
  * Writes audit rows as Parquet files with DuckDB. Rows arrive as staging lines
  * (newline-delimited JSON made by the Avro transcoder, kept in arena chunks).
  * They are put in file order here by sorting row references (cheap: no row is
- * copied), and written to a staging file by one gathered write per 1,024 lines;
+ * copied), and copied to a staging file in 1 MiB blocks;
  * DuckDB then streams the lines into ZSTD Parquet on its own threads, keeping
  * their order. Measured per 100k rows, this costs about 0.55 s of CPU against
  * 0.75 s for loading the lines into a DuckDB table and sorting there (a sort
@@ -125,7 +125,7 @@ export class ParquetWriter {
       const sorted = [...rows].sort(compareStaged);
       await writeLines(staging, sorted);
       let longest = 0;
-      for (const r of sorted) if (r.line.length > longest) longest = r.line.length;
+      for (const r of sorted) if (r.end - r.start > longest) longest = r.end - r.start;
       // Insertion order is preserved (DuckDB's default), so the file keeps the staging order.
       await conn.run(
         `COPY (SELECT ${SELECT_STAGED} FROM read_ndjson(${sqlString(staging)}, columns = {${STAGED_COLUMNS}}, maximum_object_size = ${jsonObjectLimit(longest)}))
@@ -201,21 +201,32 @@ const SELECT_STAGED = COLUMN_TYPES.map(([n, t]) => {
   return `${t === 'TIMESTAMPTZ' ? `make_timestamptz(${key})` : key} AS ${n}`;
 }).join(', ');
 
-/** Writes the rows' lines in order, gathered by writev (the kernel copies; no line is copied here). */
+/**
+ * Writes the rows' lines in order. Each line is copied from its arena chunk into
+ * a 1 MiB block, written when full: measured against gathering a Buffer view
+ * per line for writev, this saves making the views and is no slower to write.
+ */
 async function writeLines(path: string, rows: readonly StagedRow[]): Promise<void> {
   const fh = await open(path, 'w');
   try {
-    for (let i = 0; i < rows.length; i += IOV_MAX) {
-      const batch: Buffer[] = new Array(Math.min(IOV_MAX, rows.length - i));
-      for (let k = 0; k < batch.length; k++) batch[k] = rows[i + k]!.line;
-      await fh.writev(batch);
+    let block = Buffer.allocUnsafeSlow(WRITE_BLOCK);
+    let used = 0;
+    for (const row of rows) {
+      const n = row.end - row.start;
+      if (used + n > block.length) {
+        if (used > 0) await fh.write(block, 0, used);
+        used = 0;
+        if (n > block.length) block = Buffer.allocUnsafeSlow(n);
+      }
+      used += row.chunk.copy(block, used, row.start, row.end);
     }
+    if (used > 0) await fh.write(block, 0, used);
   } finally {
     await fh.close();
   }
 }
 
-const IOV_MAX = 1024;
+const WRITE_BLOCK = 1 << 20;
 
 /**
  * DuckDB's JSON reader allocates buffers of twice its maximum object size (16 MiB

@@ -222,7 +222,7 @@ export class AuditSink {
           buf.addDeadLetter(offset, now);
           continue;
         }
-        row.line = buf.arena.copy(row.line);
+        buf.arena.adopt(row);
       }
       buf.add(row, offset, now);
       consumed++;

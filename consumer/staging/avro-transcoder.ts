@@ -305,6 +305,7 @@ export class AvroStagingTranscoder {
     for (let i = 0; i < offset.length; i++) out[o++] = offset.charCodeAt(i);
     out[o++] = 0x7d;
     out[o++] = 0x0a;
+    const start = arena.commit(o);
     return {
       partition,
       offset,
@@ -312,7 +313,9 @@ export class AvroStagingTranscoder {
       occurredAt: r.occurredAt,
       objectType: this.types.get(value, r.typeStart, r.typeEnd),
       objectId: utf8(value, r.idStart, r.idEnd),
-      line: arena.commit(o),
+      chunk: out,
+      start,
+      end: o,
     };
   }
 

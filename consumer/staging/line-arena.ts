@@ -1,8 +1,8 @@
 /**
- * Append-only byte chunks that staging lines are written into. A line is a view
- * of its chunk, so a buffered record costs its bytes outside the V8 heap (no
- * per-record string for the garbage collector to trace or copy), and a chunk is
- * freed once every line in it has been stored.
+ * Append-only byte chunks that staging lines are written into. A line is a byte
+ * range of its chunk, so a buffered record costs its bytes outside the V8 heap
+ * (no per-record string or Buffer for the garbage collector to trace or copy),
+ * and a chunk is freed once every line in it has been stored.
  */
 export class LineArena {
   // Allocated on first use: a partition that never receives a record costs nothing.
@@ -27,17 +27,21 @@ export class LineArena {
     return this.pos;
   }
 
-  /** Seals the bytes written from `start` up to `end` as one line. */
-  commit(end: number): Buffer {
-    const line = this.chunk.subarray(this.pos, end);
+  /** Seals the bytes written from `start` up to `end` as one line; returns where it starts in `buffer`. */
+  commit(end: number): number {
+    const start = this.pos;
     this.pos = end;
-    return line;
+    return start;
   }
 
-  /** Copies a line made elsewhere into the arena (the slow path's lines). */
-  copy(line: Buffer): Buffer {
-    this.reserve(line.length);
-    line.copy(this.chunk, this.pos);
-    return this.commit(this.pos + line.length);
+  /** Moves a row's line made elsewhere (the slow path's) into the arena. */
+  adopt(row: { chunk: Buffer; start: number; end: number }): void {
+    const n = row.end - row.start;
+    this.reserve(n);
+    const chunk = this.chunk;
+    row.chunk.copy(chunk, this.pos, row.start, row.end);
+    row.start = this.commit(this.pos + n);
+    row.end = row.start + n;
+    row.chunk = chunk;
   }
 }

@@ -19,7 +19,9 @@ export function stagingKeyPrefix(column: string): string {
 
 /**
  * A row ready to write: its staging line (one NDJSON object, newline included)
- * plus what the sink needs to place and order it.
+ * plus what the sink needs to place and order it. The line is the bytes
+ * `chunk[start, end)`, not a Buffer of its own: a Buffer view per record cost
+ * about 0.4 µs to make plus its garbage (0.5 s of CPU per million records).
  */
 export interface StagedRow {
   partition: number;
@@ -30,7 +32,14 @@ export interface StagedRow {
   occurredAt: number;
   objectType: string;
   objectId: string;
-  line: Buffer;
+  chunk: Buffer;
+  start: number;
+  end: number;
+}
+
+/** The row's staging line as a Buffer view (tests and diagnostics; the writer copies from the chunk). */
+export function stagedLine(row: StagedRow): Buffer {
+  return row.chunk.subarray(row.start, row.end);
 }
 
 /** A decoded record plus where it came from in Kafka (kept in the file for lineage and ordering). */
@@ -76,6 +85,7 @@ function hasKeys(o: Record<string, string>): boolean {
  */
 export function stageRow(row: StoredRow): StagedRow {
   const r = row.record;
+  const line = Buffer.from(`${stagingLine(row)}\n`, 'utf8');
   return {
     partition: row.partition,
     offset: row.offset,
@@ -83,7 +93,9 @@ export function stageRow(row: StoredRow): StagedRow {
     occurredAt: r.occurred_at,
     objectType: r.object_type,
     objectId: r.object_id,
-    line: Buffer.from(`${stagingLine(row)}\n`, 'utf8'),
+    chunk: line,
+    start: 0,
+    end: line.length,
   };
 }
 
