@@ -25,8 +25,8 @@ export const envSchema = z.object({
   AUDIT_FLUSH_MAX_RECORDS: intVar(100_000, 1),
   AUDIT_FLUSH_MAX_BYTES: intVar(64 * 1024 * 1024, 1024),
   AUDIT_FLUSH_MAX_AGE_MS: intVar(60_000, 10),
-  /** Bound on all buffered records of this process, whatever the number of partitions or days. */
-  AUDIT_MEMORY_MAX_BYTES: intVar(48 * 1024 * 1024, 1024),
+  /** Bound on the memory held by all buffered records of this process (staging lines plus bookkeeping), whatever the number of partitions or days. */
+  AUDIT_MEMORY_MAX_BYTES: intVar(64 * 1024 * 1024, 1024),
   AUDIT_PARTITIONS_CONCURRENTLY: intVar(4, 1),
   AUDIT_PARQUET_ROW_GROUP_ROWS: intVar(16_384, 1024),
   AUDIT_PARQUET_COMPRESSION: z.enum(['zstd', 'snappy', 'gzip', 'uncompressed']).default('zstd'),

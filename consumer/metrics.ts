@@ -24,6 +24,11 @@ export function createMetrics() {
     lag: new Gauge({ name: 'audit_consumer_lag', help: 'Records behind the high watermark, per partition', labelNames: ['partition'] as const, registers: [registry] }),
     bufferedRecords: new Gauge({ name: 'audit_consumer_buffered_records', help: 'Records read but not yet stored', registers: [registry] }),
     bufferedBytes: new Gauge({ name: 'audit_consumer_buffered_bytes', help: 'Encoded bytes read but not yet stored', registers: [registry] }),
+    heldBytes: new Gauge({
+      name: 'audit_consumer_held_bytes',
+      help: 'Memory held by records read but not yet stored (staging lines plus per-record bookkeeping); bounded by AUDIT_MEMORY_MAX_BYTES',
+      registers: [registry],
+    }),
   };
   return m;
 }

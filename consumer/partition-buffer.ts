@@ -1,11 +1,14 @@
 import { LineArena } from './staging/line-arena';
-import type { StagedRow } from './staging/staged-row';
+import { type StagedRow, heldBytes } from './staging/staged-row';
 
 /** What leaves a buffer when a cut is taken from it. */
 export interface TakenRows {
   rows: StagedRow[];
   deadLetters: number;
+  /** Encoded (Kafka) bytes of the rows. */
   bytes: number;
+  /** Memory the rows hold (see heldBytes). */
+  held: number;
 }
 
 /**
@@ -23,7 +26,10 @@ export class PartitionBuffer {
   deadLetters: bigint[] = [];
   firstOffset: bigint | null = null;
   lastOffset: bigint | null = null;
+  /** Encoded (Kafka) bytes buffered: what the rotation size limit counts. */
   bytes = 0;
+  /** Memory the buffered rows hold: what the memory bound counts. */
+  held = 0;
   openedAt = 0;
   /** A cut claimed by an earlier owner ends at this offset: do not cut before reaching it. */
   mustReach: bigint | null = null;
@@ -54,6 +60,7 @@ export class PartitionBuffer {
     this.touch(offset, now);
     this.rows.push(row);
     this.bytes += row.size;
+    this.held += heldBytes(row);
   }
 
   addDeadLetter(offset: bigint, now: number): void {
@@ -73,8 +80,13 @@ export class PartitionBuffer {
     while (dead < this.deadLetters.length && this.deadLetters[dead]! <= last) dead++;
     this.deadLetters = this.deadLetters.slice(dead);
     let takenBytes = 0;
-    for (const r of rows) takenBytes += r.size;
+    let takenHeld = 0;
+    for (const r of rows) {
+      takenBytes += r.size;
+      takenHeld += heldBytes(r);
+    }
     this.bytes -= takenBytes;
+    this.held -= takenHeld;
     const nextRow = this.rows.length > 0 ? BigInt(this.rows[0]!.offset) : null;
     const nextDead = this.deadLetters.length > 0 ? this.deadLetters[0]! : null;
     if (nextRow === null && nextDead === null) {
@@ -84,7 +96,7 @@ export class PartitionBuffer {
       this.firstOffset = nextRow === null ? nextDead : nextDead === null || nextRow < nextDead ? nextRow : nextDead;
     }
     if (this.mustReach !== null && this.mustReach <= last) this.mustReach = null;
-    return { rows, deadLetters: dead, bytes: takenBytes };
+    return { rows, deadLetters: dead, bytes: takenBytes, held: takenHeld };
   }
 }
 

@@ -195,6 +195,7 @@ export class AuditConsumerService {
       await this.sink.flushDue();
       this.metrics.bufferedRecords.set(this.sink.bufferedRecords);
       this.metrics.bufferedBytes.set(this.sink.bufferedBytes);
+      this.metrics.heldBytes.set(this.sink.heldBytes);
       // Quiet for longer than a fetch's wait (FETCH_SETTINGS.maxWaitTimeInMs): nothing more is coming.
       if (
         this.opts.drain &&

@@ -95,6 +95,7 @@ interface SealedCut extends TakenRows {
 interface CutQueue {
   cuts: SealedCut[];
   bytes: number;
+  held: number;
   rows: number;
   running: Promise<void> | null;
   /** Why the loop stopped; reported once to whoever waits next, then retried. */
@@ -160,7 +161,7 @@ export class AuditSink {
   private queue(partition: number): CutQueue {
     let q = this.queues.get(partition);
     if (!q) {
-      q = { cuts: [], bytes: 0, rows: 0, running: null, failure: null, waiters: [] };
+      q = { cuts: [], bytes: 0, held: 0, rows: 0, running: null, failure: null, waiters: [] };
       this.queues.set(partition, q);
     }
     return q;
@@ -171,6 +172,14 @@ export class AuditSink {
     let total = 0;
     for (const b of this.buffers.values()) total += b.bytes;
     for (const q of this.queues.values()) total += q.bytes;
+    return total;
+  }
+
+  /** Memory held by what was read and not yet committed (see heldBytes): what AUDIT_MEMORY_MAX_BYTES bounds. */
+  get heldBytes(): number {
+    let total = 0;
+    for (const b of this.buffers.values()) total += b.held;
+    for (const q of this.queues.values()) total += q.held;
     return total;
   }
 
@@ -244,7 +253,7 @@ export class AuditSink {
    */
   private writerWaits(buf: PartitionBuffer): boolean {
     if (!sealable(buf) || !this.deps.writer.hasFreeSlot || !this.queueIsEmpty(buf.partition)) return false;
-    return buf.bytes >= this.deps.limits.memoryMaxBytes / (2 * Math.max(1, this.buffers.size));
+    return buf.held >= this.deps.limits.memoryMaxBytes / (2 * Math.max(1, this.buffers.size));
   }
 
   private sizeDue(buf: PartitionBuffer): boolean {
@@ -280,7 +289,7 @@ export class AuditSink {
    */
   private async enforceMemoryBound(current: PartitionBuffer): Promise<void> {
     const limit = this.deps.limits.memoryMaxBytes;
-    while (this.bufferedBytes > limit) {
+    while (this.heldBytes > limit) {
       // Sealing frees nothing by itself: it gives a partition's store loop work. A partition
       // that still has a cut queued is not sealed again; otherwise, once the writer is the
       // bottleneck, every batch became a cut of its own (files of ~1k rows, each paying a
@@ -294,7 +303,7 @@ export class AuditSink {
         if (other !== current && sealable(other) && this.queueIsEmpty(other.partition) && !this.memorySeals.has(other.partition)) {
           this.memorySeals.add(other.partition);
           void this.serialize(other.partition, async () => {
-            if (this.buffers.get(other.partition) === other && sealable(other) && this.queueIsEmpty(other.partition) && this.bufferedBytes > limit) {
+            if (this.buffers.get(other.partition) === other && sealable(other) && this.queueIsEmpty(other.partition) && this.heldBytes > limit) {
               await this.seal(other, 'memory');
             }
           })
@@ -305,8 +314,8 @@ export class AuditSink {
       const queued = [...this.queues.entries()].filter(([, q]) => q.cuts.length > 0);
       // Nothing stored can free memory: the rest is buffers waiting for more records.
       if (queued.length === 0) return;
-      // Wait for the partition holding the most sealed bytes to store a cut (no lock is held by its loop).
-      const [partition] = queued.reduce((a, b) => (b[1].bytes > a[1].bytes ? b : a));
+      // Wait for the partition holding the most sealed memory to store a cut (no lock is held by its loop).
+      const [partition] = queued.reduce((a, b) => (b[1].held > a[1].held ? b : a));
       await this.waitForQueue(partition, true);
     }
   }
@@ -448,6 +457,7 @@ export class AuditSink {
     const q = this.queue(buf.partition);
     q.cuts.push({ ...taken, partition: buf.partition, first, last, reason, sealedAt });
     q.bytes += taken.bytes;
+    q.held += taken.held;
     q.rows += taken.rows.length;
     this.run(buf.partition);
   }
@@ -462,6 +472,7 @@ export class AuditSink {
         await this.storeCut(cut);
         q.cuts.shift();
         q.bytes -= cut.bytes;
+        q.held -= cut.held;
         q.rows -= cut.rows.length;
         wake(q);
       }

@@ -2,11 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { encodeRecord } from '../../schemas';
+import { CURRENT_SCHEMA_ID, encodeRecord } from '../../schemas';
 import { FileObjectStore, parseDataKey } from '../../storage';
 import { createMetrics } from '../../consumer/metrics';
 import { ParquetWriter } from '../../consumer/parquet-writer';
 import { AuditSink, type DeadLetter, type InboundMessage, type SinkLimits } from '../../consumer/sink';
+import { AvroStagingTranscoder } from '../../consumer/staging/avro-transcoder';
+import { LineArena } from '../../consumer/staging/line-arena';
+import { heldBytes } from '../../consumer/staging/staged-row';
 import { openDuckDb } from '../../query/history';
 import { sampleRecord } from '../helpers/records';
 
@@ -19,6 +22,13 @@ function messages(from: number, count: number, dayOf: (i: number) => number = ()
     const rec = sampleRecord({ event_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, object_id: String(i % 5), occurred_at: T0 + dayOf(i) * DAY + i });
     return { offset: String(i), key: Buffer.from(`invoice:${i % 5}`), value: encodeRecord(rec) };
   });
+}
+
+/** Memory the memory bound counts for these messages once staged (see heldBytes). */
+function held(batch: InboundMessage[]): number {
+  const transcoder = new AvroStagingTranscoder(CURRENT_SCHEMA_ID);
+  const arena = new LineArena();
+  return batch.reduce((sum, m) => sum + heldBytes(transcoder.transcode(m.value!, 0, m.offset, arena)!), 0);
 }
 
 describe('AuditSink (file store, fake commits)', () => {
@@ -166,18 +176,18 @@ describe('AuditSink (file store, fake commits)', () => {
   });
 
   it('bounds memory across partitions by cutting the largest buffer', async () => {
-    const one = messages(0, 1)[0]!.value!.length;
+    const one = held(messages(0, 1));
     const s = sink(limits({ memoryMaxBytes: one * 150 }));
     await s.append(0, messages(0, 100));
     await s.append(1, messages(0, 100));
     // Sealed cuts count until committed: reading waited for them.
-    expect(s.bufferedBytes).toBeLessThanOrEqual(one * 150);
+    expect(s.heldBytes).toBeLessThanOrEqual(one * 150);
     expect(commits.length).toBeGreaterThan(0);
   });
 
   it('starts a cut once a partition holds its share of the memory budget and the writer is free', async () => {
-    const one = messages(0, 1)[0]!.value!.length;
-    const s = sink(limits({ memoryMaxBytes: one * 200 }));
+    const one = held(messages(0, 1));
+    const s = sink(limits({ memoryMaxBytes: 2 * held(messages(0, 100)) }));
     await s.append(0, messages(0, 99));
     await s.settle();
     expect(commits).toEqual([]); // under half the budget: keep filling
@@ -187,7 +197,7 @@ describe('AuditSink (file store, fake commits)', () => {
   });
 
   it('under memory pressure, a partition whose cut is still being stored is not cut again batch by batch', async () => {
-    const one = messages(0, 1)[0]!.value!.length;
+    const one = held(messages(0, 1));
     const put = store.putFile.bind(store);
     store.putFile = async (k, p) => {
       await new Promise((r) => setTimeout(r, 20)); // storage slower than reading
@@ -210,7 +220,7 @@ describe('AuditSink (file store, fake commits)', () => {
   }, 30_000);
 
   it('two partitions over the memory limit at once both make progress (no lock-order deadlock)', async () => {
-    const one = messages(0, 1)[0]!.value!.length;
+    const one = held(messages(0, 1));
     // Slow claims and quick uploads: a partition often waits on its claim while the other's cut is already stored.
     const claim = store.putIfAbsent.bind(store);
     store.putIfAbsent = async (k, body) => {
@@ -229,7 +239,7 @@ describe('AuditSink (file store, fake commits)', () => {
   }, 30_000);
 
   it('over the memory limit, a buffer that must first reach an adopted claim is skipped, not retried for ever', async () => {
-    const one = messages(0, 1)[0]!.value!.length;
+    const one = held(messages(0, 1));
     const first = sink(limits({ maxRecords: 100 }), async () => {
       throw new Error('crash');
     });
