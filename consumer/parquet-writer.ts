@@ -229,9 +229,10 @@ async function writeLines(path: string, rows: readonly StagedRow[]): Promise<voi
 const WRITE_BLOCK = 1 << 20;
 
 /**
- * DuckDB's JSON reader allocates buffers of twice its maximum object size (16 MiB
- * by default, so 32 MiB per read); sized from the file's longest line instead,
- * a typical file needs 2 MiB.
+ * DuckDB's JSON reader fails on a line longer than `maximum_object_size`; a value
+ * below its default (16 MiB) is raised to it (DuckDB takes the larger), so this
+ * only matters for files holding longer lines. Each read allocates twice that
+ * (32 MiB by default), of which only what the file fills is touched.
  */
 function jsonObjectLimit(longestLine: number): number {
   return Math.max(1 << 20, 2 ** Math.ceil(Math.log2(longestLine + 1)));
