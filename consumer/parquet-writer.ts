@@ -25,12 +25,6 @@ export interface WrittenFile {
   objects: number;
 }
 
-/** One file of a cut: where to write it and its rows. */
-export interface FileSpec {
-  path: string;
-  rows: readonly StagedRow[];
-}
-
 /**
  * Writes audit rows as Parquet files with DuckDB. Rows arrive as staging lines
  * (newline-delimited JSON made by the Avro transcoder, kept in arena chunks).
@@ -88,13 +82,6 @@ export class ParquetWriter {
 
   async writeStaged(rows: readonly StagedRow[], path: string): Promise<WrittenFile> {
     return this.writeFile(path, rows);
-  }
-
-  /** Writes the files of one cut, one after the other. */
-  async writeFiles(files: readonly FileSpec[]): Promise<WrittenFile[]> {
-    const written: WrittenFile[] = [];
-    for (const file of files) written.push(await this.writeFile(file.path, file.rows));
-    return written;
   }
 
   /**

@@ -252,7 +252,7 @@ export class AuditSink {
    * start-up cost about a second of an idle core per run on the benchmark.
    */
   private writerWaits(buf: PartitionBuffer): boolean {
-    if (!sealable(buf) || !this.deps.writer.hasFreeSlot || !this.queueIsEmpty(buf.partition)) return false;
+    if (!this.mayCut(buf) || !this.deps.writer.hasFreeSlot) return false;
     return buf.held >= this.deps.limits.memoryMaxBytes / (2 * Math.max(1, this.buffers.size));
   }
 
@@ -294,16 +294,16 @@ export class AuditSink {
       // that still has a cut queued is not sealed again; otherwise, once the writer is the
       // bottleneck, every batch became a cut of its own (files of ~1k rows, each paying a
       // COPY, two uploads and a claim), which made the writer slower still.
-      if (sealable(current) && this.queueIsEmpty(current.partition)) {
+      if (this.mayCut(current)) {
         const before = current.firstOffset;
         await this.seal(current, 'memory');
         if (current.firstOffset !== before) continue;
       }
       for (const other of this.buffers.values()) {
-        if (other !== current && sealable(other) && this.queueIsEmpty(other.partition) && !this.memorySeals.has(other.partition)) {
+        if (other !== current && this.mayCut(other) && !this.memorySeals.has(other.partition)) {
           this.memorySeals.add(other.partition);
           void this.serialize(other.partition, async () => {
-            if (this.buffers.get(other.partition) === other && sealable(other) && this.queueIsEmpty(other.partition) && this.heldBytes > limit) {
+            if (this.buffers.get(other.partition) === other && this.mayCut(other) && this.heldBytes > limit) {
               await this.seal(other, 'memory');
             }
           })
@@ -320,8 +320,9 @@ export class AuditSink {
     }
   }
 
-  private queueIsEmpty(partition: number): boolean {
-    return (this.queues.get(partition)?.cuts.length ?? 0) === 0;
+  /** Can the buffer be cut now, with no earlier cut of its partition still waiting to be stored? */
+  private mayCut(buf: PartitionBuffer): boolean {
+    return sealable(buf) && (this.queues.get(buf.partition)?.cuts.length ?? 0) === 0;
   }
 
   /** Runs (or resumes) a partition's queue and waits for it, heartbeating while it takes long. */

@@ -70,7 +70,7 @@ describe('ParquetWriter', () => {
     expect(written.objectBloom.toBase64()).toBe(objectKeyBloom(keys).toBase64());
   });
 
-  it('writes several files of one cut, each with its own rows only', async () => {
+  it('writes several files of one cut at once (as the sink does), each with its own rows only', async () => {
     const transcoder = new AvroStagingTranscoder(2);
     const arena = new LineArena();
     const day = 86_400_000_000;
@@ -79,7 +79,7 @@ describe('ParquetWriter', () => {
       transcoder.transcode(encodeRecord(sampleRecord({ object_id: String(i), occurred_at: t0 + (i % 3) * day + i })), 0, String(i), arena)!,
     );
     const files = [0, 1, 2].map((d) => ({ path: join(dir, `day-${d}.parquet`), rows: rows.filter((_, i) => i % 3 === d) }));
-    const written = await writer.writeFiles(files);
+    const written = await Promise.all(files.map((f) => writer.writeStaged(f.rows, f.path)));
     const { conn } = await openDuckDb();
     for (let d = 0; d < 3; d++) {
       expect(written[d]!.rows).toBe(100);
