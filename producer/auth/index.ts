@@ -37,24 +37,20 @@ function objectIdOf(id: string | number): string | number {
 
 /** `login` of `user:<actorId>`, by that user. Returns `record()`'s promise (never rejects outside `fail` mode). */
 export function recordLogin(client: AuditRecorder, e: LoginEvent): Promise<void> {
-  return client.record({
-    objectType: AUTH_OBJECT_TYPE,
-    objectId: objectIdOf(e.actorId),
-    action: 'login',
-    actorId: e.actorId,
-    actorType: e.actorType ?? 'user',
-    ...(e.tenantId !== undefined ? { tenantId: e.tenantId } : {}),
-    metadata: authMetadata(e),
-    ...(e.occurredAt !== undefined ? { occurredAt: e.occurredAt } : {}),
-  });
+  return recordOwnSession(client, 'login', e);
 }
 
 /** `logout` of `user:<actorId>`, by that user. */
 export function recordLogout(client: AuditRecorder, e: LogoutEvent): Promise<void> {
+  return recordOwnSession(client, 'logout', e);
+}
+
+/** A user's own session event: the user is both the object and the actor. */
+function recordOwnSession(client: AuditRecorder, action: 'login' | 'logout', e: LoginEvent): Promise<void> {
   return client.record({
     objectType: AUTH_OBJECT_TYPE,
     objectId: objectIdOf(e.actorId),
-    action: 'logout',
+    action,
     actorId: e.actorId,
     actorType: e.actorType ?? 'user',
     ...(e.tenantId !== undefined ? { tenantId: e.tenantId } : {}),
