@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDuration } from './duration';
 
 /**
  * The one place where the services read their environment. Every variable has a
@@ -7,6 +8,16 @@ import { z } from 'zod';
  */
 
 const intVar = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+/** A duration written `30s`, `15m`, `1h`, `400d`, `7y`, read as milliseconds. */
+const durationVar = () =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration such as 30s, 15m, 1h, 400d or 7y` });
+      return z.NEVER;
+    }
+    return ms;
+  });
 
 export const envSchema = z.object({
   AUDIT_KAFKA_BROKERS: z.string().min(1).default('localhost:9092'),
@@ -43,6 +54,19 @@ export const envSchema = z.object({
   AUDIT_METRICS_PORT: intVar(0, 0),
   AUDIT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AUDIT_WORK_DIR: z.string().optional(),
+  // ---- audit-admin maintain (maintenance/README.md) ----
+  /** Data files younger than this are left for a later pass (a day still being written is not rewritten every pass); `0s` = everything now. */
+  AUDIT_COMPACT_MIN_AGE: durationVar().prefault('1h'),
+  /** Whole days older than this (by event date, UTC) are removed; unset = kept forever. */
+  AUDIT_RETENTION: durationVar().optional(),
+  /** How long superseded files and manifests stay readable after the commit that replaced them: longer than any query or external scan. */
+  AUDIT_COMPACT_GRACE: durationVar().prefault('1h'),
+  /** Time between maintenance passes of the service (not used with --once). */
+  AUDIT_MAINTAIN_INTERVAL: durationVar().prefault('15m'),
+  /** Objects fetched, uploaded or deleted at once by the maintainer. */
+  AUDIT_MAINTAIN_CONCURRENCY: intVar(16, 1),
+  /** Tests only: the maintainer kills itself (SIGKILL) at this step, to prove a pass can die anywhere. */
+  AUDIT_TEST_CRASH_AT: z.enum(['after-upload', 'before-commit', 'after-commit', 'mid-cleanup']).optional(),
   AUDIT_CACHE_DIR: z.string().optional(),
 });
 

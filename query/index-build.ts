@@ -9,8 +9,8 @@ import {
   indexKey,
   isDt,
   manifestKey,
-  parseDataKey,
   parseFileIndex,
+  readDay,
 } from '../storage';
 import { mapLimit } from './concurrency';
 
@@ -52,46 +52,61 @@ export async function buildDayManifests(store: ObjectStore, opts: IndexBuildOpti
     .map((p) => p.slice(DATA_PREFIX.length, -1))
     .filter((dt) => (opts.since === null || dt >= opts.since) && (opts.until === null || dt <= opts.until));
   const result: IndexBuildResult = { days: days.length, written: 0, unchanged: 0, files: 0, skipped: 0, bytes: 0 };
-  const limit = opts.concurrency ?? 16;
   for (const dt of days) {
-    const data: { key: string; size: number }[] = [];
-    for await (const o of store.list(`${DATA_PREFIX}${dt}/`)) if (parseDataKey(o.key)?.dt === dt) data.push(o);
-    const indexed = new Set<string>();
-    for await (const o of store.list(`${INDEX_PREFIX}${DATA_PREFIX}${dt}/`)) indexed.add(o.key);
-    const previous = await existingEntries(store, dt);
-    let reused = 0;
-    const found = await mapLimit(data, limit, async (f): Promise<FileIndex | null> => {
-      const old = previous.get(f.key);
-      if (old && old.bytes === f.size) {
-        reused++;
-        return old;
-      }
-      const key = indexKey(dt, f.key.slice(f.key.lastIndexOf('/') + 1));
-      if (!indexed.has(key)) return null;
-      const body = await store.get(key);
-      if (body === null) return null;
-      try {
-        const index = parseFileIndex(body.toString('utf8'), key);
-        // An index of another version of the file (or of another file) is left out, never trusted.
-        return index.key === f.key && index.bytes === f.size ? index : null;
-      } catch {
-        return null;
-      }
-    });
-    const indexes = found.filter((ix): ix is FileIndex => ix !== null);
-    result.files += indexes.length;
-    result.skipped += data.length - indexes.length;
-    if (reused === indexes.length && reused === previous.size) {
+    const day = await buildDayManifest(store, dt, opts.concurrency ?? 16);
+    result.files += day.files;
+    result.skipped += day.skipped;
+    if (!day.written) {
       result.unchanged++;
       continue;
     }
-    const body = encodeDayManifest(dt, indexes);
-    await store.put(manifestKey(dt), body);
     result.written++;
-    result.bytes += body.length;
-    opts.log?.(`dt=${dt}: ${indexes.length} files${data.length > indexes.length ? ` (${data.length - indexes.length} without a usable index)` : ''}, ${body.length} bytes`);
+    result.bytes += day.bytes;
+    opts.log?.(`dt=${dt}: ${day.files} files${day.skipped > 0 ? ` (${day.skipped} without a usable index)` : ''}, ${day.bytes} bytes`);
   }
   return result;
+}
+
+export interface DayManifestResult {
+  /** False when the day's manifest already described exactly its live files. */
+  written: boolean;
+  files: number;
+  skipped: number;
+  bytes: number;
+}
+
+/** Writes one day's index manifest from the per-file indexes of its live data files (unless it is up to date). */
+export async function buildDayManifest(store: ObjectStore, dt: string, limit = 16): Promise<DayManifestResult> {
+  // Only the live files: compaction leaves superseded ones behind for a grace period.
+  const data = (await readDay(store, dt)).live;
+  const indexed = new Set<string>();
+  for await (const o of store.list(`${INDEX_PREFIX}${DATA_PREFIX}${dt}/`)) indexed.add(o.key);
+  const previous = await existingEntries(store, dt);
+  let reused = 0;
+  const found = await mapLimit(data, limit, async (f): Promise<FileIndex | null> => {
+    const old = previous.get(f.key);
+    if (old && old.bytes === f.size) {
+      reused++;
+      return old;
+    }
+    const key = indexKey(dt, f.key.slice(f.key.lastIndexOf('/') + 1));
+    if (!indexed.has(key)) return null;
+    const body = await store.get(key);
+    if (body === null) return null;
+    try {
+      const index = parseFileIndex(body.toString('utf8'), key);
+      // An index of another version of the file (or of another file) is left out, never trusted.
+      return index.key === f.key && index.bytes === f.size ? index : null;
+    } catch {
+      return null;
+    }
+  });
+  const indexes = found.filter((ix): ix is FileIndex => ix !== null);
+  const skipped = data.length - indexes.length;
+  if (reused === indexes.length && reused === previous.size) return { written: false, files: indexes.length, skipped, bytes: 0 };
+  const body = encodeDayManifest(dt, indexes);
+  await store.put(manifestKey(dt), body);
+  return { written: true, files: indexes.length, skipped, bytes: body.length };
 }
 
 /** The entries of a day's current manifest, as indexes (none when it is missing or unreadable). */

@@ -10,8 +10,9 @@ import {
   decodeDayManifest,
   manifestDt,
   dtOfMicros,
-  parseDataKey,
+  liveDataFiles,
   parseFileIndex,
+  parseStoredFile,
   rowGroupMayHold,
 } from '../storage';
 import type { ObjectCache } from './cache';
@@ -90,6 +91,19 @@ async function loadIndex(cache: ObjectCache, indexKey: string, dataSize: number)
   return null; // unusable: the file is read whole
 }
 
+/**
+ * A day's generation (see storage/live-set.ts), through the local cache: a
+ * generation is immutable, so a warm lookup fetches none. Its size in the
+ * listing guards against the one way a key can come back with other content
+ * (a day removed by retention, then written and compacted again).
+ */
+async function fetchGeneration(cache: ObjectCache, key: string, listed: readonly ObjectInfo[]): Promise<Buffer | null> {
+  const size = listed.find((o) => o.key === key)?.size;
+  let body = await readFile(await cache.file(key));
+  if (size !== undefined && body.length !== size) body = await readFile(await cache.file(key, { refresh: true }));
+  return body;
+}
+
 /** How long "this data file has no index" is believed before the index listing is checked again. */
 export const NO_INDEX_TTL_MS = 10 * 60_000;
 
@@ -112,7 +126,7 @@ export async function locateFiles(
   catalog: IndexCatalog,
 ): Promise<{ candidates: Candidate[]; stats: LocateStats }> {
   const data = await listPartitions(store, DATA_PREFIX, range);
-  const dataFiles = data.objects.filter((o) => parseDataKey(o.key) !== null);
+  const dataFiles = await liveDataFiles(data.objects, (key) => fetchGeneration(cache, key, data.objects));
   const now = Date.now();
   const unknown = dataFiles.filter((f) => {
     const e = catalog.get(f.key, f.size);
@@ -186,7 +200,7 @@ async function indexesFromManifests(
   indexObjects: readonly ObjectInfo[],
   unknown: readonly ObjectInfo[],
 ): Promise<{ byKey: Map<string, ManifestFile>; fetched: number }> {
-  const days = new Set(unknown.map((f) => parseDataKey(f.key)?.dt));
+  const days = new Set(unknown.map((f) => parseStoredFile(f.key)?.dt));
   const manifests = indexObjects.filter((o) => days.has(manifestDt(o.key) ?? undefined));
   const byKey = new Map<string, ManifestFile>();
   let fetched = 0;
@@ -198,7 +212,7 @@ async function indexesFromManifests(
       const dt = manifestDt(m.key);
       for (const f of decodeDayManifest(body, m.key).files) {
         // Only entries for data files of the manifest's own day.
-        if (parseDataKey(f.index.key)?.dt === dt) byKey.set(f.index.key, f);
+        if (parseStoredFile(f.index.key)?.dt === dt) byKey.set(f.index.key, f);
       }
     } catch {
       // unreadable, or the store failed: fall back to the per-file indexes

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { StorageError } from './errors';
 import type { ObjectInfo, ObjectStore } from './object-store';
@@ -105,7 +105,10 @@ export class FileObjectStore implements ObjectStore {
         if (e.isDirectory()) stack.push(full);
         else if (e.isFile() && !e.name.endsWith('.tmp')) {
           const key = relative(this.root, full).split(sep).join('/');
-          if (key.startsWith(prefix)) found.push({ key, size: (await stat(full)).size });
+          if (key.startsWith(prefix)) {
+            const st = await stat(full);
+            found.push({ key, size: st.size, lastModified: st.mtimeMs });
+          }
         }
       }
     }
@@ -121,6 +124,11 @@ export class FileObjectStore implements ObjectStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new StorageError('list', this.path(prefix), err);
     }
+  }
+
+  /** The URI of a key, as an engine outside the project names the file. */
+  uri(key: string): string {
+    return `file://${resolve(this.path(key))}`;
   }
 
   async delete(key: string): Promise<void> {

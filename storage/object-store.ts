@@ -3,6 +3,15 @@ export interface ObjectInfo {
   /** Key relative to the store's prefix. */
   key: string;
   size: number;
+  /** Last modification, epoch ms (S3 LastModified, file mtime); absent when the store cannot tell. */
+  lastModified?: number;
+}
+
+/** Why an object may not be deleted yet (S3 Object Lock). */
+export interface LockStatus {
+  /** Retention in force until this time (epoch ms), or null. */
+  retainUntil: number | null;
+  legalHold: boolean;
 }
 
 export interface ObjectStore {
@@ -23,6 +32,13 @@ export interface ObjectStore {
   /** Lists the "directories" directly under a prefix (keys up to the next '/'). */
   listPrefixes(prefix: string): Promise<string[]>;
   delete(key: string): Promise<void>;
+  /** The object's URI for engines outside the project (`s3://bucket/prefix/key`, `file:///dir/key`). */
+  uri?(key: string): string;
+  /**
+   * The Object Lock state of an object, where the store has Object Lock turned on;
+   * absent (or resolving null) where it has none, so callers skip the extra request.
+   */
+  lockStatus?(key: string): Promise<LockStatus | null>;
   /** Fails with a StorageError when the store cannot be reached or does not exist. */
   check(): Promise<void>;
   close(): void;

@@ -2,14 +2,16 @@ import { readFile, writeFile } from 'node:fs/promises';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { StorageError } from './errors';
-import type { ObjectInfo, ObjectStore } from './object-store';
+import type { LockStatus, ObjectInfo, ObjectStore } from './object-store';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -139,7 +141,7 @@ export class S3ObjectStore implements ObjectStore {
         throw this.fail('list', prefix, err);
       }
       for (const obj of out.Contents ?? []) {
-        if (obj.Key) yield { key: obj.Key.slice(this.prefix.length), size: obj.Size ?? 0 };
+        if (obj.Key) yield { key: obj.Key.slice(this.prefix.length), size: obj.Size ?? 0, lastModified: obj.LastModified?.getTime() };
       }
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
@@ -174,6 +176,35 @@ export class S3ObjectStore implements ObjectStore {
     } catch (err) {
       throw this.fail('delete', key, err);
     }
+  }
+
+  /** Whether the bucket has Object Lock on (asked once): without it no object can be locked, and no HEAD is needed. */
+  private lockEnabled: Promise<boolean> | null = null;
+
+  async lockStatus(key: string): Promise<LockStatus | null> {
+    this.lockEnabled ??= this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket })).then(
+      (out) => out.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled',
+      (err: unknown) => {
+        // No configuration (the usual bucket) is an error reply, not an empty one.
+        if (httpStatus(err) === 404 || /ObjectLockConfigurationNotFound/i.test((err as S3ErrorShape).name ?? '')) return false;
+        this.lockEnabled = null;
+        throw this.fail('get object lock configuration', '', err);
+      },
+    );
+    if (!(await this.lockEnabled)) return null;
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+      const until = out.ObjectLockRetainUntilDate?.getTime() ?? null;
+      return { retainUntil: until, legalHold: out.ObjectLockLegalHoldStatus === 'ON' };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw this.fail('head', key, err);
+    }
+  }
+
+  /** The URI of a key, as an engine outside the project names the object. */
+  uri(key: string): string {
+    return `s3://${this.bucket}/${this.fullKey(key)}`;
   }
 
   async check(): Promise<void> {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { openStore, parseDataKey } from '../../storage';
+import { type ObjectInfo, liveDataFiles, openStore } from '../../storage';
 import { openDuckDb, sqlStringLiteral } from '../../query/history';
 import { AuditClient, type AuditEventInput } from '../../producer';
 import { envOf, KAFKA_BROKERS } from './infra';
@@ -14,15 +14,16 @@ export interface StoreAudit {
   rows: number;
 }
 
-/** Reads every data file under the store prefix and counts each event id. */
+/** Reads every live data file under the store prefix (storage/live-set.ts) and counts each event id. */
 export async function auditStore(vars: Record<string, string>): Promise<StoreAudit> {
   const store = openStore(envOf(vars));
   const dir = await mkdtemp(join(tmpdir(), 'audit-store-'));
   const { instance, conn } = await openDuckDb();
   try {
     const paths: string[] = [];
-    for await (const obj of store.list('dt=')) {
-      if (!parseDataKey(obj.key)) continue;
+    const listed: ObjectInfo[] = [];
+    for await (const obj of store.list('dt=')) listed.push(obj);
+    for (const obj of await liveDataFiles(listed, (key) => store.get(key))) {
       const local = join(dir, `${paths.length}.parquet`);
       await store.download(obj.key, local);
       paths.push(local);

@@ -41,7 +41,7 @@ export interface RunResult {
 }
 
 /** Starts a project CLI (compiled) with the given environment. */
-export function startCli(bin: 'consumer' | 'query', args: string[], vars: Record<string, string>): ChildProcess {
+export function startCli(bin: 'consumer' | 'query' | 'maintenance', args: string[], vars: Record<string, string>): ChildProcess {
   return spawn(process.execPath, [join(ROOT, 'dist', bin, 'cli.js'), ...args], {
     env: { ...process.env, ...vars },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -66,7 +66,7 @@ export function waitExit(child: ChildProcess, timeoutMs = 120_000): Promise<RunR
   });
 }
 
-export async function runCli(bin: 'consumer' | 'query', args: string[], vars: Record<string, string>, timeoutMs?: number): Promise<RunResult> {
+export async function runCli(bin: 'consumer' | 'query' | 'maintenance', args: string[], vars: Record<string, string>, timeoutMs?: number): Promise<RunResult> {
   return waitExit(startCli(bin, args, vars), timeoutMs);
 }
 

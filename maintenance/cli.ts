@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { ConfigError, readEnv } from '../config/env';
+import { createLogger } from '../config/logger';
+import { isDt } from '../storage';
+import { MaintenanceService } from './service';
+
+interface MaintainFlags {
+  once?: boolean;
+  dryRun?: boolean;
+  since?: string;
+  until?: string;
+}
+
+const day = (value: string): string => {
+  if (!isDt(value)) throw new InvalidArgumentError('expected a day as YYYY-MM-DD');
+  return value;
+};
+
+/** `audit-admin`: operations on the store (configuration: AUDIT_* environment variables). */
+async function main(argv: string[]): Promise<number> {
+  let action: Promise<number> | null = null;
+  const program = new Command()
+    .name('audit-admin')
+    .description('Operates the audit store (configuration: AUDIT_* environment variables)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  program
+    .command('maintain')
+    .description('compaction, index and external manifests, retention and cleanup; a service unless --once')
+    .option('--once', 'one pass, then exit 0 (non-zero on failure)')
+    .option('--dry-run', 'print what a pass would do and change nothing (implies --once)')
+    .option('--since <YYYY-MM-DD>', 'first day to maintain', day)
+    .option('--until <YYYY-MM-DD>', 'last day to maintain', day)
+    .exitOverride()
+    .action((flags: MaintainFlags) => {
+      action = maintain(flags);
+    });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    throw err;
+  }
+  if (action === null) {
+    program.outputHelp({ error: true });
+    return 2;
+  }
+  return action;
+}
+
+async function maintain(flags: MaintainFlags): Promise<number> {
+  let env;
+  try {
+    env = readEnv();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`audit-admin: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger('audit-admin', env.AUDIT_LOG_LEVEL);
+  const dryRun = Boolean(flags.dryRun);
+  const service = new MaintenanceService(env, {
+    once: Boolean(flags.once) || dryRun,
+    dryRun,
+    range: { since: flags.since ?? null, until: flags.until ?? null },
+    log,
+    say: (line) => process.stdout.write(`${line}\n`),
+  });
+  const onSignal = (signal: string) => {
+    log.info({ signal }, 'stopping after the current day');
+    service.stop();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    const report = await service.run();
+    if (report) process.stdout.write(`${JSON.stringify({ pass: report })}\n`);
+    return 0;
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'maintenance failed');
+    process.stderr.write(`audit-admin: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`audit-admin: ${(err as Error).message ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,48 @@
+import { Kafka, logLevel } from 'kafkajs';
+import type { Logger } from 'pino';
+import { type Env, brokers } from '../config/env';
+import { kafkaLogCreator } from '../config/logger';
+import { partitionKey } from '../storage';
+
+/**
+ * Where the consumer group has committed, per `<topic>/<partition>`: the only
+ * proof that no replay can need a cut claim, or write a hidden file again.
+ * Read with the Kafka admin API (describe-group rights only; nothing is written).
+ */
+export interface CommittedOffsets {
+  read(topics: readonly string[]): Promise<Map<string, bigint>>;
+  close(): Promise<void>;
+}
+
+export function kafkaCommittedOffsets(env: Env, log: Logger): CommittedOffsets {
+  const kafka = new Kafka({
+    clientId: `${env.AUDIT_CLIENT_ID}-maintainer`,
+    brokers: brokers(env),
+    logLevel: logLevel.ERROR,
+    logCreator: kafkaLogCreator(log.child({ component: 'kafkajs' })),
+    retry: { retries: 3, initialRetryTime: 300, maxRetryTime: 3_000 },
+  });
+  const admin = kafka.admin();
+  let connected: Promise<void> | null = null;
+  return {
+    async read(topics) {
+      const out = new Map<string, bigint>();
+      if (topics.length === 0) return out;
+      connected ??= admin.connect().catch((err: Error) => {
+        connected = null;
+        throw err;
+      });
+      await connected;
+      for (const t of await admin.fetchOffsets({ groupId: env.AUDIT_CONSUMER_GROUP, topics: [...topics] })) {
+        for (const p of t.partitions) {
+          // -1: nothing committed yet on that partition.
+          if (Number(p.offset) >= 0) out.set(partitionKey(t.topic, p.partition), BigInt(p.offset));
+        }
+      }
+      return out;
+    },
+    async close() {
+      if (connected) await admin.disconnect();
+    },
+  };
+}

@@ -1,0 +1,126 @@
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { readRowGroups, sqlString } from '../consumer/parquet-writer';
+import { BloomFilter, COLUMN_TYPES, type FileIndex, buildFileIndex } from '../storage';
+
+export interface CompactorOptions {
+  rowGroupRows: number;
+  compression: 'zstd' | 'snappy' | 'gzip' | 'uncompressed';
+  zstdLevel: number;
+  memoryLimit: string;
+  threads: number;
+  /** Where DuckDB spills a sort larger than its memory limit. */
+  spillDir: string;
+}
+
+export interface MergedFile {
+  path: string;
+  rows: number;
+  bytes: number;
+  /** Rows dropped because their event id was already stored (a producer retry Kafka accepted twice). */
+  duplicates: number;
+  /** Kafka offsets of the first and last rows (offset order), for the file name. */
+  firstOffset: string;
+  lastOffset: string;
+  /** The per-file index, keyed once the file has its name. */
+  index: (key: string) => FileIndex;
+}
+
+export class CompactionError extends Error {
+  constructor(
+    readonly inputs: readonly string[],
+    why: string,
+  ) {
+    super(`compaction of ${inputs.length} file(s) failed: ${why}`);
+    this.name = 'CompactionError';
+  }
+}
+
+/**
+ * Merges Parquet files of one (day, Kafka partition) into one file with DuckDB:
+ * each event id kept once (its lowest offset), rows in the consumer's order
+ * (object, event time, partition, offset) so an object's events are adjacent and
+ * row-group statistics prune lookups, with the consumer's row-group size and
+ * compression. The row count is checked against the distinct ids of the
+ * inputs before the file is used.
+ */
+export class Compactor {
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly opts: CompactorOptions,
+  ) {}
+
+  static async create(opts: CompactorOptions): Promise<Compactor> {
+    await mkdir(opts.spillDir, { recursive: true });
+    const instance = await DuckDBInstance.create(':memory:', {
+      threads: String(opts.threads),
+      memory_limit: opts.memoryLimit,
+      temp_directory: opts.spillDir,
+      // Never reach out to the network for extensions (air-gapped sites).
+      autoinstall_known_extensions: 'false',
+      autoload_known_extensions: 'false',
+    });
+    return new Compactor(instance, opts);
+  }
+
+  async merge(inputs: readonly string[], output: string): Promise<MergedFile> {
+    if (inputs.length === 0) throw new CompactionError(inputs, 'no input');
+    const conn = await this.instance.connect();
+    try {
+      const source = `read_parquet([${inputs.map(sqlString).join(', ')}], union_by_name = true)`;
+      // Files from older schema versions may lack columns: those are NULL in the output.
+      const present = new Set(
+        (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`)).getRowObjects().map((r) => String(r.column_name)),
+      );
+      const select = COLUMN_TYPES.map(([name, type]) => (present.has(name) ? `CAST("${name}" AS ${type}) AS ${name}` : `CAST(NULL AS ${type}) AS ${name}`)).join(', ');
+      const counted = (await conn.runAndReadAll(`SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM ${source}`)).getRowObjects()[0]!;
+      const inputRows = Number(counted.n as bigint);
+      const distinct = Number(counted.d as bigint);
+      const compression = `COMPRESSION ${this.opts.compression}${this.opts.compression === 'zstd' ? `, COMPRESSION_LEVEL ${this.opts.zstdLevel}` : ''}`;
+      await conn.run(
+        `COPY (
+           SELECT ${select} FROM ${source}
+           QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) = 1
+           ORDER BY object_type, object_id, occurred_at, kafka_partition, kafka_offset
+         ) TO ${sqlString(output)} (FORMAT parquet, ${compression}, ROW_GROUP_SIZE ${this.opts.rowGroupRows})`,
+      );
+      const out = sqlString(output);
+      const summary = (
+        await conn.runAndReadAll(
+          `SELECT count(*) AS n, count(DISTINCT event_id) AS d, min(epoch_us(occurred_at)) AS t0, max(epoch_us(occurred_at)) AS t1,
+                  min(kafka_offset) AS o0, max(kafka_offset) AS o1 FROM read_parquet(${out})`,
+        )
+      ).getRowObjects()[0]!;
+      const rows = Number(summary.n as bigint);
+      if (rows !== distinct || Number(summary.d as bigint) !== distinct) {
+        throw new CompactionError(inputs, `wrote ${rows} rows (${String(summary.d)} distinct ids) for ${distinct} distinct input ids`);
+      }
+      const rowGroups = await readRowGroups(conn, output);
+      const objects = (await conn.runAndReadAll(`SELECT DISTINCT object_type, object_id FROM read_parquet(${out})`)).getRowObjects();
+      const bloom = BloomFilter.forItems(objects.length);
+      for (const o of objects) bloom.addObjectKey(String(o.object_type), String(o.object_id));
+      const bytes = (await stat(output)).size;
+      const written = { rows, bytes, minOccurredAt: Number(summary.t0 as bigint), maxOccurredAt: Number(summary.t1 as bigint), rowGroups };
+      return {
+        path: output,
+        rows,
+        bytes,
+        duplicates: inputRows - distinct,
+        firstOffset: String(summary.o0),
+        lastOffset: String(summary.o1),
+        index: (key) => buildFileIndex(key, written, bloom),
+      };
+    } catch (err) {
+      await rm(output, { force: true });
+      if (err instanceof CompactionError) throw err;
+      throw new CompactionError(inputs, (err as Error).message);
+    } finally {
+      conn.closeSync();
+    }
+  }
+
+  close(): void {
+    this.instance.closeSync();
+  }
+}
+

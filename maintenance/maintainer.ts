@@ -1,0 +1,270 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { formatDuration } from '../config/duration';
+import {
+  type DayState,
+  type ObjectStore,
+  DATA_PREFIX,
+  compactedFileName,
+  encodeGeneration,
+  generationKey,
+  indexKey,
+  isDt,
+  readDay,
+} from '../storage';
+import { mapLimit } from '../query/concurrency';
+import { buildDayManifest } from '../query/index-build';
+import { doneClaims } from './claims';
+import type { CommittedOffsets } from './committed-offsets';
+import type { Compactor } from './compactor';
+import { writeExternalManifest } from './external-manifest';
+import { type MergeGroup, type MergedOutput, nextGeneration, planCleanup, planMerges } from './plan';
+import { dayObjects, lockedObjects, removeDay, retentionCutoff } from './retention';
+
+/** Steps where a test may have the maintainer killed (AUDIT_TEST_CRASH_AT), to prove every step is safe to die in. */
+export type CrashPoint = 'after-upload' | 'before-commit' | 'after-commit' | 'mid-cleanup';
+
+export interface MaintainerOptions {
+  store: ObjectStore;
+  compactor: Compactor;
+  committed: CommittedOffsets | null;
+  minAgeMs: number;
+  graceMs: number;
+  retentionMs: number | null;
+  concurrency: number;
+  workDir: string;
+  dryRun: boolean;
+  log: Logger;
+  /** One line per action (what was done, or what would be done in a dry run). */
+  say: (line: string) => void;
+  crashAt?: CrashPoint;
+  now?: () => number;
+}
+
+export interface PassRange {
+  /** First and last day (YYYY-MM-DD, inclusive); null = unbounded. */
+  since: string | null;
+  until: string | null;
+}
+
+export interface PassReport {
+  days: number;
+  /** Days with a new generation committed by this pass. */
+  daysCompacted: number;
+  filesMerged: number;
+  filesWritten: number;
+  rowsWritten: number;
+  bytesWritten: number;
+  duplicatesDropped: number;
+  /** Days whose commit another maintainer won (redone by a later pass). */
+  racesLost: number;
+  objectsDeleted: number;
+  daysExpired: number;
+  /** Expired days kept because some of their objects are under Object Lock. */
+  daysLocked: number;
+  claimsRemoved: number;
+  indexManifestsWritten: number;
+}
+
+/**
+ * One maintenance pass over the store: retention, then for each day
+ * compaction (committed by a new generation, storage/live-set.ts), the day's
+ * index manifest and external manifest, and removal of what the grace period
+ * has released; then cut claims that no replay can need. Every step can be
+ * interrupted (SIGKILL included) and the pass re-run: nothing becomes visible
+ * twice or disappears, because only the generation PUT changes what is live.
+ */
+export class Maintainer {
+  constructor(private readonly o: MaintainerOptions) {}
+
+  private now(): number {
+    return this.o.now?.() ?? Date.now();
+  }
+
+  async pass(range: PassRange, shouldStop: () => boolean = () => false): Promise<PassReport> {
+    const { store, log } = this.o;
+    const report: PassReport = {
+      days: 0, daysCompacted: 0, filesMerged: 0, filesWritten: 0, rowsWritten: 0, bytesWritten: 0, duplicatesDropped: 0,
+      racesLost: 0, objectsDeleted: 0, daysExpired: 0, daysLocked: 0, claimsRemoved: 0, indexManifestsWritten: 0,
+    };
+    const days = (await store.listPrefixes(''))
+      .filter((p) => p.startsWith(DATA_PREFIX) && isDt(p.slice(DATA_PREFIX.length, -1)))
+      .map((p) => p.slice(DATA_PREFIX.length, -1))
+      .filter((dt) => (range.since === null || dt >= range.since) && (range.until === null || dt <= range.until));
+    report.days = days.length;
+    const kept = await this.retention(days, report);
+    const committed = await this.committedOffsets();
+    for (const dt of kept) {
+      if (shouldStop()) break;
+      await this.maintainDay(dt, committed, report);
+    }
+    if (!shouldStop()) await this.removeClaims(committed, report);
+    log.info({ ...report }, this.o.dryRun ? 'dry run finished' : 'maintenance pass finished');
+    return report;
+  }
+
+  /** Removes days past the retention period; returns the days kept. */
+  private async retention(days: readonly string[], report: PassReport): Promise<string[]> {
+    const { retentionMs } = this.o;
+    if (retentionMs === null) return [...days];
+    const now = this.now();
+    const cutoff = retentionCutoff(now, retentionMs);
+    const kept: string[] = [];
+    for (const dt of days) {
+      if (dt >= cutoff) {
+        kept.push(dt);
+        continue;
+      }
+      const objects = await dayObjects(this.o.store, dt);
+      const locked = await lockedObjects(this.o.store, objects, now, this.o.concurrency);
+      if (locked.count > 0) {
+        report.daysLocked++;
+        const until = locked.until === null ? 'a legal hold' : new Date(locked.until).toISOString();
+        this.o.say(`locked dt=${dt}: past retention (${formatDuration(retentionMs)}), kept: ${locked.count} of ${objects.length} objects under Object Lock (until ${until})`);
+        continue;
+      }
+      report.daysExpired++;
+      if (this.o.dryRun) {
+        this.o.say(`would expire dt=${dt}: ${objects.length} objects (past retention ${formatDuration(retentionMs)})`);
+        continue;
+      }
+      report.objectsDeleted += await removeDay(this.o.store, objects, this.o.concurrency);
+      this.o.say(`expired dt=${dt}: ${objects.length} objects removed`);
+    }
+    return kept;
+  }
+
+  private async committedOffsets(): Promise<Map<string, bigint>> {
+    if (!this.o.committed) return new Map();
+    const topics = (await this.o.store.listPrefixes('_cuts/')).map((p) => p.slice('_cuts/'.length, -1));
+    try {
+      return await this.o.committed.read(topics);
+    } catch (err) {
+      // Without them nothing is pruned and no claim removed; compaction goes on.
+      this.o.log.warn({ err: (err as Error).message }, 'could not read the consumer group\'s committed offsets; claims and hidden ranges are kept this pass');
+      return new Map();
+    }
+  }
+
+  private async maintainDay(dt: string, committed: ReadonlyMap<string, bigint>, report: PassReport): Promise<void> {
+    let day = await readDay(this.o.store, dt);
+    const groups = planMerges(day, this.now(), this.o.minAgeMs);
+    if (groups.length > 0) {
+      const after = await this.compactDay(day, groups, committed, report);
+      if (after === null) return; // another maintainer committed this day meanwhile: it finishes the day
+      day = after;
+    }
+    if (this.o.dryRun) {
+      for (const key of this.cleanupPlan(day)) this.o.say(`would delete ${key}`);
+      return;
+    }
+    if ((await buildDayManifest(this.o.store, dt, this.o.concurrency)).written) report.indexManifestsWritten++;
+    if (this.o.store.uri) await writeExternalManifest(this.o.store, dt, day.live.map((f) => f.key));
+    await this.cleanup(day, report);
+  }
+
+  /** Merges the day's groups and commits the next generation; the day as it is afterwards, or null when the commit was lost. */
+  private async compactDay(day: DayState, groups: MergeGroup[], committed: ReadonlyMap<string, bigint>, report: PassReport): Promise<DayState | null> {
+    const { store, say } = this.o;
+    const generation = (day.generation?.generation ?? 0) + 1;
+    if (this.o.dryRun) {
+      for (const g of groups) {
+        const compacted = g.inputs.filter((f) => f.ref.kind === 'compacted').length;
+        const bytes = g.inputs.reduce((n, f) => n + f.size, 0);
+        say(`would compact dt=${day.dt} ${g.topic}/${g.partition}: ${g.inputs.length} files (${compacted} compacted, ${bytes} bytes) into 1, generation ${generation}`);
+      }
+      return day;
+    }
+    const token = randomBytes(4).toString('hex');
+    const work = join(this.o.workDir, `${process.pid}-${day.dt}-${token}`);
+    await mkdir(work, { recursive: true });
+    const outputs: MergedOutput[] = [];
+    try {
+      for (const [gi, group] of groups.entries()) {
+        const local = await mapLimit(group.inputs, this.o.concurrency, async (f, i) => {
+          const path = join(work, `${gi}-${i}.parquet`);
+          await store.download(f.key, path);
+          return path;
+        });
+        const merged = await this.o.compactor.merge(local, join(work, `${gi}.out.parquet`));
+        const name = compactedFileName(group.topic, group.partition, merged.firstOffset, merged.lastOffset, generation, token);
+        const key = `dt=${day.dt}/${name}`;
+        // Data first, index second, generation last: whatever a reader finds named is there.
+        await store.putFile(key, merged.path);
+        await store.put(indexKey(day.dt, name), JSON.stringify(merged.index(key)));
+        this.crash('after-upload');
+        outputs.push({ group, file: { key, size: merged.bytes, rows: merged.rows, topic: group.topic, partition: group.partition, first: merged.firstOffset, last: merged.lastOffset } });
+        report.filesMerged += group.inputs.length;
+        report.filesWritten++;
+        report.rowsWritten += merged.rows;
+        report.bytesWritten += merged.bytes;
+        report.duplicatesDropped += merged.duplicates;
+        await rm(join(work, `${gi}.out.parquet`), { force: true });
+        await Promise.all(local.map((p) => rm(p, { force: true })));
+      }
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    const next = nextGeneration(day.dt, day.generation, outputs, {
+      now: this.now(),
+      graceMs: this.o.graceMs,
+      committed,
+      present: new Set(day.files.map((f) => f.key)),
+    });
+    this.crash('before-commit');
+    const won = await store.putIfAbsent(generationKey(day.dt, next.generation), encodeGeneration(next));
+    if (!won) {
+      // Never named by any generation: nobody can be reading them.
+      await mapLimit(outputs, this.o.concurrency, async (o) => {
+        await store.delete(o.file.key);
+        await store.delete(indexKey(day.dt, o.file.key.slice(o.file.key.lastIndexOf('/') + 1)));
+      });
+      report.racesLost++;
+      say(`lost dt=${day.dt} generation ${next.generation} to another maintainer; its files were removed`);
+      return null;
+    }
+    this.crash('after-commit');
+    report.daysCompacted++;
+    say(`compacted dt=${day.dt}: ${outputs.map((o) => `${o.group.topic}/${o.group.partition} ${o.group.inputs.length} files into 1 (${o.file.rows} rows)`).join(', ')}; generation ${next.generation}`);
+    return readDay(store, day.dt);
+  }
+
+  private cleanupPlan(day: DayState): string[] {
+    const plan = planCleanup(day, this.now(), this.o.graceMs);
+    return [...plan.data, ...plan.generations];
+  }
+
+  private async cleanup(day: DayState, report: PassReport): Promise<void> {
+    const plan = planCleanup(day, this.now(), this.o.graceMs);
+    let deleted = 0;
+    await mapLimit(plan.data, this.o.concurrency, async (key) => {
+      await this.o.store.delete(key);
+      await this.o.store.delete(indexKey(day.dt, key.slice(key.lastIndexOf('/') + 1)));
+      if (++deleted === 1) this.crash('mid-cleanup');
+    });
+    await mapLimit(plan.generations, this.o.concurrency, (key) => this.o.store.delete(key));
+    report.objectsDeleted += plan.data.length * 2 + plan.generations.length;
+    if (plan.data.length + plan.generations.length > 0) {
+      this.o.say(`cleaned dt=${day.dt}: ${plan.data.length} superseded data files, ${plan.generations.length} old generations`);
+    }
+  }
+
+  private async removeClaims(committed: ReadonlyMap<string, bigint>, report: PassReport): Promise<void> {
+    if (committed.size === 0) return;
+    const done = await doneClaims(this.o.store, committed);
+    if (this.o.dryRun) {
+      if (done.length > 0) this.o.say(`would remove ${done.length} cut claims the consumer group has committed past`);
+      return;
+    }
+    await mapLimit(done, this.o.concurrency, (key) => this.o.store.delete(key));
+    report.claimsRemoved += done.length;
+    report.objectsDeleted += done.length;
+    if (done.length > 0) this.o.say(`removed ${done.length} cut claims the consumer group has committed past`);
+  }
+
+  private crash(point: CrashPoint): void {
+    if (this.o.crashAt === point) process.kill(process.pid, 'SIGKILL');
+  }
+}

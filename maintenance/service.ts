@@ -1,0 +1,118 @@
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Env } from '../config/env';
+import { startOpsServer } from '../consumer/ops-server';
+import { type ObjectStore, openStore } from '../storage';
+import { type CommittedOffsets, kafkaCommittedOffsets } from './committed-offsets';
+import { Compactor } from './compactor';
+import { Maintainer, type PassRange, type PassReport } from './maintainer';
+import { createMaintenanceMetrics, recordPass } from './metrics';
+
+export interface MaintenanceServiceOptions {
+  /** One pass, then return (cron, tests); otherwise a pass every AUDIT_MAINTAIN_INTERVAL until stopped. */
+  once: boolean;
+  dryRun: boolean;
+  range: PassRange;
+  log: Logger;
+  say: (line: string) => void;
+}
+
+/**
+ * `audit-admin maintain`: runs maintenance passes on a schedule, with
+ * Prometheus metrics and health on AUDIT_METRICS_PORT. A stop request lets the
+ * day being maintained finish (every step is safe to interrupt anyway) and
+ * ends the loop.
+ */
+export class MaintenanceService {
+  private readonly store: ObjectStore;
+  private readonly metrics = createMaintenanceMetrics();
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private ops: Server | null = null;
+  private ready = false;
+
+  constructor(
+    private readonly env: Env,
+    private readonly opts: MaintenanceServiceOptions,
+  ) {
+    this.store = openStore(env);
+  }
+
+  /** The last pass's report (--once), or nothing once the service is stopped. */
+  async run(): Promise<PassReport | null> {
+    const { env, opts } = this;
+    await this.store.check();
+    const workDir = join(env.AUDIT_WORK_DIR ?? join(tmpdir(), 'audit-admin'), 'maintain');
+    const compactor = await Compactor.create({
+      rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
+      compression: env.AUDIT_PARQUET_COMPRESSION,
+      zstdLevel: env.AUDIT_PARQUET_ZSTD_LEVEL,
+      memoryLimit: env.AUDIT_DUCKDB_MEMORY_LIMIT,
+      threads: env.AUDIT_DUCKDB_THREADS,
+      spillDir: join(workDir, 'duckdb-spill'),
+    });
+    const committed: CommittedOffsets = kafkaCommittedOffsets(env, opts.log);
+    const maintainer = new Maintainer({
+      store: this.store,
+      compactor,
+      committed,
+      minAgeMs: env.AUDIT_COMPACT_MIN_AGE,
+      graceMs: env.AUDIT_COMPACT_GRACE,
+      retentionMs: env.AUDIT_RETENTION ?? null,
+      concurrency: env.AUDIT_MAINTAIN_CONCURRENCY,
+      workDir,
+      dryRun: opts.dryRun,
+      log: opts.log,
+      say: opts.say,
+      crashAt: env.AUDIT_TEST_CRASH_AT,
+    });
+    try {
+      if (!opts.once && env.AUDIT_METRICS_PORT > 0) {
+        this.ops = await startOpsServer(env.AUDIT_METRICS_PORT, this.metrics.registry, {
+          live: () => !this.stopping,
+          ready: () => this.ready && !this.stopping,
+        });
+      }
+      this.ready = true;
+      let last: PassReport | null = null;
+      while (!this.stopping) {
+        const t0 = Date.now();
+        try {
+          last = await maintainer.pass(opts.range, () => this.stopping);
+          recordPass(this.metrics, last, (Date.now() - t0) / 1000);
+        } catch (err) {
+          this.metrics.passes.inc({ outcome: 'failed' });
+          if (opts.once) throw err;
+          // The next pass starts over from what the store holds; nothing of this one is half-visible.
+          opts.log.error({ err: (err as Error).message }, 'maintenance pass failed; retrying at the next interval');
+        }
+        if (opts.once) break;
+        await this.sleep(env.AUDIT_MAINTAIN_INTERVAL);
+      }
+      return last;
+    } finally {
+      compactor.close();
+      await committed.close().catch(() => undefined);
+      this.store.close();
+      await new Promise<void>((resolve) => (this.ops ? this.ops.close(() => resolve()) : resolve()));
+    }
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.wake?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
