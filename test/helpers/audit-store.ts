@@ -66,7 +66,7 @@ export async function produceEvents(
   vars: Record<string, string>,
   start: number,
   count: number,
-  opts: { objects?: number; day0?: number; days?: number; extra?: Partial<AuditEventInput> } = {},
+  opts: { objects?: number; day0?: number; days?: number; stepMs?: number; extra?: Partial<AuditEventInput> } = {},
 ): Promise<string[]> {
   const objects = opts.objects ?? 50;
   const day0 = opts.day0 ?? Date.UTC(2026, 4, 1);
@@ -81,7 +81,7 @@ export async function produceEvents(
       objectType: 'order',
       objectId: i % objects,
       action: 'update',
-      occurredAt: day0 + ((i * 7919) % (days * 86_400_000)),
+      occurredAt: day0 + ((i * (opts.stepMs ?? 7919)) % (days * 86_400_000)),
       actorId: `actor-${i % 13}`,
       changes: { n: { old: i - 1, new: i } },
       ...opts.extra,

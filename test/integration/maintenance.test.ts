@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Kafka, logLevel } from 'kafkajs';
 import { ParquetWriter } from '../../consumer/parquet-writer';
-import { type ObjectInfo, openStore, readDay } from '../../storage';
+import { type ObjectInfo, openStore, parseStoredFile, readDay } from '../../storage';
 import { storeCut } from '../../bench/lib/store-writer';
 import { auditStore, compareWithProduced, eventId, produceEvents } from '../helpers/audit-store';
 import { KAFKA_BROKERS, ROOT, S3_ENDPOINT, envOf, isolatedEnv, runCli, startCli, waitExit } from '../helpers/infra';
@@ -26,6 +26,8 @@ import { sampleRecord } from '../helpers/records';
 const run = promisify(execFile);
 const SMALL_CUTS = { AUDIT_FLUSH_MAX_RECORDS: '40', AUDIT_FLUSH_MAX_AGE_MS: '500' };
 const NOW_ALL = { AUDIT_COMPACT_MIN_AGE: '0s' };
+/** Event times hopping between days, so every cut also holds late events of earlier days. */
+const HOPS = 7 * 3_600_000 + 1_234;
 
 async function drain(vars: Record<string, string>): Promise<void> {
   const r = await runCli('consumer', ['--drain'], vars, 180_000);
@@ -68,9 +70,9 @@ function expectExact(result: ReturnType<typeof compareWithProduced>, expected: n
 describe('audit-admin maintain (real Kafka, real S3)', () => {
   it('compacts small and late files into one file per day and partition, drops extra copies, dry run changes nothing, external readers count each event once', async () => {
     const vars = isolatedEnv('compact', SMALL_CUTS);
-    const produced = await produceEvents(vars, 0, 3_000, { days: 3 });
+    const produced = await produceEvents(vars, 0, 3_000, { days: 3, stepMs: HOPS });
     // A producer retry that Kafka accepted twice: the same 150 events again, at new offsets.
-    await produceEvents(vars, 0, 150, { days: 3 });
+    await produceEvents(vars, 0, 150, { days: 3, stepMs: HOPS });
     await drain(vars);
     const before = await listAll(vars);
     const rawAudit = await auditStore(vars);
@@ -119,7 +121,7 @@ print(len(files), len(ids), len(set(ids)))
     // After the grace period the superseded files go; the day still reads the same.
     await maintain({ ...vars, ...NOW_ALL, AUDIT_COMPACT_GRACE: '0s' });
     const left = await listAll(vars, 'dt=');
-    expect(left.filter((o) => /\.parquet$/.test(o.key) && !/\.c\d+-/.test(o.key))).toEqual([]);
+    expect(left.filter((o) => parseStoredFile(o.key)?.kind === 'raw')).toEqual([]);
     expectExact(compareWithProduced(await auditStore(vars), produced), 3_000);
   }, 300_000);
 
@@ -128,7 +130,7 @@ print(len(files), len(ids), len(set(ids)))
     const produced: string[] = [];
     let next = 0;
     for (const crashAt of ['after-upload', 'before-commit', 'after-commit', 'mid-cleanup']) {
-      produced.push(...(await produceEvents(vars, next, 600, { days: 2 })));
+      produced.push(...(await produceEvents(vars, next, 600, { days: 2, stepMs: HOPS })));
       next += 600;
       await drain(vars);
       const killed = await runCli('maintenance', ['maintain', '--once'], { ...vars, ...NOW_ALL, AUDIT_COMPACT_GRACE: '0s', AUDIT_TEST_CRASH_AT: crashAt }, 120_000);
@@ -142,11 +144,11 @@ print(len(files), len(ids), len(set(ids)))
 
   it('two maintainers at once while a consumer writes late events into the days being compacted: every event exactly once', async () => {
     const vars = isolatedEnv('race', SMALL_CUTS);
-    const produced = await produceEvents(vars, 0, 2_000, { days: 2 });
+    const produced = await produceEvents(vars, 0, 2_000, { days: 2, stepMs: HOPS });
     await drain(vars);
     const consumer = startCli('consumer', [], vars);
     const consumerExit = waitExit(consumer, 240_000);
-    const late = produceEvents(vars, 2_000, 2_000, { days: 2 });
+    const late = produceEvents(vars, 2_000, 2_000, { days: 2, stepMs: HOPS });
     const [a, b] = await Promise.all([
       runCli('maintenance', ['maintain', '--once'], { ...vars, ...NOW_ALL }, 180_000),
       runCli('maintenance', ['maintain', '--once'], { ...vars, ...NOW_ALL }, 180_000),
@@ -167,7 +169,7 @@ print(len(files), len(ids), len(set(ids)))
 
   it('a consumer replaying adopted cuts after compaction brings back no copies; claims go once the group has committed past them', async () => {
     const vars = isolatedEnv('replay', SMALL_CUTS);
-    const produced = await produceEvents(vars, 0, 1_500, { days: 2 });
+    const produced = await produceEvents(vars, 0, 1_500, { days: 2, stepMs: HOPS });
     await drain(vars);
     // As if the consumer had crashed before committing anything: the group starts over, the claims stay.
     const kafka = new Kafka({ clientId: 'test-reset', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING });
@@ -179,7 +181,7 @@ print(len(files), len(ids), len(set(ids)))
     await maintain({ ...vars, ...NOW_ALL });
     expect((await listAll(vars, '_cuts/')).length).toBe(claimsBefore); // nothing committed past them
     await drain(vars); // replays every cut: adopts the claims, writes the same names again
-    const raw = (await listAll(vars, 'dt=')).filter((o) => /\d\.parquet$/.test(o.key));
+    const raw = (await listAll(vars, 'dt=')).filter((o) => parseStoredFile(o.key)?.kind === 'raw');
     expect(raw.length).toBeGreaterThan(10);
     expectExact(compareWithProduced(await auditStore(vars), produced), 1_500);
     const offsets = await admin.fetchOffsets({ groupId: vars.AUDIT_CONSUMER_GROUP!, topics: [vars.AUDIT_TOPIC!] });
@@ -187,7 +189,7 @@ print(len(files), len(ids), len(set(ids)))
     expect(offsets[0]!.partitions.every((p) => Number(p.offset) > 0)).toBe(true);
     await maintain({ ...vars, ...NOW_ALL, AUDIT_COMPACT_GRACE: '0s' });
     expect(await listAll(vars, '_cuts/')).toEqual([]);
-    expect((await listAll(vars, 'dt=')).filter((o) => /\d\.parquet$/.test(o.key))).toEqual([]);
+    expect((await listAll(vars, 'dt=')).filter((o) => parseStoredFile(o.key)?.kind === 'raw')).toEqual([]);
     expectExact(compareWithProduced(await auditStore(vars), produced), 1_500);
   }, 300_000);
 });
