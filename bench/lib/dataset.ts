@@ -41,6 +41,8 @@ export interface DatasetOptions extends EventGenOptions {
   /** PostgreSQL table to load alongside (created; must not exist), or null. */
   pg: { target: PgTarget; table: string } | null;
   log: (msg: string) => void;
+  /** Cuts stored at once (default 1); small cuts need many in flight to keep the writer and the uploads busy. */
+  cutsInFlight?: number;
 }
 
 export interface DatasetSummary {
@@ -67,7 +69,8 @@ export async function loadDataset(store: ObjectStore, opts: DatasetOptions): Pro
   const buffers = Array.from({ length: opts.partitions }, (_, p) => new PartitionBuffer(p));
   const files: StoredFile[] = [];
   let cuts = 0;
-  let inFlight: Promise<void> = Promise.resolve();
+  const inFlight = new Set<Promise<void>>();
+  const maxInFlight = Math.max(1, opts.cutsInFlight ?? 1);
   let copy: PgCopy | null = null;
   if (opts.pg) {
     await psql(opts.pg.target, tableDdl(opts.pg.table));
@@ -90,11 +93,13 @@ export async function loadDataset(store: ObjectStore, opts: DatasetOptions): Pro
     buf.rows = [];
     buf.bytes = 0;
     cuts++;
-    // One cut written at a time, while the next ones are generated.
-    await inFlight;
-    inFlight = storeCut(store, writer, { topic: opts.topic, partition: buf.partition, rows, workDir: opts.workDir }).then((stored) => {
+    // Up to maxInFlight cuts written at a time, while the next ones are generated.
+    while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+    const p: Promise<void> = storeCut(store, writer, { topic: opts.topic, partition: buf.partition, rows, workDir: opts.workDir }).then((stored) => {
       files.push(...stored);
+      inFlight.delete(p);
     });
+    inFlight.add(p);
   };
 
   let n = 0;
@@ -113,7 +118,7 @@ export async function loadDataset(store: ObjectStore, opts: DatasetOptions): Pro
     }
   }
   for (const buf of buffers) if (buf.rows.length > 0) await cut(buf);
-  await inFlight;
+  await Promise.all(inFlight);
   writer.close();
   await rm(opts.workDir, { recursive: true, force: true });
   if (copy) {
