@@ -194,6 +194,23 @@ print(len(files), len(ids), len(set(ids)))
   }, 300_000);
 });
 
+describe('audit-admin: bad input', () => {
+  it('names the bad setting or argument in one line and exits 2; a missing bucket exits 1 naming it', async () => {
+    const vars = isolatedEnv('admin-args');
+    const badEnv = await runCli('maintenance', ['maintain', '--once'], { ...vars, AUDIT_RETENTION: '7 years' });
+    expect({ code: badEnv.code, lines: badEnv.stderr.trim().split('\n').length }).toEqual({ code: 2, lines: 1 });
+    expect(badEnv.stderr).toMatch(/AUDIT_RETENTION: "7 years" is not a duration/);
+    const badDay = await runCli('maintenance', ['maintain', '--once', '--since', '2026-13-01'], vars);
+    expect(badDay.code).toBe(2);
+    expect(badDay.stderr).toMatch(/--since.*YYYY-MM-DD/);
+    expect((await runCli('maintenance', ['forget', '--subject', 'invoice:1'], vars)).code).toBe(2);
+    expect((await runCli('maintenance', [], vars)).code).toBe(2);
+    const noBucket = await runCli('maintenance', ['maintain', '--once'], { ...vars, AUDIT_STORE_URL: 's3://no-such-bucket-here/x' });
+    expect(noBucket.code).toBe(1);
+    expect(noBucket.stderr).toMatch(/^audit-admin: .*no-such-bucket-here.*does not exist/m);
+  }, 60_000);
+});
+
 describe('retention (real S3)', () => {
   const DAY = 86_400_000;
 
