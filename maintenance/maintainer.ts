@@ -182,12 +182,20 @@ export class Maintainer {
     await mkdir(work, { recursive: true });
     const outputs: MergedOutput[] = [];
     try {
-      for (const [gi, group] of groups.entries()) {
-        const local = await mapLimit(group.inputs, this.o.concurrency, async (f, i) => {
+      // The next group's inputs download while this one is merged: a quiet day is many small
+      // files, and their GETs, not the merge, are most of a pass.
+      const download = (gi: number) =>
+        mapLimit(groups[gi]!.inputs, this.o.concurrency, async (f, i) => {
           const path = join(work, `${gi}-${i}.parquet`);
           await store.download(f.key, path);
           return path;
         });
+      let prefetch: Promise<string[]> | null = download(0);
+      for (const [gi, group] of groups.entries()) {
+        const local: string[] = await prefetch!;
+        prefetch = gi + 1 < groups.length ? download(gi + 1) : null;
+        // A failed prefetch surfaces when it is awaited; until then it must not be an unhandled rejection.
+        prefetch?.catch(() => undefined);
         const merged = await this.o.compactor.merge(local, join(work, `${gi}.out.parquet`));
         const name = compactedFileName(group.topic, group.partition, merged.firstOffset, merged.lastOffset, generation, token);
         const key = `dt=${day.dt}/${name}`;

@@ -9,6 +9,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ParquetWriter, StoredRow } from '../../consumer/parquet-writer';
+import { withRetry } from '../../consumer/retry';
 import { objectKey } from '../../schemas';
 import { type FileIndex, type ObjectStore, buildFileIndex, objectKeyBloom, dataFileName, dataKey, dtOfMicros, indexKey } from '../../storage';
 
@@ -54,8 +55,10 @@ export async function storeDataFile(
     const key = dataKey(opts.dt, name);
     const index = buildFileIndex(key, written, objectKeyBloom(opts.rows.map((r) => objectKey(r.record))));
     const indexText = JSON.stringify(index);
-    await store.putFile(key, local);
-    if (opts.withIndex !== false) await store.put(indexKey(opts.dt, name), indexText);
+    // Retried like the sink does: loading a big store outlasts a shared test server's restart.
+    const retry = <T>(op: () => Promise<T>) => withRetry(op, { retries: 10, maxMs: 15_000 });
+    await retry(() => store.putFile(key, local));
+    if (opts.withIndex !== false) await retry(() => store.put(indexKey(opts.dt, name), indexText));
     return { key, dt: opts.dt, bytes: written.bytes, indexBytes: opts.withIndex === false ? 0 : Buffer.byteLength(indexText), rows: written.rows, index };
   } finally {
     await rm(local, { force: true });
