@@ -9,3 +9,4 @@ export * from './file-index';
 export * from './bloom';
 export * from './columns';
 export * from './day-manifest';
+export * from './self-check';
