@@ -51,8 +51,12 @@ describe.each(S3_SERVERS)('pipeline end to end (real Kafka, real S3: $name)', ({
     if (run.code !== 0) throw new Error(`audit-consumer --drain exited ${run.code}: ${run.stderr.slice(-3000)}`);
   }, 300_000);
 
-  it('returns every object history complete, ordered and without duplicates through audit-query', async () => {
-    const ids = [...produced.keys()];
+  // One CLI run per object is the slow part: a second server answers for every
+  // fifth object (its ranged reads are the same code path); the next test audits
+  // every stored row on every server.
+  const everyObject = name === S3_SERVERS[0]!.name;
+  it(`returns ${everyObject ? 'every object history' : 'the histories of every fifth object'} complete, ordered and without duplicates through audit-query`, async () => {
+    const ids = [...produced.keys()].filter((_, i) => everyObject || i % 5 === 0);
     await mapLimit(ids, 4, async (o) => {
       const res = await runCli('query', ['--object', `invoice:${o}`, '--format', 'ndjson'], vars);
       expect({ code: res.code, stderr: res.code === 0 ? '' : res.stderr }).toEqual({ code: 0, stderr: '' });
