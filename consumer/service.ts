@@ -5,7 +5,7 @@ import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type Producer
 import type { Logger } from 'pino';
 import { type Env, brokers, dlqTopic } from '../config/env';
 import { kafkaLogCreator } from '../config/logger';
-import { openStore, type ObjectStore } from '../storage';
+import { checkCreateIfAbsent, openStore, type ObjectStore } from '../storage';
 import { deadLetterPublisher } from './dead-letter';
 import { createMetrics, type SinkMetrics } from './metrics';
 import { startOpsServer } from './ops-server';
@@ -86,6 +86,11 @@ export class AuditConsumerService {
     const { env, opts } = this;
     const log = opts.log;
     await this.store.check();
+    // The cut claims are exactly-once only where create-if-absent is exclusive:
+    // refuse to write anything to a store that does not enforce it. No cleanup:
+    // the consumer has no delete permission; the probe keys are harmless.
+    const selfCheck = await checkCreateIfAbsent(this.store, { owner: `${hostname()}:${process.pid}` });
+    log.info({ ms: selfCheck.ms, rounds: selfCheck.rounds.length, left: selfCheck.leftBehind.length }, 'store enforces create-if-absent');
     this.writer = await ParquetWriter.create({
       rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
       compression: env.AUDIT_PARQUET_COMPRESSION,

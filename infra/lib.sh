@@ -3,7 +3,7 @@
 # files, daemon start/stop and health polling. Sourced, never run directly.
 #
 # Everything installed, built or stored lives under $INFRA_HOME (git-ignored):
-#   bin/               MinIO binary (go install GOBIN)
+#   bin/               MinIO and versitygw binaries (go install GOBIN)
 #   kafka/<version>/   Kafka jars (libs/) and generated config (config/)
 #   data/<service>/    service data; survives down/up, wiped only by reset.sh
 #   logs/              service logs, install/build logs
@@ -19,7 +19,7 @@ RUN_DIR="$INFRA_HOME/run"
 DATA_DIR="$INFRA_HOME/data"
 BIN_DIR="$INFRA_HOME/bin"
 
-ALL_SERVICES=(kafka s3 postgres)
+ALL_SERVICES=(kafka s3 postgres s3b)
 
 # ---- versions, ports and credentials (all overridable from the environment) ----
 KAFKA_VERSION="${AUDIT_KAFKA_VERSION:-3.9.1}"
@@ -32,6 +32,9 @@ MINIO_VERSION="${AUDIT_MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 S3_PORT="${AUDIT_S3_PORT:-9000}"
 S3_CONSOLE_PORT="${AUDIT_S3_CONSOLE_PORT:-$((S3_PORT + 1))}"
 S3_BUCKET="${AUDIT_S3_BUCKET:-audit}"
+# The second S3 server (services/s3b.sh): versitygw, a semver release on the proxy.
+VERSITYGW_VERSION="${AUDIT_VERSITYGW_VERSION:-v1.8.0}"
+S3B_PORT="${AUDIT_S3B_PORT:-7070}"
 S3_REGION="${AUDIT_S3_REGION:-us-east-1}"
 S3_USER="${AWS_ACCESS_KEY_ID:-minioadmin}"
 S3_PASSWORD="${AWS_SECRET_ACCESS_KEY:-minioadmin}"
@@ -73,10 +76,11 @@ parse_services() {
   for arg in "$@"; do
     case "$arg" in
       all) SERVICES=("${ALL_SERVICES[@]}") ;;
-      kafka | s3 | postgres) SERVICES+=("$arg") ;;
+      kafka | s3 | postgres | s3b) SERVICES+=("$arg") ;;
       minio) SERVICES+=(s3) ;;
+      versitygw) SERVICES+=(s3b) ;;
       pg | postgresql) SERVICES+=(postgres) ;;
-      *) die "unknown service '$arg' (expected: kafka, s3, postgres or all)" ;;
+      *) die "unknown service '$arg' (expected: kafka, s3, postgres, s3b or all)" ;;
     esac
   done
   if [[ ${#SERVICES[@]} -eq 0 ]]; then SERVICES=("${ALL_SERVICES[@]}"); fi
@@ -208,3 +212,5 @@ source "$INFRA_DIR/services/kafka.sh"
 source "$INFRA_DIR/services/s3.sh"
 # shellcheck source=services/postgres.sh
 source "$INFRA_DIR/services/postgres.sh"
+# shellcheck source=services/s3b.sh
+source "$INFRA_DIR/services/s3b.sh"

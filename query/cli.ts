@@ -193,7 +193,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (err instanceof SqlError) {
-      process.stderr.write(`audit-query: SQL failed: ${oneLine(err.message)}\n`);
+      const what = err.refused ? 'SQL refused (the sql command reads the audit view only)' : 'SQL failed';
+      process.stderr.write(`audit-query: ${what}: ${oneLine(err.message)}\n`);
       return 2;
     }
     if (err instanceof StorageError) {

@@ -12,6 +12,7 @@ import { type IndexBuildOptions, type IndexBuildResult, buildDayManifests } from
 import { readFooterLayouts } from './footer';
 import { type HistoryEvent, type HistoryFilter, type ObjectRow, type ScanSource, finishHistory, openDuckDb, parquetSource, readHistory, readObjectRows } from './history';
 import { ResultCache, fileId } from './result-cache';
+import { isRefusedByLockDown, lockDown } from './sandbox';
 import { type Candidate, type ObjectRef, locateFiles, type TimeRange } from './locate';
 import { FOOTER_PROBE_BYTES, footerStartOf, layoutFromIndex, rangesForRowGroups, rowRuns, selectRowGroups, wholeFile } from './plan';
 
@@ -286,11 +287,14 @@ export class AuditQuery {
         // An empty store still answers schema-correct queries (with no rows).
         await conn.run(`CREATE TABLE audit (${PARQUET_COLUMNS})`);
       }
+      // From here on the analyst's SQL can read the audit data and nothing else.
+      await lockDown(conn, paths);
       let reader;
       try {
         reader = await conn.runAndReadAll(text);
       } catch (err) {
-        throw new SqlError((err as Error).message);
+        const message = (err as Error).message;
+        throw new SqlError(message, isRefusedByLockDown(message));
       }
       return reader.getRowObjectsJson() as Record<string, unknown>[];
     } finally {
@@ -326,7 +330,11 @@ export class AuditQuery {
 
 /** The analyst's SQL failed (syntax, unknown column, ...): a usage error, not an internal one. */
 export class SqlError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** It tried to reach beyond the audit data (files, extensions, settings): see sandbox.ts. */
+    readonly refused = false,
+  ) {
     super(message);
     this.name = 'SqlError';
   }

@@ -10,3 +10,4 @@ export * from './bloom';
 export * from './columns';
 export * from './day-manifest';
 export * from './live-set';
+export * from './self-check';

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# `npm test`: starts the infrastructure the tests need (Kafka, MinIO, PostgreSQL),
+# `npm test`: starts the infrastructure the tests need (Kafka, MinIO, PostgreSQL,
+# versitygw: the second S3 server),
 # type-checks, builds, runs every test, and stops what it started.
 # Extra arguments go to jest (e.g. `npm test -- test/unit`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 started=()
-for svc in kafka s3 postgres; do
+for svc in kafka s3 postgres s3b; do
   bash infra/health.sh "$svc" >/dev/null 2>&1 || started+=("$svc")
 done
 cleanup() {
@@ -14,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bash infra/up.sh kafka s3 postgres
+bash infra/up.sh kafka s3 postgres s3b
 npm run --silent typecheck
 npm run --silent build
 

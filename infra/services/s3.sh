@@ -68,30 +68,34 @@ s3_describe() {
   fi
 }
 
-# s3_request METHOD PATH: a SigV4-signed request (curl signs it itself); prints the HTTP status.
-s3_request() {
-  curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -X "$1" \
+# s3_request_at PORT METHOD PATH: a SigV4-signed request to the S3 server on PORT
+# (curl signs it itself); prints the HTTP status. Shared with s3b.sh.
+s3_request_at() {
+  curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -X "$2" \
     --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_USER:$S3_PASSWORD" \
     -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
-    "http://127.0.0.1:$S3_PORT/$2" 2>/dev/null || true
+    "http://127.0.0.1:$1/$3" 2>/dev/null || true
 }
 
-# Creates the bucket when missing; cheap enough (one HEAD) to run on every `up`.
-s3_ensure() {
-  local code
-  code=$(s3_request HEAD "$S3_BUCKET")
+# s3_ensure_bucket NAME PORT: creates the bucket on the server on PORT when
+# missing; cheap enough (one HEAD) to run on every `up`.
+s3_ensure_bucket() {
+  local name=$1 port=$2 code
+  code=$(s3_request_at "$port" HEAD "$S3_BUCKET")
   case "$code" in
     200) return 0 ;;
     404) ;;
-    403) die "s3: access denied for '$S3_USER' (the server was started with other credentials? infra/reset.sh s3 starts over)" ;;
-    *) die "s3: HEAD /$S3_BUCKET answered HTTP $code" ;;
+    403) die "$name: access denied for '$S3_USER' (the server was started with other credentials? infra/reset.sh $name starts over)" ;;
+    *) die "$name: HEAD /$S3_BUCKET answered HTTP $code" ;;
   esac
-  code=$(s3_request PUT "$S3_BUCKET")
+  code=$(s3_request_at "$port" PUT "$S3_BUCKET")
   case "$code" in
-    200 | 409) log "s3: created bucket $S3_BUCKET" ;; # 409: created concurrently
-    *) die "s3: creating bucket $S3_BUCKET answered HTTP $code" ;;
+    200 | 409) log "$name: created bucket $S3_BUCKET" ;; # 409: created concurrently
+    *) die "$name: creating bucket $S3_BUCKET answered HTTP $code" ;;
   esac
 }
+
+s3_ensure() { s3_ensure_bucket s3 "$S3_PORT"; }
 
 # ---- start / stop ----
 

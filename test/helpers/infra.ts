@@ -7,8 +7,38 @@ export const ROOT = join(__dirname, '..', '..');
 export const KAFKA_BROKERS = process.env.AUDIT_TEST_KAFKA_BROKERS ?? 'localhost:9092';
 export const S3_ENDPOINT = process.env.AUDIT_TEST_S3_ENDPOINT ?? 'http://127.0.0.1:9000';
 export const S3_BUCKET = process.env.AUDIT_TEST_S3_BUCKET ?? 'audit';
+/** The second S3 server (infra service s3b: versitygw). */
+export const S3B_ENDPOINT = process.env.AUDIT_TEST_S3B_ENDPOINT ?? 'http://127.0.0.1:7070';
 
-/** Environment of one isolated pipeline: its own topic, group and store prefix on the shared servers. */
+/** An S3 server the storage and exactly-once tests run against. */
+export interface S3Server {
+  name: 'minio' | 'versitygw';
+  /** Its infra/ service name (for runInfra). */
+  service: 's3' | 's3b';
+  endpoint: string;
+}
+
+const ALL_S3_SERVERS: readonly S3Server[] = [
+  { name: 'minio', service: 's3', endpoint: S3_ENDPOINT },
+  { name: 'versitygw', service: 's3b', endpoint: S3B_ENDPOINT },
+];
+
+/**
+ * The servers that server-parameterised tests run on: both by default;
+ * AUDIT_TEST_S3_SERVERS=minio (or versitygw) narrows it, e.g. while working on one.
+ */
+export const S3_SERVERS: readonly S3Server[] = (() => {
+  const wanted = process.env.AUDIT_TEST_S3_SERVERS?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!wanted || wanted.length === 0) return ALL_S3_SERVERS;
+  const unknown = wanted.filter((w) => !ALL_S3_SERVERS.some((s) => s.name === w));
+  if (unknown.length > 0) throw new Error(`AUDIT_TEST_S3_SERVERS: unknown server ${unknown.join(', ')} (expected minio, versitygw)`);
+  return ALL_S3_SERVERS.filter((s) => wanted.includes(s.name));
+})();
+
+/**
+ * Environment of one isolated pipeline: its own topic, group and store prefix
+ * on the shared servers (MinIO unless `overrides` names another S3 endpoint).
+ */
 export function isolatedEnv(name: string, overrides: Record<string, string> = {}): Record<string, string> {
   const id = `${name}-${randomUUID().slice(0, 8)}`;
   return {

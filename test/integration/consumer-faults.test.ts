@@ -1,12 +1,14 @@
 /**
  * The consumer under faults, on the real broker and the real S3 server. Every
  * scenario ends with a clean `--drain` run and a full audit of the stored data
- * against what was produced: 0 lost, 0 duplicated.
+ * against what was produced: 0 lost, 0 duplicated. The exactly-once scenarios
+ * that depend on the S3 server (SIGKILL, server down, rebalance: the cut claims'
+ * create-if-absent) run on each S3 server (MinIO and versitygw).
  */
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { encodeRecord, RecordDecoder } from '../../schemas';
 import { auditStore, compareWithProduced, eventId, produceEvents, readTopic } from '../helpers/audit-store';
-import { isolatedEnv, KAFKA_BROKERS, runCli, runInfra, startCli, waitExit } from '../helpers/infra';
+import { isolatedEnv, KAFKA_BROKERS, runCli, runInfra, S3_SERVERS, startCli, waitExit } from '../helpers/infra';
 import { sampleRecord } from '../helpers/records';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -22,61 +24,83 @@ describe('consumer faults (real Kafka, real S3)', () => {
   afterAll(async () => {
     // Whatever happened, leave the shared services up for the next test file.
     await runInfra('up', 'kafka');
-    await runInfra('up', 's3');
+    for (const server of S3_SERVERS) await runInfra('up', server.service);
   });
 
-  it('survives repeated SIGKILL mid-batch: 0 lost, 0 duplicated', async () => {
-    const vars = isolatedEnv('sigkill', FAST);
-    const produced = await produceEvents(vars, 0, 30_000);
-    let killedAfterCut = 0;
-    for (let round = 0; round < 5; round++) {
-      // Kill at a varying moment shortly after the consumer stored a cut: mid-way through later ones.
-      const child = startCli('consumer', [], { ...vars, AUDIT_LOG_LEVEL: 'info' });
-      const exited = waitExit(child, 90_000);
-      const stored = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 45_000);
-        child.stderr!.on('data', (d: Buffer) => {
-          if (d.toString().includes('cut stored and committed')) {
-            clearTimeout(timer);
-            resolve(true);
-          }
-        });
-      });
-      if (stored) killedAfterCut++;
-      await sleep(50 + round * 120);
-      child.kill('SIGKILL');
-      const r = await exited;
-      expect(r.signal).toBe('SIGKILL');
-    }
-    expect(killedAfterCut).toBeGreaterThanOrEqual(3);
-    // The killed consumers did store cuts (so the drain really resumes mid-stream).
-    const before = await auditStore(vars);
-    expect(before.rows).toBeGreaterThan(0);
-    const result = await drainAndAudit(vars, produced);
-    expect(result).toEqual({ expected: 30_000, stored: 30_000, lost: 0, duplicated: 0, unexpected: 0 });
-  }, 240_000);
+  describe.each(S3_SERVERS)('on $name', ({ name, service, endpoint }) => {
+    const onServer = (test: string, extra: Record<string, string> = {}) => isolatedEnv(`${test}-${name}`, { ...FAST, AUDIT_S3_ENDPOINT: endpoint, ...extra });
 
-  it('rides out the S3 server stopped for 30 s, then shuts down cleanly on SIGTERM', async () => {
-    const vars = isolatedEnv('s3down', { ...FAST, AUDIT_METRICS_PORT: '0' });
-    const produced = await produceEvents(vars, 0, 10_000);
-    const child = startCli('consumer', [], vars);
-    const exited = waitExit(child, 180_000);
-    await sleep(3000);
-    await runInfra('down', 's3');
-    try {
-      produced.push(...(await produceEvents(vars, 10_000, 10_000)));
-      await sleep(30_000);
-    } finally {
-      await runInfra('up', 's3');
-    }
-    await sleep(8000);
-    child.kill('SIGTERM');
-    const r = await exited;
-    const ok = r.code === 0 && /failed; retrying/.test(r.stderr);
-    expect({ ok, stderr: ok ? '' : r.stderr.slice(-3000) }).toEqual({ ok: true, stderr: '' });
-    const result = await drainAndAudit(vars, produced);
-    expect(result).toEqual({ expected: 20_000, stored: 20_000, lost: 0, duplicated: 0, unexpected: 0 });
-  }, 300_000);
+    it('survives repeated SIGKILL mid-batch: 0 lost, 0 duplicated', async () => {
+      const vars = onServer('sigkill');
+      const produced = await produceEvents(vars, 0, 30_000);
+      let killedAfterCut = 0;
+      for (let round = 0; round < 5; round++) {
+        // Kill at a varying moment shortly after the consumer stored a cut: mid-way through later ones.
+        const child = startCli('consumer', [], { ...vars, AUDIT_LOG_LEVEL: 'info' });
+        const exited = waitExit(child, 90_000);
+        const stored = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 45_000);
+          child.stderr!.on('data', (d: Buffer) => {
+            if (d.toString().includes('cut stored and committed')) {
+              clearTimeout(timer);
+              resolve(true);
+            }
+          });
+        });
+        if (stored) killedAfterCut++;
+        await sleep(50 + round * 120);
+        child.kill('SIGKILL');
+        const r = await exited;
+        expect(r.signal).toBe('SIGKILL');
+      }
+      expect(killedAfterCut).toBeGreaterThanOrEqual(3);
+      // The killed consumers did store cuts (so the drain really resumes mid-stream).
+      const before = await auditStore(vars);
+      expect(before.rows).toBeGreaterThan(0);
+      const result = await drainAndAudit(vars, produced);
+      expect(result).toEqual({ expected: 30_000, stored: 30_000, lost: 0, duplicated: 0, unexpected: 0 });
+    }, 240_000);
+
+    it('rides out the S3 server stopped for 30 s, then shuts down cleanly on SIGTERM', async () => {
+      const vars = onServer('s3down', { AUDIT_METRICS_PORT: '0' });
+      const produced = await produceEvents(vars, 0, 10_000);
+      const child = startCli('consumer', [], vars);
+      const exited = waitExit(child, 180_000);
+      await sleep(3000);
+      await runInfra('down', service);
+      try {
+        produced.push(...(await produceEvents(vars, 10_000, 10_000)));
+        await sleep(30_000);
+      } finally {
+        await runInfra('up', service);
+      }
+      await sleep(8000);
+      child.kill('SIGTERM');
+      const r = await exited;
+      const ok = r.code === 0 && /failed; retrying/.test(r.stderr);
+      expect({ ok, stderr: ok ? '' : r.stderr.slice(-3000) }).toEqual({ ok: true, stderr: '' });
+      const result = await drainAndAudit(vars, produced);
+      expect(result).toEqual({ expected: 20_000, stored: 20_000, lost: 0, duplicated: 0, unexpected: 0 });
+    }, 300_000);
+
+    it('rebalances when a second consumer joins mid-stream: 0 lost, 0 duplicated', async () => {
+      const vars = onServer('rebalance');
+      const first = startCli('consumer', [], vars);
+      const firstExit = waitExit(first, 240_000);
+      const producing = produceEvents(vars, 0, 15_000).then(async (ids) => ids.concat(await produceEvents(vars, 15_000, 15_000)));
+      await sleep(4000);
+      const second = startCli('consumer', [], vars);
+      const secondExit = waitExit(second, 240_000);
+      const produced = await producing;
+      await sleep(8000);
+      first.kill('SIGTERM');
+      second.kill('SIGTERM');
+      const [a, b] = await Promise.all([firstExit, secondExit]);
+      expect([a.code, b.code]).toEqual([0, 0]);
+      const result = await drainAndAudit(vars, produced);
+      expect(result).toEqual({ expected: 30_000, stored: 30_000, lost: 0, duplicated: 0, unexpected: 0 });
+    }, 300_000);
+  });
 
   it('survives a Kafka broker restart: 0 lost, 0 duplicated', async () => {
     const vars = isolatedEnv('kafkarestart', FAST);
@@ -94,24 +118,6 @@ describe('consumer faults (real Kafka, real S3)', () => {
     expect(r.code === 0 || r.code === 1).toBe(true); // 1 if it gave up on the broker; nothing committed wrongly either way
     const result = await drainAndAudit(vars, produced);
     expect(result).toEqual({ expected: 20_000, stored: 20_000, lost: 0, duplicated: 0, unexpected: 0 });
-  }, 300_000);
-
-  it('rebalances when a second consumer joins mid-stream: 0 lost, 0 duplicated', async () => {
-    const vars = isolatedEnv('rebalance', FAST);
-    const first = startCli('consumer', [], vars);
-    const firstExit = waitExit(first, 240_000);
-    const producing = produceEvents(vars, 0, 15_000).then(async (ids) => ids.concat(await produceEvents(vars, 15_000, 15_000)));
-    await sleep(4000);
-    const second = startCli('consumer', [], vars);
-    const secondExit = waitExit(second, 240_000);
-    const produced = await producing;
-    await sleep(8000);
-    first.kill('SIGTERM');
-    second.kill('SIGTERM');
-    const [a, b] = await Promise.all([firstExit, secondExit]);
-    expect([a.code, b.code]).toEqual([0, 0]);
-    const result = await drainAndAudit(vars, produced);
-    expect(result).toEqual({ expected: 30_000, stored: 30_000, lost: 0, duplicated: 0, unexpected: 0 });
   }, 300_000);
 
   it('resolves a mix of schema v1 and v2 producers to the current schema, and dead-letters exactly the poison messages', async () => {

@@ -1,13 +1,14 @@
 /**
  * Walking skeleton, end to end on the real broker and the real S3 server:
- * AuditClient -> Kafka -> audit-consumer --drain -> Parquet on S3 -> audit-query.
+ * AuditClient -> Kafka -> audit-consumer --drain -> Parquet on S3 -> audit-query,
+ * on each S3 server (MinIO and versitygw).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditClient } from '../../producer';
 import { openStore, parseDataKey } from '../../storage';
-import { envOf, isolatedEnv, runCli } from '../helpers/infra';
+import { envOf, isolatedEnv, runCli, S3_SERVERS } from '../helpers/infra';
 import { readParquetRows, uuidText } from '../helpers/parquet-interop';
 import { mapLimit } from '../../query/concurrency';
 
@@ -16,8 +17,8 @@ const EVENTS_PER_OBJECT = 100;
 const DAY0 = Date.UTC(2026, 2, 1);
 const SPAN_MS = 3 * 86_400_000 - 60_000;
 
-describe('pipeline end to end (real Kafka, real S3)', () => {
-  const vars = isolatedEnv('e2e', { AUDIT_FLUSH_MAX_RECORDS: '1500' });
+describe.each(S3_SERVERS)('pipeline end to end (real Kafka, real S3: $name)', ({ name, endpoint }) => {
+  const vars = isolatedEnv(`e2e-${name}`, { AUDIT_FLUSH_MAX_RECORDS: '1500', AUDIT_S3_ENDPOINT: endpoint });
   const produced = new Map<string, string[]>(); // object id -> event ids in order
 
   beforeAll(async () => {
@@ -50,8 +51,12 @@ describe('pipeline end to end (real Kafka, real S3)', () => {
     if (run.code !== 0) throw new Error(`audit-consumer --drain exited ${run.code}: ${run.stderr.slice(-3000)}`);
   }, 300_000);
 
-  it('returns every object history complete, ordered and without duplicates through audit-query', async () => {
-    const ids = [...produced.keys()];
+  // One CLI run per object is the slow part: a second server answers for every
+  // fifth object (its ranged reads are the same code path); the next test audits
+  // every stored row on every server.
+  const everyObject = name === S3_SERVERS[0]!.name;
+  it(`returns ${everyObject ? 'every object history' : 'the histories of every fifth object'} complete, ordered and without duplicates through audit-query`, async () => {
+    const ids = [...produced.keys()].filter((_, i) => everyObject || i % 5 === 0);
     await mapLimit(ids, 4, async (o) => {
       const res = await runCli('query', ['--object', `invoice:${o}`, '--format', 'ndjson'], vars);
       expect({ code: res.code, stderr: res.code === 0 ? '' : res.stderr }).toEqual({ code: 0, stderr: '' });

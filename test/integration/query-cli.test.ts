@@ -9,6 +9,7 @@ import { isolatedEnv, runCli, type RunResult } from '../helpers/infra';
 import { mapLimit } from '../../query/concurrency';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import { ROOT } from '../helpers/infra';
 
 const DAY = (d: number, h = 12, m = 0) => Date.UTC(2026, 3, d, h, m); // April 2026
@@ -258,6 +259,57 @@ describe('audit-query CLI on real S3 (every flag)', () => {
     it('reports bad SQL in one line with exit 2', async () => {
       expectUsageError(await q(['sql', 'SELEC nonsense FROM audit']), /SQL failed: Parser Error/);
       expectUsageError(await q(['sql', 'SELECT no_such_column FROM audit']), /SQL failed: Binder Error/);
+    });
+
+    describe('reads the audit data and nothing else', () => {
+      const REFUSED = /SQL refused \(the sql command reads the audit view only\): (Permission Error|Invalid Input Error: Cannot change configuration option)/;
+      const scratch = join(ROOT, '.test-cache', `${vars.AUDIT_TOPIC}-sandbox`);
+      // A readable local file with a name DuckDB's replacement scans recognise.
+      const secret = join(scratch, 'secret.csv');
+      beforeAll(async () => {
+        await mkdir(scratch, { recursive: true });
+        await writeFile(secret, 'k,v\nsecret,42\n');
+      });
+
+      it.each([
+        ['COPY ... TO a local file', `COPY (SELECT 1 AS x) TO '${join(scratch, 'copied.csv')}'`],
+        ['COPY of the audit view to a local file', `COPY (SELECT * FROM audit) TO '${join(scratch, 'copied.parquet')}' (FORMAT parquet)`],
+        ['EXPORT DATABASE', `EXPORT DATABASE '${join(scratch, 'exported')}'`],
+        ['read_csv of a local file', "SELECT * FROM read_csv('/etc/os-release')"],
+        ['read_text of a local file', "SELECT content FROM read_text('/etc/hostname')"],
+        ['read_blob of a local file', "SELECT content FROM read_blob('/etc/passwd')"],
+        ['a file named in FROM', `SELECT * FROM '${secret}'`],
+        ['read_csv of a local CSV file', `SELECT * FROM read_csv('${secret}')`],
+        ['glob', "SELECT * FROM glob('/etc/*')"],
+        ['glob of the cache directory', `SELECT * FROM glob('${join(ROOT, '.test-cache')}/**')`],
+        ['ATTACH of a database file', `ATTACH '${join(scratch, 'other.duckdb')}' AS other`],
+        ['INSTALL', 'INSTALL httpfs'],
+        ['LOAD', 'LOAD httpfs'],
+        ['SET', "SET threads = 1"],
+        ['SET of external access', 'SET enable_external_access = true'],
+        ['RESET of the lock', 'RESET lock_configuration'],
+        ['a refused statement after an allowed one', "SELECT count(*) FROM audit; SELECT * FROM read_csv('/etc/os-release')"],
+      ])('refuses %s in one line with exit 2', async (_what, sql) => {
+        expectUsageError(await q(['sql', sql]), REFUSED);
+      });
+
+      it('leaves no file behind from a refused COPY', async () => {
+        const target = join(scratch, 'copied-check.csv');
+        expectUsageError(await q(['sql', `COPY (SELECT 1 AS x) TO '${target}'`]), REFUSED);
+        await expect(access(target)).rejects.toMatchObject({ code: 'ENOENT' });
+      });
+
+      it('still answers ordinary queries over audit, joins and CTEs included', async () => {
+        const res = await q([
+          'sql',
+          `WITH per AS (SELECT object_type, count(*) AS n FROM audit GROUP BY 1)
+           SELECT a.object_type, max(p.n)::INTEGER AS n FROM audit a JOIN per p USING (object_type) WHERE a.object_type = 'invoice' GROUP BY 1`,
+          '--format',
+          'json',
+        ]);
+        expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(JSON.parse(res.stdout)).toEqual([{ object_type: 'invoice', n: SEQ.length }]);
+      });
     });
   });
 
