@@ -86,8 +86,22 @@ interface Lookup {
   bytesFetched: number;
 }
 
+/**
+ * The S3 server of a development machine is shared with test runs that stop it on purpose
+ * (fault tests): a command that failed on a refused connection is run again, and only
+ * the run that succeeded is counted.
+ */
+async function runStable(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Proc> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await runProcess(cmd, args, env);
+    if (r.code === 0 || attempt === 6 || !/ECONNREFUSED/.test(r.stderr)) return r;
+    log(`  (the S3 server refused a connection; running again in 10 s)`);
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+  }
+}
+
 async function lookup(prefix: string, object: string, cacheDir: string): Promise<Lookup> {
-  const r = await runProcess(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), '--object', object, '--format', 'ndjson', '--stats'], storeEnv(prefix, cacheDir));
+  const r = await runStable(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), '--object', object, '--format', 'ndjson', '--stats'], storeEnv(prefix, cacheDir));
   if (r.code !== 0) throw new Error(`audit-query ${object} on ${prefix} exited ${r.code}: ${r.stderr.slice(-2000)}`);
   const stats = JSON.parse(r.stderr.trim().split('\n').pop()!) as Record<string, number>;
   return { seconds: r.seconds, rows: r.stdout.split('\n').filter(Boolean).length, requests: (stats.requests ?? 0) + (stats.listCalls ?? 0), bytesFetched: stats.bytesFetched ?? 0 };
@@ -214,7 +228,7 @@ interface Timed {
 /** One `audit-admin maintain --once` under GNU time (CPU and peak RSS of the whole process, DuckDB included). */
 async function maintainPass(prefix: string, extra: Record<string, string>): Promise<Timed> {
   const env = { ...storeEnv(prefix), AUDIT_COMPACT_MIN_AGE: '0s', AUDIT_KAFKA_BROKERS: process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092', ...extra };
-  const r = await runProcess('/usr/bin/time', ['-f', 'TIME %e %U %S %M', process.execPath, join(ROOT, 'dist', 'maintenance', 'cli.js'), 'maintain', '--once'], env);
+  const r = await runStable('/usr/bin/time', ['-f', 'TIME %e %U %S %M', process.execPath, join(ROOT, 'dist', 'maintenance', 'cli.js'), 'maintain', '--once'], env);
   if (r.code !== 0) throw new Error(`audit-admin maintain exited ${r.code}: ${r.stderr.slice(-3000)}`);
   const t = /TIME (\S+) (\S+) (\S+) (\d+)/.exec(r.stderr);
   if (!t) throw new Error(`no GNU time line in: ${r.stderr.slice(-500)}`);

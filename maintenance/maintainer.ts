@@ -7,6 +7,7 @@ import {
   type DayState,
   type ObjectStore,
   DATA_PREFIX,
+  SELF_CHECK_PREFIX,
   compactedFileName,
   encodeGeneration,
   generationKey,
@@ -101,6 +102,7 @@ export class Maintainer {
       await this.maintainDay(dt, committed, report);
     }
     if (!shouldStop()) await this.removeClaims(committed, report);
+    if (!shouldStop() && !this.o.dryRun) await this.removeSelfCheckProbes(report);
     log.info({ ...report }, this.o.dryRun ? 'dry run finished' : 'maintenance pass finished');
     return report;
   }
@@ -270,6 +272,17 @@ export class Maintainer {
     report.claimsRemoved += done.length;
     report.objectsDeleted += done.length;
     if (done.length > 0) this.o.say(`removed ${done.length} cut claims the consumer group has committed past`);
+  }
+
+  /** The consumers' start-up probes (storage/self-check.ts): they cannot delete them, so the maintainer does, once old. */
+  private async removeSelfCheckProbes(report: PassReport): Promise<void> {
+    const old: string[] = [];
+    const now = this.now();
+    for await (const o of this.o.store.list(SELF_CHECK_PREFIX)) {
+      if (o.lastModified !== undefined && now - o.lastModified >= this.o.graceMs) old.push(o.key);
+    }
+    await mapLimit(old, this.o.concurrency, (key) => this.o.store.delete(key));
+    report.objectsDeleted += old.length;
   }
 
   private crash(point: CrashPoint): void {

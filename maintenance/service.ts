@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Env } from '../config/env';
 import { startOpsServer } from '../consumer/ops-server';
-import { type ObjectStore, openStore } from '../storage';
+import { type ObjectStore, checkCreateIfAbsent, openStore } from '../storage';
 import { type CommittedOffsets, kafkaCommittedOffsets } from './committed-offsets';
 import { Compactor } from './compactor';
 import { Maintainer, type PassRange, type PassReport } from './maintainer';
@@ -44,6 +44,9 @@ export class MaintenanceService {
   async run(): Promise<PassReport | null> {
     const { env, opts } = this;
     await this.store.check();
+    // A generation's commit is a create-if-absent PUT: on a store that does not enforce
+    // it, two maintainers could both commit one (and a dry run must write nothing).
+    if (!opts.dryRun) await checkCreateIfAbsent(this.store, { owner: `maintainer-${process.pid}`, cleanup: true });
     const workDir = join(env.AUDIT_WORK_DIR ?? join(tmpdir(), 'audit-admin'), 'maintain');
     const compactor = await Compactor.create({
       rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,

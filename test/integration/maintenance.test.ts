@@ -20,7 +20,7 @@ import { ParquetWriter } from '../../consumer/parquet-writer';
 import { type ObjectInfo, openStore, parseStoredFile, readDay } from '../../storage';
 import { storeCut } from '../../bench/lib/store-writer';
 import { auditStore, compareWithProduced, eventId, produceEvents } from '../helpers/audit-store';
-import { KAFKA_BROKERS, ROOT, S3_ENDPOINT, envOf, isolatedEnv, runCli, startCli, waitExit } from '../helpers/infra';
+import { KAFKA_BROKERS, ROOT, S3_ENDPOINT, S3_SERVERS, envOf, isolatedEnv, runCli, startCli, waitExit } from '../helpers/infra';
 import { sampleRecord } from '../helpers/records';
 
 const run = promisify(execFile);
@@ -67,9 +67,11 @@ function expectExact(result: ReturnType<typeof compareWithProduced>, expected: n
   expect(result).toEqual({ expected, stored: expected, lost: 0, duplicated: 0, unexpected: 0 });
 }
 
-describe('audit-admin maintain (real Kafka, real S3)', () => {
+describe.each(S3_SERVERS)('audit-admin maintain on $name (real Kafka, real S3)', (server) => {
+  const onServer = (vars: Record<string, string>): Record<string, string> => ({ ...vars, AUDIT_S3_ENDPOINT: server.endpoint });
+
   it('compacts small and late files into one file per day and partition, drops extra copies, dry run changes nothing, external readers count each event once', async () => {
-    const vars = isolatedEnv('compact', SMALL_CUTS);
+    const vars = onServer(isolatedEnv('compact', SMALL_CUTS));
     const produced = await produceEvents(vars, 0, 3_000, { days: 3, stepMs: HOPS });
     // A producer retry that Kafka accepted twice: the same 150 events again, at new offsets.
     await produceEvents(vars, 0, 150, { days: 3, stepMs: HOPS });
@@ -114,7 +116,7 @@ ids = t.column('event_id').to_pylist()
 print(len(files), len(ids), len(set(ids)))
 `;
     const url = new URL(vars.AUDIT_STORE_URL!);
-    const out = await run(python, ['-c', script, S3_ENDPOINT.replace(/^https?:\/\//, ''), `${url.host}${url.pathname}`]);
+    const out = await run(python, ['-c', script, server.endpoint.replace(/^https?:\/\//, ''), `${url.host}${url.pathname}`]);
     const [files, count, distinct] = out.stdout.trim().split(' ').map(Number);
     expect({ files: files! <= 9, count, distinct }).toEqual({ files: true, count: 3_000, distinct: 3_000 });
 
@@ -126,7 +128,7 @@ print(len(files), len(ids), len(set(ids)))
   }, 300_000);
 
   it('is exact after being SIGKILLed at each step and re-run, with the consumer adding late events to the same days between passes', async () => {
-    const vars = isolatedEnv('crash', SMALL_CUTS);
+    const vars = onServer(isolatedEnv('crash', SMALL_CUTS));
     const produced: string[] = [];
     let next = 0;
     for (const crashAt of ['after-upload', 'before-commit', 'after-commit', 'mid-cleanup']) {
@@ -142,6 +144,9 @@ print(len(files), len(ids), len(set(ids)))
     for (const d of Object.values(await liveShape(vars))) expect(d.perPartition).toBe(1);
   }, 400_000);
 
+});
+
+describe('audit-admin maintain beside a running consumer (real Kafka, real S3)', () => {
   it('two maintainers at once while a consumer writes late events into the days being compacted: every event exactly once', async () => {
     const vars = isolatedEnv('race', SMALL_CUTS);
     const produced = await produceEvents(vars, 0, 2_000, { days: 2, stepMs: HOPS });
