@@ -82,7 +82,7 @@ describe('building records', () => {
     const cut = truncateRecord(rec, limit);
     expect(cut.sort()).toEqual(['after.attachment.data', 'after.lines[0].note']);
     expect(Buffer.byteLength(rec.after!)).toBeLessThanOrEqual(limit);
-    const kept = JSON.parse(rec.after!) as typeof after;
+    const kept = JSON.parse(rec.after!) as { attachment: { data: string }; lines: { note: string }[] };
     expect(kept).toMatchObject({ status: 'paid', total: 1350, lines: [{ sku: 'a' }, { sku: 'b' }], attachment: { name: 'scan.pdf' } });
     const removed = (s: string) => Number(/…\[truncated (\d+) bytes\]$/.exec(s)![1]);
     // The marker counts exactly what was removed from each value.
