@@ -259,5 +259,5 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
     const broken = await exitOf(process.execPath, [TSC, '-p', 'tsconfig.node16.json'], esmDir, {});
     expect(broken.code).not.toBe(0);
     expect(broken.stdout).toMatch(/check\.ts\(\d+,\d+\): error TS2322/);
-  }, 180_000);
+  }, 300_000);
 });
