@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration';
+import { StoreUrlError, parseStoreUrl } from '../storage/url';
 
 /**
  * The one place where the services read their environment. Every variable has a
@@ -29,7 +30,19 @@ export const envSchema = z.object({
   AUDIT_KAFKA_SESSION_TIMEOUT_MS: intVar(30_000, 6_000),
   /** How long a rebalance waits for members to finish their batch (a cut upload) and rejoin. */
   AUDIT_KAFKA_REBALANCE_TIMEOUT_MS: intVar(60_000, 6_000),
-  AUDIT_STORE_URL: z.string().min(1).default('file://./.audit-data'),
+  /** Checked here, not when the store opens, so a bad URL is a configuration error (exit 2), not a failure. */
+  AUDIT_STORE_URL: z
+    .string()
+    .min(1)
+    .superRefine((url, ctx) => {
+      try {
+        parseStoreUrl(url);
+      } catch (err) {
+        if (!(err instanceof StoreUrlError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+      }
+    })
+    .default('file://./.audit-data'),
   AUDIT_S3_ENDPOINT: z.string().url().optional(),
   AUDIT_S3_REGION: z.string().min(1).default('us-east-1'),
   /** Rotation: a partition's buffered records are cut into files when any limit is reached. */

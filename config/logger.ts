@@ -1,8 +1,12 @@
 import pino, { type Logger } from 'pino';
 
-/** Structured JSON logs on stderr (stdout is left to command output). */
+/**
+ * Structured JSON logs on stderr (stdout is left to command output), written synchronously:
+ * buffered, they reached stderr after a command's final one-line reason, and could be lost
+ * when the process exits (volume is low: a few lines per stored cut).
+ */
 export function createLogger(name: string, level: string): Logger {
-  return pino({ name, level, base: { pid: process.pid } }, pino.destination(2));
+  return pino({ name, level, base: { pid: process.pid } }, pino.destination({ dest: 2, sync: true }));
 }
 
 /** kafkajs log lines routed into pino. */

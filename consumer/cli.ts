@@ -2,7 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, readEnv } from '../config/env';
 import { createLogger } from '../config/logger';
-import { AuditConsumerService } from './service';
+import { AuditConsumerService, DependencyError } from './service';
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command()
@@ -31,7 +31,13 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const log = createLogger('audit-consumer', env.AUDIT_LOG_LEVEL);
-  const service = new AuditConsumerService(env, { drain: Boolean(flags.drain || flags.once), log });
+  let service: AuditConsumerService;
+  try {
+    service = new AuditConsumerService(env, { drain: Boolean(flags.drain || flags.once), log });
+  } catch (err) {
+    process.stderr.write(`audit-consumer: ${oneLine((err as Error).message)}\n`);
+    return 1;
+  }
   const onSignal = (signal: string) => {
     log.info({ signal }, 'shutting down: finishing the current batch');
     void service.stop();
@@ -43,13 +49,23 @@ async function main(argv: string[]): Promise<number> {
     log.info('stopped');
     return 0;
   } catch (err) {
-    log.error({ err: (err as Error).message }, 'audit-consumer failed');
-    process.stderr.write(`audit-consumer: ${(err as Error).message}\n`);
+    // Stop first (it logs nothing when start-up failed before consuming), then one line on stderr
+    // with the reason, naming what failed (a DependencyError names Kafka or the store).
     await service.stop(err as Error).catch(() => undefined);
+    // A dependency missing at start-up is said once, in the line below; later failures are logged too.
+    if (!(err instanceof DependencyError)) log.error({ err: (err as Error).message }, 'audit-consumer failed');
+    process.stderr.write(`audit-consumer: ${oneLine((err as Error).message)}\n`);
     return 1;
   }
 }
 
+/** One line, whatever the cause looks like (SDK errors can be multi-line). */
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+// The AWS SDK's multi-line Node-version notice would break "one line on stderr".
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 main(process.argv).then(
   (code) => process.exit(code),
   (err: unknown) => {

@@ -5,7 +5,7 @@ import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type Producer
 import type { Logger } from 'pino';
 import { type Env, brokers, dlqTopic } from '../config/env';
 import { kafkaLogCreator } from '../config/logger';
-import { checkCreateIfAbsent, openStore, type ObjectStore } from '../storage';
+import { StorageError, checkCreateIfAbsent, openStore, type ObjectStore } from '../storage';
 import { deadLetterPublisher } from './dead-letter';
 import { createMetrics, type SinkMetrics } from './metrics';
 import { startOpsServer } from './ops-server';
@@ -17,6 +17,18 @@ import { AuditSink } from './sink';
 const DRAIN_CHECK_MS = 100;
 const DRAIN_QUIET_MS = FETCH_SETTINGS.maxWaitTimeInMs + 100;
 const DRAIN_RECHECK_MS = 1000;
+
+/** A service the consumer needs could not be reached at start-up; the message names it. */
+export class DependencyError extends Error {
+  constructor(
+    readonly dependency: 'kafka' | 'storage',
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'DependencyError';
+  }
+}
 
 export interface ConsumerOptions {
   /** Exit once every partition of the topic is caught up and stored. */
@@ -85,7 +97,12 @@ export class AuditConsumerService {
   async run(): Promise<void> {
     const { env, opts } = this;
     const log = opts.log;
-    await this.store.check();
+    try {
+      await this.store.check();
+    } catch (err) {
+      const endpoint = env.AUDIT_S3_ENDPOINT && err instanceof StorageError && err.location.startsWith('s3://') ? ` (endpoint ${env.AUDIT_S3_ENDPOINT})` : '';
+      throw new DependencyError('storage', `storage unavailable: ${(err as Error).message}${endpoint}`, err);
+    }
     // The cut claims are exactly-once only where create-if-absent is exclusive:
     // refuse to write anything to a store that does not enforce it. No cleanup:
     // the consumer has no delete permission; the probe keys are harmless.
@@ -100,10 +117,14 @@ export class AuditConsumerService {
       threads: env.AUDIT_DUCKDB_THREADS,
     });
     const topic = env.AUDIT_TOPIC;
-    await this.admin.connect();
-    await this.ensureTopics([topic, dlqTopic(env)]);
-    await this.producer.connect();
-    await this.consumer.connect();
+    try {
+      await this.admin.connect();
+      await this.ensureTopics([topic, dlqTopic(env)]);
+      await this.producer.connect();
+      await this.consumer.connect();
+    } catch (err) {
+      throw new DependencyError('kafka', `Kafka unavailable at ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(err as Error).message}`, err);
+    }
 
     this.sink = new AuditSink({
       topic,
@@ -151,6 +172,7 @@ export class AuditConsumerService {
     });
 
     await this.consumer.subscribe({ topic, fromBeginning: true });
+    this.consuming = true;
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -192,6 +214,8 @@ export class AuditConsumerService {
   }
 
   private ticking = false;
+  /** Set once the consumer is subscribed: before that there is nothing to pause, flush or commit. */
+  private consuming = false;
 
   private async tick(): Promise<void> {
     if (this.ticking || this.stopping || !this.sink) return;
@@ -292,9 +316,10 @@ export class AuditConsumerService {
     let failure = cause;
     try {
       // Pause first so no new batch arrives, but keep the group membership: commits need it.
-      const topic = this.env.AUDIT_TOPIC;
-      this.consumer.pause([{ topic }]);
-      if (this.sink && !cause) {
+      // A start-up failure stops before consuming: nothing was read, so nothing to store (and
+      // kafkajs refuses to pause a consumer that never ran).
+      if (this.consuming) this.consumer.pause([{ topic: this.env.AUDIT_TOPIC }]);
+      if (this.consuming && this.sink && !cause) {
         const complete = await this.sink.flushAll('shutdown');
         if (!complete) log.warn('a claimed cut was not reached before shutdown; it will be completed on restart');
       }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CURRENT_SCHEMA_ID, type AuditAction, type AuditRecord, type FieldChange } from '../schemas';
+import { CURRENT_SCHEMA_ID, objectKey, recordProblems, type AuditAction, type AuditRecord, type FieldChange } from '../schemas';
 import type { AuditContext } from './context';
 import { AuditInputError } from './errors';
 import { type FieldMatcher, MASK, maskValue } from './mask';
@@ -60,7 +60,13 @@ export function toJson(value: unknown): string {
   }) ?? 'null';
 }
 
-/** Builds the wire record: input over context over defaults, sensitive data masked. */
+/**
+ * Builds the wire record: input over context over defaults, sensitive data masked.
+ * Throws `AuditInputError` for what the consumer would dead-letter (the checks of
+ * schemas/validate.ts: event time out of range, an event id that is not a UUID...).
+ * `changes` and `metadata` have no prototype, so a key named `__proto__` is kept as
+ * an entry (on a plain object, assigning it would replace the prototype instead).
+ */
 export function buildRecord(input: AuditEventInput, ctx: AuditContext | undefined, opts: BuildOptions): AuditRecord {
   if (!input || typeof input !== 'object') throw new AuditInputError('audit event must be an object');
   if (!input.objectType) throw new AuditInputError('audit event needs objectType');
@@ -69,7 +75,7 @@ export function buildRecord(input: AuditEventInput, ctx: AuditContext | undefine
   }
   if (!input.action) throw new AuditInputError('audit event needs action');
 
-  const changes: Record<string, FieldChange> = {};
+  const changes = Object.create(null) as Record<string, FieldChange>;
   for (const [field, change] of Object.entries(input.changes ?? {})) {
     changes[field] = opts.isSensitive(field)
       ? { old: JSON.stringify(MASK), new: JSON.stringify(MASK) }
@@ -78,7 +84,7 @@ export function buildRecord(input: AuditEventInput, ctx: AuditContext | undefine
           new: change.new === undefined ? null : toJson(maskValue(change.new, opts.isSensitive)),
         };
   }
-  const metadata: Record<string, string> = { ...ctx?.metadata };
+  const metadata = Object.assign(Object.create(null) as Record<string, string>, ctx?.metadata);
   for (const [k, v] of Object.entries(input.metadata ?? {})) {
     if (v !== undefined && v !== null) metadata[k] = opts.isSensitive(k) ? MASK : String(v);
   }
@@ -86,7 +92,7 @@ export function buildRecord(input: AuditEventInput, ctx: AuditContext | undefine
   const pick = <K extends keyof AuditContext>(own: string | number | null | undefined, key: K) =>
     own !== undefined ? str(own) : str((ctx?.[key] as string | null | undefined) ?? null);
 
-  return {
+  const record: AuditRecord = {
     event_id: input.eventId ?? randomUUID(),
     occurred_at: micros(input.occurredAt),
     object_type: String(input.objectType),
@@ -113,4 +119,10 @@ export function buildRecord(input: AuditEventInput, ctx: AuditContext | undefine
     error_message: err ? err.message : null,
     error_stack: err ? (err.stack ?? null) : null,
   };
+  const problems = recordProblems(record);
+  if (problems.length > 0) {
+    const object = objectKey(record);
+    throw new AuditInputError(`invalid audit event ${object}: ${problems.join('; ')}`, problems, object);
+  }
+  return record;
 }

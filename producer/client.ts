@@ -158,24 +158,22 @@ export class AuditClient {
 
   private encode(input: AuditEventInput): Pending {
     const record = buildRecord(input, currentAuditContext(), { sourceService: this.sourceService, isSensitive: this.isSensitive });
-    let value = this.encodeTruncated(record, this.opts.maxFieldBytes);
-    // Still too large for the broker: shorten the fields harder until it fits.
-    for (let limit = this.opts.maxFieldBytes >> 1; value.length > this.opts.maxMessageBytes && limit >= 64; limit >>= 1) {
-      value = this.encodeTruncated(record, limit);
+    let limit = this.opts.maxFieldBytes;
+    let { value, cut } = truncatedValue(record, limit);
+    // Still too large for the broker: shorten the fields harder until it fits, each time from the
+    // built record (cutting a cut value again would stack markers and miscount the bytes removed).
+    while (value.length > this.opts.maxMessageBytes && limit >> 1 >= 64) {
+      limit >>= 1;
+      ({ value, cut } = truncatedValue(record, limit));
+    }
+    if (cut.length > 0) {
+      this.counters.truncated++;
+      this.log.warn({ fields: cut, limit, object: objectKey(record) }, 'audit event fields truncated');
     }
     if (value.length > this.opts.maxMessageBytes) {
       throw new AuditInputError(`event is ${value.length} bytes even after truncation (limit ${this.opts.maxMessageBytes})`);
     }
     return { key: objectKey(record), value };
-  }
-
-  private encodeTruncated(record: AuditRecord, limit: number): Buffer {
-    const cut = truncateRecord(record, limit);
-    if (cut.length > 0) {
-      this.counters.truncated++;
-      this.log.warn({ fields: cut, limit, object: objectKey(record) }, 'audit event fields truncated');
-    }
-    return encodeRecord(record);
   }
 
   private async enqueue(p: Pending): Promise<void> {
@@ -301,6 +299,20 @@ export class AuditClient {
   stats(): AuditStats {
     return { ...this.counters, queued: this.queue.length };
   }
+}
+
+/** The encoded record with its fields cut to `limit` bytes (on a copy), and the names of what was cut. */
+function truncatedValue(built: AuditRecord, limit: number): { value: Buffer; cut: string[] } {
+  const record = copyForTruncation(built);
+  const cut = truncateRecord(record, limit);
+  return { value: encodeRecord(record), cut };
+}
+
+/** What truncateRecord changes (top-level fields, the maps, each change), copied; prototype-less maps stay so. */
+function copyForTruncation(r: AuditRecord): AuditRecord {
+  const changes = Object.create(null) as AuditRecord['changes'];
+  for (const k of Object.keys(r.changes)) changes[k] = { ...r.changes[k]! };
+  return { ...r, changes, metadata: Object.assign(Object.create(null) as AuditRecord['metadata'], r.metadata) };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,7 +1,19 @@
+/**
+ * An event `record()` refuses: a required field is missing, or the record would
+ * fail the consumer's checks (schemas/validate.ts) and be dead-lettered instead of
+ * stored. `problems` lists every reason; `object` is `type:id` when known. Counted
+ * in `stats().invalid`; `record()` rejects with it in `fail` mode only.
+ */
 export class AuditInputError extends Error {
-  constructor(message: string) {
+  readonly problems: readonly string[];
+  constructor(
+    message: string,
+    problems: readonly string[] = [message],
+    readonly object?: string,
+  ) {
     super(message);
     this.name = 'AuditInputError';
+    this.problems = problems;
   }
 }
 

@@ -1,11 +1,10 @@
-export * from './client';
-export * from './context';
-export * from './errors';
-export * from './build-record';
-export { DEFAULT_MASKED_FIELDS, MASK, maskValue, fieldMatcher } from './mask';
-export { TRUNCATED_MARKER_KEY } from './truncate';
-export type { AuditRecord, AuditAction, KnownAction } from '../schemas';
-export * from './http';
-export * from './auth';
-export * from './orm';
-export * from './process';
+/**
+ * Everything the producer offers, for code inside this repository. Apps import
+ * the package's entries instead (producer/entries/: `audit-pipeline/producer`,
+ * `/express`, `/fastify`, `/typeorm`, `/sequelize`), whose union this is.
+ */
+export * from './entries/producer';
+export * from './entries/express';
+export * from './entries/fastify';
+export * from './entries/typeorm';
+export * from './entries/sequelize';

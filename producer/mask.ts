@@ -48,7 +48,10 @@ function luhn(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-/** A deep copy of `value` with sensitive fields and card numbers masked. */
+/**
+ * A deep copy of `value` with sensitive fields and card numbers masked. Objects are
+ * copied without a prototype, so a key named `__proto__` stays an ordinary entry.
+ */
 export function maskValue(value: unknown, isSensitive: FieldMatcher, seen = new WeakSet<object>()): unknown {
   if (typeof value === 'string') return maskCardNumbers(value);
   if (value === null || typeof value !== 'object') return value;
@@ -56,7 +59,7 @@ export function maskValue(value: unknown, isSensitive: FieldMatcher, seen = new 
   if (seen.has(value)) return '[Circular]';
   seen.add(value);
   if (Array.isArray(value)) return value.map((v) => maskValue(v, isSensitive, seen));
-  const out: Record<string, unknown> = {};
+  const out = Object.create(null) as Record<string, unknown>;
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     out[k] = isSensitive(k) ? MASK : maskValue(v, isSensitive, seen);
   }

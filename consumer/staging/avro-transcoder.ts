@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { knownSchemaIds, schemaJson } from '../../schemas';
+import { MAX_OCCURRED_AT_MICROS, MIN_OCCURRED_AT_MICROS, knownSchemaIds, schemaJson } from '../../schemas';
 import type { LineArena } from './line-arena';
 import { COLUMN_TYPES, type StagedRow, jsonValueText, stagingKeyPrefix } from './staged-row';
 
@@ -139,8 +139,6 @@ const NULL = Buffer.from('null', 'latin1');
 const TRUE_BYTES = Buffer.from('true', 'latin1');
 const FALSE_BYTES = Buffer.from('false', 'latin1');
 const HEADER_BYTES = 5;
-const MIN_MICROS = Date.UTC(2000, 0, 1) * 1000;
-const MAX_MICROS = Date.UTC(2200, 0, 1) * 1000;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -202,7 +200,7 @@ function generateKernel(program: Program): Kernel {
         body += READ_LONG;
         // Avro ints are 32-bit; a larger varint would fail the INTEGER column (the general path dead-letters it).
         if (step.op === OP_INT) body += 'if(v<-2147483648||v>2147483647)return -1;';
-        if (step.role === ROLE_OCCURRED_AT) body += `if(v<${MIN_MICROS}||v>${MAX_MICROS})return -1;r.occurredAt=v;`;
+        if (step.role === ROLE_OCCURRED_AT) body += `if(v<${MIN_OCCURRED_AT_MICROS}||v>${MAX_OCCURRED_AT_MICROS})return -1;r.occurredAt=v;`;
         if (emit) body += 'o=writeInt(out,o,v);';
         break;
       case OP_OPT_INT:

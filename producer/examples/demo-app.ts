@@ -3,7 +3,8 @@
  * with the audit client exactly as an app would (context per request, explicit
  * events, login). Run by `npm run demo`.
  */
-import { AuditClient, runWithAuditContext } from '..';
+// In an app: import { AuditClient, runWithAuditContext } from 'audit-pipeline/producer';
+import { AuditClient, runWithAuditContext } from '../entries/producer';
 
 const run = process.env.AUDIT_DEMO_RUN ?? 'demo';
 const day = (d: number, h: number) => Date.UTC(2026, 0, 4 + d, h);

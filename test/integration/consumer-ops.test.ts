@@ -1,7 +1,7 @@
 /** Operations surface of the running service: metrics, liveness, readiness, structured logs, SIGTERM. */
 import { createServer } from 'node:net';
 import { produceEvents } from '../helpers/audit-store';
-import { isolatedEnv, startCli, waitExit } from '../helpers/infra';
+import { isolatedEnv, runCli, startCli, waitExit } from '../helpers/infra';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -63,5 +63,56 @@ describe('consumer operations (real Kafka, real S3)', () => {
     expect(stored.every((l) => l.reason === 'shutdown')).toBe(true);
     expect(stored.reduce((n, l) => n + (l.rows ?? 0), 0)).toBe(2000);
     expect(logs.at(-1)?.msg).toBe('stopped');
+  }, 120_000);
+});
+
+/** Lines of stderr, the last (possibly unterminated) one included. */
+const linesOf = (stderr: string) => stderr.split('\n').filter((l) => l !== '');
+
+describe('consumer start-up errors: configuration exit 2, an unreachable dependency exit 1, one line naming it', () => {
+  let closedPort = 0;
+  beforeAll(async () => {
+    closedPort = await freePort(); // nothing listens there once freePort has closed it
+  });
+
+  it.each([
+    [{ AUDIT_STORE_URL: 'ftp://x' }, /^audit-consumer: invalid configuration: AUDIT_STORE_URL: invalid store URL "ftp:\/\/x": unsupported scheme/],
+    [{ AUDIT_STORE_URL: 's3://Bad_Bucket/x' }, /^audit-consumer: invalid configuration: AUDIT_STORE_URL: invalid store URL .*bad bucket name/],
+    [{ AUDIT_FLUSH_MAX_RECORDS: 'many' }, /^audit-consumer: invalid configuration: AUDIT_FLUSH_MAX_RECORDS: /],
+    [{ AUDIT_S3_ENDPOINT: 'not a url' }, /^audit-consumer: invalid configuration: AUDIT_S3_ENDPOINT: /],
+  ])('configuration %j: one line naming the variable, exit 2', async (overrides, pattern) => {
+    const r = await runCli('consumer', ['--drain'], isolatedEnv('startup-config', overrides), 30_000);
+    expect({ code: r.code, lines: linesOf(r.stderr), stdout: r.stdout }).toEqual({ code: 2, lines: [expect.stringMatching(pattern)], stdout: '' });
+  });
+
+  it('a missing bucket on the real S3 server: one line naming it, exit 1, within seconds', async () => {
+    const vars = isolatedEnv('startup-bucket', { AUDIT_STORE_URL: 's3://no-such-bucket-for-audit-tests/x' });
+    const t0 = Date.now();
+    const r = await runCli('consumer', ['--drain'], vars, 60_000);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect({ code: r.code, lines: linesOf(r.stderr) }).toEqual({
+      code: 1,
+      lines: [`audit-consumer: storage unavailable: open s3://no-such-bucket-for-audit-tests failed: bucket no-such-bucket-for-audit-tests does not exist (endpoint ${vars.AUDIT_S3_ENDPOINT})`],
+    });
+  });
+
+  it('an unreachable S3 endpoint: one line naming it, exit 1', async () => {
+    const r = await runCli('consumer', ['--drain'], isolatedEnv('startup-s3', { AUDIT_S3_ENDPOINT: `http://127.0.0.1:${closedPort}` }), 60_000);
+    expect({ code: r.code, lines: linesOf(r.stderr) }).toEqual({
+      code: 1,
+      lines: [expect.stringMatching(new RegExp(`^audit-consumer: storage unavailable: open s3://audit failed: .*ECONNREFUSED.*\\(endpoint http://127\\.0\\.0\\.1:${closedPort}\\)$`))],
+    });
+  });
+
+  it('an unreachable broker port: its retries logged, then one line naming Kafka, exit 1, nothing misleading after', async () => {
+    const r = await runCli('consumer', ['--drain'], isolatedEnv('startup-kafka', { AUDIT_KAFKA_BROKERS: `127.0.0.1:${closedPort}` }), 110_000);
+    const lines = linesOf(r.stderr);
+    expect(r.code).toBe(1);
+    expect(lines.at(-1)).toMatch(new RegExp(`^audit-consumer: Kafka unavailable at 127\\.0\\.0\\.1:${closedPort} \\(AUDIT_KAFKA_BROKERS\\): .*ECONNREFUSED`));
+    // Everything before it is the client's structured retry log: no stack trace, no second error.
+    const logs = lines.slice(0, -1).map((l) => JSON.parse(l) as { msg: string; component?: string });
+    expect(logs.length).toBeGreaterThan(0);
+    expect(logs.filter((l) => l.component !== 'kafkajs')).toEqual([]);
+    expect(r.stderr).not.toMatch(/not initialized|final flush|\n\s+at /);
   }, 120_000);
 });

@@ -3,9 +3,11 @@
  * AuditClient -> Kafka -> audit-consumer --drain -> Parquet on S3 -> audit-query,
  * on each S3 server (MinIO and versitygw).
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
 import { AuditClient } from '../../producer';
 import { openStore, parseDataKey } from '../../storage';
 import { envOf, isolatedEnv, runCli, S3_SERVERS } from '../helpers/infra';
@@ -106,4 +108,84 @@ describe.each(S3_SERVERS)('pipeline end to end (real Kafka, real S3: $name)', ({
       await rm(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+/**
+ * What a new user hit (issue 12), end to end through the consumer's fast path and audit-query:
+ * backfilled old history is stored (not dead-lettered), an `after` with one 2 MB field keeps its
+ * other fields (so --as-of rebuilds the state), and `__proto__` keys of changes/metadata survive.
+ */
+describe('producer fixes, end to end (real Kafka, real S3)', () => {
+  const vars = isolatedEnv('e2e-fixes');
+  const id = randomUUID().slice(0, 8);
+  const OLD = `old-${id}`;
+  const BIG = `big-${id}`;
+  const PROTO = `proto-${id}`;
+  const at = (iso: string) => Date.parse(iso);
+  const query = async (args: string[]) => {
+    const res = await runCli('query', args, vars);
+    expect({ code: res.code, stderr: res.code === 0 ? '' : res.stderr }).toEqual({ code: 0, stderr: '' });
+    return res.stdout;
+  };
+  let stats: ReturnType<AuditClient['stats']>;
+
+  beforeAll(async () => {
+    const client = new AuditClient({ brokers: [vars.AUDIT_KAFKA_BROKERS!], topic: vars.AUDIT_TOPIC, sourceService: 'e2e-fixes' });
+    await client.record({ objectType: 'contract', objectId: OLD, action: 'create', occurredAt: '1970-01-01T00:00:00Z', after: { status: 'signed' } });
+    await client.record({ objectType: 'contract', objectId: OLD, action: 'update', occurredAt: '1999-01-01T12:00:00Z', changes: { status: { old: 'signed', new: 'renewed' } } });
+    // Refused in record(), never sent: the consumer would dead-letter it.
+    await client.record({ objectType: 'contract', objectId: OLD, action: 'update', occurredAt: '1969-12-31T23:59:59Z' });
+    await client.record({
+      objectType: 'invoice', objectId: BIG, action: 'create', occurredAt: at('2026-03-01T10:00:00Z'),
+      after: { status: 'paid', total: 1350, scan: { name: 'scan.pdf', data: 'A'.repeat(2 * 1024 * 1024) } },
+    });
+    await client.record({
+      objectType: 'doc', objectId: PROTO, action: 'update', occurredAt: at('2026-03-01T11:00:00Z'),
+      changes: JSON.parse('{"__proto__":{"old":"a","new":"b"},"title":{"old":"x","new":"y"}}') as Record<string, { old: unknown; new: unknown }>,
+      metadata: JSON.parse('{"__proto__":"kept","source":"form"}') as Record<string, string>,
+    });
+    expect(await client.flush(30_000)).toBe(true);
+    await client.close();
+    stats = client.stats();
+    const run = await runCli('consumer', ['--drain'], vars, 180_000);
+    if (run.code !== 0) throw new Error(`audit-consumer --drain exited ${run.code}: ${run.stderr.slice(-3000)}`);
+  }, 300_000);
+
+  it('stores backfilled history from 1970 on, and the producer refuses what the consumer would dead-letter', async () => {
+    expect(stats).toMatchObject({ delivered: 4, invalid: 1, truncated: 1, dropped: 0 });
+    const events = (await query(['--object', `contract:${OLD}`, '--format', 'ndjson'])).trim().split('\n').map((l) => JSON.parse(l) as { occurred_at: string });
+    expect(events.map((e) => e.occurred_at)).toEqual(['1970-01-01T00:00:00.000000Z', '1999-01-01T12:00:00.000000Z']);
+    const state = JSON.parse(await query(['--object', `contract:${OLD}`, '--as-of', '2000-01-01', '--format', 'json'])) as { state: unknown }[];
+    expect(state[0]!.state).toEqual({ status: 'renewed' });
+    // Nothing was dead-lettered.
+    const kafka = new Kafka({ clientId: 'e2e-fixes', brokers: [vars.AUDIT_KAFKA_BROKERS!], logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const topics = await admin.listTopics();
+      const dlq = `${vars.AUDIT_TOPIC}.dlq`;
+      const offsets = topics.includes(dlq) ? await admin.fetchTopicOffsets(dlq) : [];
+      expect(offsets.reduce((n, p) => n + Number(p.high), 0)).toBe(0);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  it('keeps the other fields of an after with one 2 MB field, so --as-of rebuilds the state', async () => {
+    const [event] = (await query(['--object', `invoice:${BIG}`, '--format', 'ndjson'])).trim().split('\n').map((l) => JSON.parse(l) as { metadata: Record<string, string> });
+    expect(event!.metadata['audit.truncated']).toBe('after.scan.data');
+    const [asOf] = JSON.parse(await query(['--object', `invoice:${BIG}`, '--as-of', '2026-03-02', '--format', 'json'])) as { state: { status: string; total: number; scan: { name: string; data: string } } }[];
+    expect(asOf!.state).toMatchObject({ status: 'paid', total: 1350, scan: { name: 'scan.pdf' } });
+    expect(asOf!.state.scan.data).toMatch(/^A+…\[truncated \d+ bytes\]$/);
+    expect(asOf!.state.scan.data.length).toBeLessThan(16 * 1024);
+  });
+
+  it('keeps "__proto__" keys of changes and metadata through the consumer and audit-query', async () => {
+    const line = (await query(['--object', `doc:${PROTO}`, '--format', 'ndjson'])).trim();
+    const event = JSON.parse(line) as { changes: Record<string, unknown>; metadata: Record<string, unknown> };
+    expect(Object.keys(event.changes).sort()).toEqual(['__proto__', 'title']);
+    expect(Object.getOwnPropertyDescriptor(event.changes, '__proto__')?.value).toEqual({ old: 'a', new: 'b' });
+    expect(Object.getOwnPropertyDescriptor(event.metadata, '__proto__')?.value).toBe('kept');
+    expect(event.metadata.source).toBe('form');
+  });
 });

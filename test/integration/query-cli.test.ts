@@ -358,7 +358,7 @@ describe('audit-query CLI on real S3 (every flag)', () => {
     });
 
     it('a bad store URL or configuration', async () => {
-      expectUsageError(await q(['--object', 'invoice:1'], { AUDIT_STORE_URL: 'ftp://example.com/x' }), /invalid store URL/);
+      expectUsageError(await q(['--object', 'invoice:1'], { AUDIT_STORE_URL: 'ftp://example.com/x' }), /invalid configuration: AUDIT_STORE_URL: invalid store URL/);
       expectUsageError(await q(['--object', 'invoice:1'], { AUDIT_S3_ENDPOINT: 'not a url' }), /invalid configuration/);
     });
   });

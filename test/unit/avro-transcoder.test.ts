@@ -129,7 +129,8 @@ describe('Avro staging transcoder (fast path)', () => {
       encodeRecord(sampleRecord({ object_id: '' })),
       encodeRecord(sampleRecord({ object_type: '' })),
       encodeRecord(sampleRecord({ action: '' })),
-      encodeRecord(sampleRecord({ occurred_at: 5 })),
+      encodeRecord(sampleRecord({ occurred_at: -5 })),
+      encodeRecord(sampleRecord({ occurred_at: Date.UTC(2200, 0, 1, 0, 0, 0, 1) * 1000 })),
       encodeRecord(sampleRecord({ changes: { '10': { old: '1', new: '2' }, b: { old: null, new: '3' } } })),
       encodeRecord(sampleRecord({ metadata: { '0': 'x' } })),
     ];

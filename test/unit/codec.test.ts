@@ -39,7 +39,7 @@ describe('Avro codec', () => {
   it('flags semantically invalid records', () => {
     expect(() => assertValidRecord(sampleRecord({ event_id: 'nope' }))).toThrow(InvalidRecordError);
     expect(() => assertValidRecord(sampleRecord({ object_id: '' }))).toThrow(/object_id is empty/);
-    expect(() => assertValidRecord(sampleRecord({ occurred_at: 5 }))).toThrow(/occurred_at out of range/);
+    expect(() => assertValidRecord(sampleRecord({ occurred_at: -5 }))).toThrow(/occurred_at out of range/);
     expect(() => assertValidRecord(sampleRecord())).not.toThrow();
   });
 });
