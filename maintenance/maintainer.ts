@@ -7,6 +7,7 @@ import {
   type DayState,
   type ObjectStore,
   DATA_PREFIX,
+  INDEX_PREFIX,
   SELF_CHECK_PREFIX,
   compactedFileName,
   encodeGeneration,
@@ -20,7 +21,7 @@ import { buildDayManifest } from '../query/index-build';
 import { doneClaims } from './claims';
 import type { CommittedOffsets } from './committed-offsets';
 import type { Compactor } from './compactor';
-import { writeExternalManifest } from './external-manifest';
+import { EXTERNAL_MANIFEST_PREFIX, writeExternalManifest } from './external-manifest';
 import { type MergeGroup, type MergedOutput, nextGeneration, planCleanup, planMerges } from './plan';
 import { dayObjects, lockedObjects, removeDay, retentionCutoff } from './retention';
 
@@ -90,12 +91,18 @@ export class Maintainer {
       days: 0, daysCompacted: 0, filesMerged: 0, filesWritten: 0, rowsWritten: 0, bytesWritten: 0, duplicatesDropped: 0,
       racesLost: 0, objectsDeleted: 0, daysExpired: 0, daysLocked: 0, claimsRemoved: 0, indexManifestsWritten: 0,
     };
-    const days = (await store.listPrefixes(''))
-      .filter((p) => p.startsWith(DATA_PREFIX) && isDt(p.slice(DATA_PREFIX.length, -1)))
-      .map((p) => p.slice(DATA_PREFIX.length, -1))
-      .filter((dt) => (range.since === null || dt >= range.since) && (range.until === null || dt <= range.until));
+    const inRange = (dt: string) => (range.since === null || dt >= range.since) && (range.until === null || dt <= range.until);
+    const daysUnder = async (prefix: string) =>
+      (await store.listPrefixes(prefix))
+        .map((p) => p.slice(prefix.length))
+        .filter((p) => p.startsWith(DATA_PREFIX) && isDt(p.slice(DATA_PREFIX.length, -1)))
+        .map((p) => p.slice(DATA_PREFIX.length, -1))
+        .filter(inRange);
+    const days = await daysUnder('');
     report.days = days.length;
-    const kept = await this.retention(days, report);
+    // Retention also sees days left with indexes or manifests only (a removal interrupted after their data went).
+    const leftovers = [...new Set([...(await daysUnder(INDEX_PREFIX)), ...(await daysUnder(EXTERNAL_MANIFEST_PREFIX))])].filter((dt) => !days.includes(dt));
+    const kept = (await this.retention([...days, ...leftovers].sort(), report)).filter((dt) => days.includes(dt));
     const committed = await this.committedOffsets();
     for (const dt of kept) {
       if (shouldStop()) break;
