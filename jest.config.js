@@ -6,5 +6,7 @@ module.exports = {
   // Integration tests share one broker and one S3 server: one file at a time.
   maxWorkers: 1,
   testTimeout: 120_000,
+  // Service data (.infra: PostgreSQL keeps *.snap files there) and scratch are not the project's modules or snapshots.
+  modulePathIgnorePatterns: ['<rootDir>/.infra/', '<rootDir>/.test-cache/', '<rootDir>/.ci/'],
   setupFiles: ['<rootDir>/test/helpers/setup-env.ts'],
 };
