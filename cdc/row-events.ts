@@ -47,11 +47,23 @@ export class ChangeDecoder {
   private txn: OpenTransaction | null = null;
   private readonly policies = new Map<number, { relation: Relation; policy: TablePolicy }>();
 
+  /**
+   * Primary key columns by relation OID, filled by the service from the catalog
+   * when a relation message arrives: the relation's own key flags are the
+   * replica identity, which under REPLICA IDENTITY FULL is every column.
+   */
+  readonly primaryKeys = new Map<number, readonly string[]>();
+
   constructor(
     private readonly mapping: CdcMapping,
     private readonly emit: (input: AuditEventInput) => void,
     private readonly onCommit: (commit: CommitInfo) => void,
   ) {}
+
+  /** The columns whose values make a row's object id. */
+  idColumns(relation: Relation, policy: TablePolicy): readonly string[] {
+    return policy.idColumns ?? this.primaryKeys.get(relation.relationOid) ?? (relation.replicaIdentity === 'full' ? [] : relation.keyColumns);
+  }
 
   /** Inside a transaction (between its begin and commit messages). */
   get inTransaction(): boolean {
@@ -108,7 +120,7 @@ export class ChangeDecoder {
       return;
     }
     this.stats.changes++;
-    const idColumns = policy.idColumns ?? relation.keyColumns;
+    const idColumns = this.idColumns(relation, policy);
     const keySource = newRow ?? oldRow ?? {};
     const objectId = idColumns.length > 0 ? joinKey(idColumns.map((c) => keySource[c])) : null;
     const metadata: Record<string, string> = { 'cdc.table': `${relation.schema}.${relation.name}`, 'cdc.lsn': txn.commitLsn, 'cdc.xid': String(txn.xid) };

@@ -9,7 +9,7 @@ import { formatLsn, parseLsn } from './lsn';
 import { loadMapping } from './mapping';
 import { createCdcMetrics, type CdcMetrics } from './metrics';
 import { ChangeDecoder } from './row-events';
-import { setupCapture, slotLag } from './setup';
+import { primaryKeyColumns, setupCapture, slotLag } from './setup';
 
 export class CdcReplicationError extends Error {
   constructor(message: string, override readonly cause?: unknown) {
@@ -29,6 +29,8 @@ interface Checkpoint {
 
 // The socket under pg-logical-replication's connection. The library pauses it the same way in its own
 // flow-control mode, which we cannot use: that mode queues data while keepalives overtake it (see README).
+type Incoming = { kind: 'data'; msg: Pgoutput.Message } | { kind: 'keepalive'; lsn: string; shouldRespond: boolean };
+
 interface PausableStream {
   pause(): void;
   resume(): void;
@@ -65,6 +67,7 @@ export class AuditCdcService {
   private timer: NodeJS.Timeout | null = null;
   private ops: Server | null = null;
   private sinceCheck = 0;
+  private backlog: Incoming[] | null = null;
   private delivered = 0;
   private invalid = 0;
   private counted = { transactions: 0, changes: 0, skipped: 0, malformedContexts: 0 };
@@ -137,28 +140,8 @@ export class AuditCdcService {
       throw err;
     }
 
-    this.repl.on('data', (_lsn: string, msg: Pgoutput.Message) => {
-      if (this.failed) return;
-      try {
-        this.decoder.handle(msg);
-        if (++this.sinceCheck >= 256) {
-          this.sinceCheck = 0;
-          this.applyBackpressure();
-        }
-      } catch (err) {
-        this.fail(new CdcReplicationError(`decoding ${msg.tag}: ${(err as Error).message}`, err));
-      }
-    });
-    this.repl.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
-      // Keepalives arrive in stream order: outside a transaction, everything up to the
-      // server's position has been read, so it can be confirmed once what came before is in Kafka.
-      if (!this.decoder.inTransaction) {
-        const at = parseLsn(lsn);
-        const last = this.checkpoints[this.checkpoints.length - 1];
-        if (at > (last?.lsn ?? this.confirmed)) this.checkpoints.push({ lsn: at, seq: this.client.stats().accepted, commitTime: null });
-      }
-      if (shouldRespond) this.advance(true);
-    });
+    this.repl.on('data', (_lsn: string, msg: Pgoutput.Message) => this.receive({ kind: 'data', msg }));
+    this.repl.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => this.receive({ kind: 'keepalive', lsn, shouldRespond }));
     this.repl.on('error', (err: Error) => this.fail(new CdcReplicationError(`replication: ${err.message}`, err)));
     this.repl.on('start', () => {
       this.started = true;
@@ -174,6 +157,56 @@ export class AuditCdcService {
       (err: Error) => this.fail(new CdcReplicationError(`replication: ${err.message}`, err)),
     );
     return this.done;
+  }
+
+  /**
+   * Everything from the stream, in stream order. A relation message makes the
+   * decoder wait for a catalog lookup (the table's primary key); what arrives
+   * meanwhile waits in `backlog`, keepalives included, so order is kept.
+   */
+  private receive(item: Incoming): void {
+    if (this.failed) return;
+    if (this.backlog) {
+      this.backlog.push(item);
+      return;
+    }
+    try {
+      if (item.kind === 'keepalive') return this.keepalive(item.lsn, item.shouldRespond);
+      const msg = item.msg;
+      if (msg.tag === 'relation') {
+        this.backlog = [];
+        this.stream()?.pause();
+        primaryKeyColumns(this.admin, msg.relationOid).then(
+          (columns) => {
+            this.decoder.primaryKeys.set(msg.relationOid, columns);
+            const waiting = this.backlog ?? [];
+            this.backlog = null;
+            if (!this.paused) this.stream()?.resume();
+            for (const next of waiting) this.receive(next);
+          },
+          (err: Error) => this.fail(new CdcReplicationError(`reading the primary key of ${msg.schema}.${msg.name}: ${err.message}`, err)),
+        );
+        return;
+      }
+      this.decoder.handle(msg);
+      if (++this.sinceCheck >= 256) {
+        this.sinceCheck = 0;
+        this.applyBackpressure();
+      }
+    } catch (err) {
+      this.fail(new CdcReplicationError(`decoding: ${(err as Error).message}`, err));
+    }
+  }
+
+  private keepalive(lsn: string, shouldRespond: boolean): void {
+    // Keepalives arrive in stream order: outside a transaction, everything up to the
+    // server's position has been read, so it can be confirmed once what came before is in Kafka.
+    if (!this.decoder.inTransaction) {
+      const at = parseLsn(lsn);
+      const last = this.checkpoints[this.checkpoints.length - 1];
+      if (at > (last?.lsn ?? this.confirmed)) this.checkpoints.push({ lsn: at, seq: this.client.stats().accepted, commitTime: null });
+    }
+    if (shouldRespond) this.advance(true);
   }
 
   /** Confirms to PostgreSQL every position whose events Kafka has acknowledged; sends a status at least every 10 s. */
@@ -213,7 +246,7 @@ export class AuditCdcService {
     const stream = this.stream();
     if (!stream) return;
     if (shouldPause) stream.pause();
-    else stream.resume();
+    else if (!this.backlog) stream.resume();
     this.paused = shouldPause;
     this.metrics.paused.set(shouldPause ? 1 : 0);
   }

@@ -124,5 +124,17 @@ export async function slotLag(db: Client, slot: string): Promise<{ bytes: number
     [slot],
   );
   const row = r.rows[0];
-  return row ? { bytes: Number(row.bytes ?? 0), active: row.active } : null;
+  // Confirmations name the byte after the last one processed, so an idle slot reads -1: caught up.
+  return row ? { bytes: Math.max(0, Number(row.bytes ?? 0)), active: row.active } : null;
+}
+
+/** The primary key columns of a table, in key order (empty without a primary key). */
+export async function primaryKeyColumns(db: Client, relationOid: number): Promise<string[]> {
+  const r = await db.query<{ attname: string }>(
+    `SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.n`,
+    [relationOid],
+  );
+  return r.rows.map((row) => row.attname);
 }
