@@ -140,7 +140,10 @@ export class ChangeDecoder {
       input.after = after;
       if (before && relation.replicaIdentity === 'full') {
         input.before = before;
-        input.changes = diffRows(before, after!);
+        // Diffed on the stored values, so a changed masked column is listed (as masked on both sides).
+        const changes = diffRows(this.image(oldRow!, policy, null, false), this.image(newRow!, policy, null, false));
+        for (const field of Object.keys(changes)) if (policy.isMasked(field)) changes[field] = { old: MASK, new: MASK };
+        input.changes = changes;
       } else {
         // REPLICA IDENTITY DEFAULT/INDEX: PostgreSQL logs no old image (cdc/README.md).
         metadata['cdc.before'] = 'unavailable';
@@ -202,7 +205,7 @@ export class ChangeDecoder {
   }
 
   /** The row as audited: columns filtered, values made JSON-friendly, the table's masked columns masked. */
-  private image(row: Row, policy: TablePolicy, unchanged: string[] | null): Row {
+  private image(row: Row, policy: TablePolicy, unchanged: string[] | null, mask = true): Row {
     const out: Row = {};
     for (const name of Object.keys(row)) {
       if (!policy.keepColumn(name)) continue;
@@ -211,7 +214,7 @@ export class ChangeDecoder {
         unchanged?.push(name);
         continue;
       }
-      out[name] = policy.isMasked(name) ? MASK : plainValue(v);
+      out[name] = mask && policy.isMasked(name) ? MASK : plainValue(v);
     }
     return out;
   }
