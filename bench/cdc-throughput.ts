@@ -16,7 +16,7 @@
  *                        AuditSubscriber publishing to Kafka, against the same saves without it;
  *                        capture CPU = CPU(with) - CPU(without), of the app process
  * Stitching (BENCH_STITCH_N transactions per variant, default 5,000, BENCH_ROUNDS interleaved
- * rounds, default 5; each transaction updates one row by primary key over one connection):
+ * rounds, default 20, variants in a different order each round; each transaction updates one row by primary key over one connection):
  *   none               - BEGIN; UPDATE; COMMIT on a table without the role trigger
  *   role trigger       - the same on a table with audit-cdc's role trigger (a write without app context)
  *   stitched           - beginWithAuditContext (BEGIN + context message, one round trip); UPDATE; COMMIT
@@ -45,7 +45,8 @@ const cfg = {
   changes: envNumber('BENCH_CDC_CHANGES', 200_000),
   txnRows: envNumber('BENCH_CDC_TXN_ROWS', 1000),
   stitchN: envNumber('BENCH_STITCH_N', 5000),
-  rounds: envNumber('BENCH_ROUNDS', 5),
+  rounds: envNumber('BENCH_ROUNDS', 20),
+  parts: (process.env.BENCH_CDC_PARTS ?? 'capture,stitch').split(','),
   pgUrl: process.env.BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:54329/audit_test',
   brokers: (process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092').split(','),
 };
@@ -259,7 +260,8 @@ async function benchStitching(db: Client): Promise<Record<StitchVariant, { p50: 
       for (const v of STITCH) for (let i = 0; i < 300; i++) await once(v, i);
       const perRound = Math.ceil(cfg.stitchN / cfg.rounds);
       for (let r = 0; r < cfg.rounds; r++) {
-        for (const v of STITCH) for (let i = 0; i < perRound; i++) samples[v].push(await once(v, r * perRound + i));
+        const order = [...STITCH.slice(r % STITCH.length), ...STITCH.slice(0, r % STITCH.length)];
+        for (const v of order) for (let i = 0; i < perRound; i++) samples[v].push(await once(v, r * perRound + i));
         log(`stitching round ${r + 1}/${cfg.rounds}`);
       }
     });
@@ -275,42 +277,56 @@ async function benchStitching(db: Client): Promise<Record<StitchVariant, { p50: 
 async function main(): Promise<void> {
   const db = new Client({ connectionString: cfg.pgUrl });
   await db.connect();
-  let cdc: CaptureResult;
-  let orm: Awaited<ReturnType<typeof benchTypeorm>>;
-  let stitch: Awaited<ReturnType<typeof benchStitching>>;
+  let cdc: CaptureResult | null = null;
+  let orm: Awaited<ReturnType<typeof benchTypeorm>> | null = null;
+  let stitch: Awaited<ReturnType<typeof benchStitching>> | null = null;
   try {
-    cdc = await benchCdc(db);
-    orm = await benchTypeorm();
-    stitch = await benchStitching(db);
+    if (cfg.parts.includes('capture')) {
+      cdc = await benchCdc(db);
+      orm = await benchTypeorm();
+    }
+    if (cfg.parts.includes('stitch')) stitch = await benchStitching(db);
   } finally {
     await db.end();
   }
   const f = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-  console.log(`\nCapture of ${f(cfg.changes)} inserted rows (transactions of ${cfg.txnRows}), ${cpus().length} cores, node ${process.version}`);
-  console.log(
-    table(
-      ['capture', 'changes/s', 'seconds', 'CPU s', 'CPU s per 1M changes'],
-      [
-        ['audit-cdc (own process, catching up from the slot)', `${f(cdc.changesPerSecond)} (${f(cdc.steadyChangesPerSecond ?? NaN)} after start-up)`, f(cdc.seconds, 2), f(cdc.cpuSeconds, 2), f(cdc.cpuSecondsPer1M, 1)],
-        ['  + PostgreSQL WAL sender (decoding)', '', '', f(cdc.walSenderCpuSeconds ?? NaN, 2), f(((cdc.walSenderCpuSeconds ?? NaN) / cfg.changes) * 1e6, 1)],
-        ['TypeORM save(), no auditing (app process)', f(orm.baseline.changesPerSecond), f(orm.baseline.seconds, 2), f(orm.baseline.cpuSeconds, 2), f(orm.baseline.cpuSecondsPer1M, 1)],
-        ['TypeORM save() + AuditSubscriber (app process)', f(orm.audited.changesPerSecond), f(orm.audited.seconds, 2), f(orm.audited.cpuSeconds, 2), f(orm.audited.cpuSecondsPer1M, 1)],
-        ['  = subscriber capture cost (difference)', '', f(orm.capture.seconds, 2), f(orm.capture.cpuSeconds, 2), f(orm.capture.cpuSecondsPer1M, 1)],
-      ],
-    ),
-  );
-  console.log(`(the app wrote the ${f(cfg.changes)} rows for audit-cdc with raw SQL, stitched, in ${f(cdc.appWriteSeconds ?? NaN, 2)} s)`);
-  console.log(`\nWrite path: one-row UPDATE transactions over one connection, ${f(cfg.stitchN)} per variant, ${cfg.rounds} interleaved rounds (µs per transaction)`);
-  const none = stitch.none.p50;
-  console.log(
-    table(
-      ['variant', 'p50 µs', 'p99 µs', 'mean µs', 'p50 vs none'],
-      STITCH.map((v) => [v, f(stitch[v].p50), f(stitch[v].p99), f(stitch[v].mean), `${f(((stitch[v].p50 - none) / none) * 100, 1)} %`]),
-    ),
-  );
+  if (cdc && orm) {
+    console.log(`\nCapture of ${f(cfg.changes)} inserted rows (transactions of ${cfg.txnRows}), ${cpus().length} cores, node ${process.version}`);
+    console.log(
+      table(
+        ['capture', 'changes/s', 'seconds', 'CPU s', 'CPU s per 1M changes'],
+        [
+          ['audit-cdc (own process, catching up from the slot)', `${f(cdc.changesPerSecond)} (${f(cdc.steadyChangesPerSecond ?? NaN)} after start-up)`, f(cdc.seconds, 2), f(cdc.cpuSeconds, 2), f(cdc.cpuSecondsPer1M, 1)],
+          ['  + PostgreSQL WAL sender (decoding)', '', '', f(cdc.walSenderCpuSeconds ?? NaN, 2), f(((cdc.walSenderCpuSeconds ?? NaN) / cfg.changes) * 1e6, 1)],
+          ['TypeORM save(), no auditing (app process)', f(orm.baseline.changesPerSecond), f(orm.baseline.seconds, 2), f(orm.baseline.cpuSeconds, 2), f(orm.baseline.cpuSecondsPer1M, 1)],
+          ['TypeORM save() + AuditSubscriber (app process)', f(orm.audited.changesPerSecond), f(orm.audited.seconds, 2), f(orm.audited.cpuSeconds, 2), f(orm.audited.cpuSecondsPer1M, 1)],
+          ['  = subscriber capture cost (difference)', '', f(orm.capture.seconds, 2), f(orm.capture.cpuSeconds, 2), f(orm.capture.cpuSecondsPer1M, 1)],
+        ],
+      ),
+    );
+    console.log(`(the app wrote the ${f(cfg.changes)} rows for audit-cdc with raw SQL, stitched, in ${f(cdc.appWriteSeconds ?? NaN, 2)} s)`);
+  }
+  if (stitch) {
+    const st = stitch;
+    console.log(`\nWrite path: one-row UPDATE transactions over one connection, ${f(cfg.stitchN)} per variant, ${cfg.rounds} interleaved rounds (µs per transaction)`);
+    const none = st.none.p50;
+    console.log(
+      table(
+        ['variant', 'p50 µs', 'p99 µs', 'mean µs', 'p50 vs none'],
+        STITCH.map((v) => [v, f(st[v].p50), f(st[v].p99), f(st[v].mean), `${f(((st[v].p50 - none) / none) * 100, 1)} %`]),
+      ),
+    );
+  }
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  // A partial run (BENCH_CDC_PARTS) keeps the other part's last figures.
   const out = join(ROOT, 'bench', 'results', 'cdc-throughput.json');
-  writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, config: { ...cfg, pgUrl: undefined }, cdc, typeorm: orm, stitching: stitch }, null, 2)}\n`);
+  let previous: { cdc?: unknown; typeorm?: unknown; stitching?: unknown } = {};
+  try {
+    previous = JSON.parse(readFileSync(out, 'utf8')) as typeof previous;
+  } catch {
+    // first run
+  }
+  writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: cpus().length, config: { ...cfg, pgUrl: undefined }, cdc: cdc ?? previous.cdc, typeorm: orm ?? previous.typeorm, stitching: stitch ?? previous.stitching }, null, 2)}\n`);
   log(`wrote ${out}`);
 }
 

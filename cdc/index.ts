@@ -4,7 +4,7 @@
  * The service itself is the `audit-cdc` command (cdc/cli.ts).
  */
 export { auditContextStatement } from './stitch/statement';
-export { beginWithAuditContext, emitAuditContext, withAuditTransaction } from './stitch/pg';
+export { beginWithAuditContext, capturedTables, emitAuditContext, withAuditTransaction } from './stitch/pg';
 export { CdcContextSubscriber, attachTypeormCdcContext } from './stitch/typeorm';
 export { sequelizeAuditTransaction } from './stitch/sequelize';
 export { CONTEXT_PREFIX, CONTEXT_SETTING } from './context-message';

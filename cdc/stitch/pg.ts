@@ -47,3 +47,16 @@ export async function withAuditTransaction<T>(db: Pool | Connection, fn: (client
     if (isPool(db)) (client as PoolClient).release();
   }
 }
+
+/**
+ * The tables a publication captures, as `table` (public schema) or `schema.table`:
+ * pass them to the ORM hooks' `exclude` so that a change audit-cdc records is
+ * not recorded a second time by the app (cdc/README.md, "One event per change").
+ */
+export async function capturedTables(db: Pool | Connection, publication = 'audit_cdc'): Promise<string[]> {
+  const r = await db.query<{ schemaname: string; tablename: string }>(
+    'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2',
+    [publication],
+  );
+  return r.rows.map((row) => (row.schemaname === 'public' ? row.tablename : `${row.schemaname}.${row.tablename}`));
+}

@@ -12,8 +12,8 @@ import express from 'express';
 import { Pool } from 'pg';
 import { DataTypes, Sequelize } from 'sequelize';
 import { DataSource, EntitySchema } from 'typeorm';
-import { attachTypeormCdcContext, sequelizeAuditTransaction, withAuditTransaction } from '../../cdc';
-import { auditExpress, runWithAuditContext, updateAuditContext } from '../../producer';
+import { attachTypeormCdcContext, capturedTables, sequelizeAuditTransaction, withAuditTransaction } from '../../cdc';
+import { attachTypeormAudit, auditExpress, runWithAuditContext, updateAuditContext } from '../../producer';
 import { CdcProcess, cdcEnv, dropCapture, parseJson, PG_URL, RecordReader } from '../helpers/cdc';
 import { FakeRecorder } from '../helpers/fake-recorder';
 
@@ -25,6 +25,7 @@ let cdc: CdcProcess;
 let server: Server;
 let ds: DataSource;
 let seq: Sequelize;
+const ormRecorder = new FakeRecorder();
 
 interface Item {
   id: number;
@@ -62,6 +63,8 @@ beforeAll(async () => {
   });
   await ds.initialize();
   attachTypeormCdcContext(ds);
+  // Both sources configured, as an app moving to audit-cdc would: the ORM hooks skip what the publication captures.
+  attachTypeormAudit(ds, ormRecorder, { exclude: await capturedTables(pool, vars.AUDIT_CDC_PUBLICATION) });
   seq = new Sequelize(PG_URL, { logging: false });
   seq.define('CdcItem', { id: { type: DataTypes.INTEGER, primaryKey: true }, status: DataTypes.TEXT, label: DataTypes.TEXT, internal: DataTypes.TEXT }, { tableName: table, timestamps: false });
 }, 120_000);
@@ -114,6 +117,9 @@ it('stitches the context onto TypeORM transactions (save) through the subscriber
   });
   const [e] = await reader.waitFor((r) => r.request_id === 'req-typeorm');
   expect(e).toMatchObject({ object_type: 'item', object_id: '100', action: 'create', actor_id: 'bob', actor_type: 'service', tenant_id: 'acme' });
+  // One event per change: the ORM subscriber, also attached, left the captured table to audit-cdc.
+  expect(await capturedTables(pool, vars.AUDIT_CDC_PUBLICATION)).toEqual([table]);
+  expect(ormRecorder.records).toHaveLength(0);
 });
 
 it('stitches the context onto Sequelize transactions through the wrapper', async () => {
