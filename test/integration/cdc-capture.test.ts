@@ -3,11 +3,23 @@
  * what the database does, however it is done, becomes audit events; what it
  * rolls back does not.
  */
+import { createServer } from 'node:net';
 import { Pool } from 'pg';
 import { CdcProcess, cdcEnv, dropCapture, parseJson, PG_URL, RecordReader, type ReadRecord } from '../helpers/cdc';
 
 const ROWS = 10_000;
 const { table, vars } = cdcEnv('capture');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
 const pool = new Pool({ connectionString: PG_URL, max: 2 });
 const reader = new RecordReader(vars.AUDIT_TOPIC!);
 let cdc: CdcProcess;
@@ -20,6 +32,7 @@ beforeAll(async () => {
   // Full before-images of updates and deletes (cdc/README.md, REPLICA IDENTITY).
   await pool.query(`ALTER TABLE "${table}" REPLICA IDENTITY FULL`);
   await reader.start();
+  vars.AUDIT_METRICS_PORT = String(await freePort());
   cdc = new CdcProcess(vars);
   await cdc.ready();
 
@@ -115,6 +128,19 @@ it('attributes changes made without app context to the database role, keyed obje
   expect([...who]).toEqual(['postgres|db_role|postgres|audit-cdc']);
   const keys = new Set(records.map((r) => `${r.object_type}:${r.object_id}`));
   expect(keys.has(`${table}:42`)).toBe(true);
+});
+
+it('serves health and the slot lag in bytes and seconds as Prometheus metrics', async () => {
+  const base = `http://127.0.0.1:${vars.AUDIT_METRICS_PORT}`;
+  expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  expect((await fetch(`${base}/readyz`)).status).toBe(200);
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  expect(value('audit_cdc_slot_lag_bytes')).toBeGreaterThanOrEqual(0);
+  expect(value('audit_cdc_lag_seconds')).toBeGreaterThanOrEqual(0);
+  expect(value('audit_cdc_changes_total')).toBe(records.length);
+  expect(value('audit_cdc_events_delivered_total')).toBe(records.length);
+  expect(value('audit_cdc_confirmed_lsn_bytes')).toBeGreaterThan(0);
 });
 
 it('confirms the slot past everything published (nothing left to replay)', async () => {
