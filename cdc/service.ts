@@ -105,7 +105,7 @@ export class AuditCdcService {
     this.decoder = new ChangeDecoder(
       mapping,
       (input) => void this.client.record(input),
-      (commit) => this.checkpoints.push({ lsn: parseLsn(commit.endLsn), seq: this.client.stats().accepted, commitTime: commit.commitTime }),
+      (commit) => this.checkpoint(parseLsn(commit.endLsn), commit.commitTime),
     );
     this.metrics = createCdcMetrics({
       slotLagBytes: async () => (this.admin ? ((await slotLag(this.admin, env.AUDIT_CDC_SLOT).catch(() => null))?.bytes ?? null) : null),
@@ -131,6 +131,8 @@ export class AuditCdcService {
         mapping: loadMapping(env.AUDIT_CDC_MAPPING),
       });
       this.log.info({ slot: env.AUDIT_CDC_SLOT, publication: env.AUDIT_CDC_PUBLICATION, ...setup }, 'capture set up');
+      // Stopped (SIGTERM) during setup: do not start reading.
+      if (this.stopping) return this.done;
       if (env.AUDIT_METRICS_PORT > 0) {
         this.ops = await startOpsServer(env.AUDIT_METRICS_PORT, this.metrics.registry, {
           live: () => this.failed === null,
@@ -138,6 +140,8 @@ export class AuditCdcService {
         });
       }
     } catch (err) {
+      // A SIGTERM during setup closes the connections under it: that is a stop, not a failure.
+      if (this.stopping) return this.done;
       await this.shutdown();
       throw err;
     }
@@ -206,9 +210,25 @@ export class AuditCdcService {
     if (!this.decoder.inTransaction) {
       const at = parseLsn(lsn);
       const last = this.checkpoints[this.checkpoints.length - 1];
-      if (at > (last?.lsn ?? this.confirmed)) this.checkpoints.push({ lsn: at, seq: this.client.stats().accepted, commitTime: null });
+      if (at > (last?.lsn ?? this.confirmed)) this.checkpoint(at, null);
     }
     if (shouldRespond) this.advance(true);
+  }
+
+  /**
+   * A position reached once every event accepted so far is delivered. Positions
+   * waiting for the same events collapse into one, so transactions that made no
+   * events (skipped tables) take no memory while Kafka is down.
+   */
+  private checkpoint(lsn: bigint, commitTime: bigint | null): void {
+    const seq = this.client.stats().accepted;
+    const last = this.checkpoints[this.checkpoints.length - 1];
+    if (last && last.seq === seq) {
+      last.lsn = lsn;
+      last.commitTime ??= commitTime; // the oldest commit waiting, for the lag
+    } else {
+      this.checkpoints.push({ lsn, seq, commitTime });
+    }
   }
 
   /** Confirms to PostgreSQL every position whose events Kafka has acknowledged; sends a status at least every 10 s. */
