@@ -80,6 +80,24 @@ export const envSchema = z.object({
   AUDIT_MAINTAIN_CONCURRENCY: intVar(16, 1),
   /** Tests only: the maintainer kills itself (SIGKILL) at this step, to prove a pass can die anywhere. */
   AUDIT_TEST_CRASH_AT: z.enum(['after-upload', 'before-commit', 'after-commit', 'mid-cleanup']).optional(),
+  // ---- audit-cdc (PostgreSQL change capture, cdc/README.md) ----
+  /** The database to capture (a role with REPLICATION, or a superuser, to create the slot and publication). */
+  AUDIT_CDC_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgresql:// URL').default('postgresql://postgres@localhost:5432/postgres'),
+  AUDIT_CDC_SLOT: z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ (PostgreSQL slot names)').default('audit_cdc'),
+  AUDIT_CDC_PUBLICATION: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'an SQL identifier').default('audit_cdc'),
+  /** Create the slot and publication when missing (false: they must exist). */
+  AUDIT_CDC_CREATE: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Tables of a publication audit-cdc creates (comma-separated, `schema.table` or `table`); unset = FOR ALL TABLES. */
+  AUDIT_CDC_PUBLICATION_TABLES: z.string().optional(),
+  /** Per-table mapping (object type, id columns, column include/exclude/mask, skip): JSON text, or `@/path/to/file.json`. */
+  AUDIT_CDC_MAPPING: z.string().optional(),
+  /** Install statement triggers that tag changes made without app context with the database role. */
+  AUDIT_CDC_ROLE_TRIGGERS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  AUDIT_CDC_SOURCE_SERVICE: z.string().min(1).default('audit-cdc'),
+  /** Events not yet acknowledged by Kafka beyond which reading the replication stream pauses. */
+  AUDIT_CDC_MAX_BUFFERED: intVar(20_000, 100),
+  /** How often Kafka deliveries are checked and the slot position confirmed. */
+  AUDIT_CDC_ACK_INTERVAL_MS: intVar(200, 10),
   AUDIT_CACHE_DIR: z.string().optional(),
 });
 

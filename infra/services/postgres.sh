@@ -4,6 +4,11 @@
 #
 #   endpoint  postgresql://postgres@127.0.0.1:$PG_PORT/$PG_DB (trust auth, no password)
 #   socket    $RUN_DIR/pg/.s.PGSQL.$PG_PORT
+#
+# wal_level=logical (and room for replication slots and WAL senders) so that
+# audit-cdc can read logical replication; set both on the command line of a
+# fresh start and with ALTER SYSTEM (kept in the data directory), so a server
+# started by an older copy of these scripts is switched over once by `up`.
 
 PG_DATA="$DATA_DIR/postgres"
 PG_SOCK_DIR="$RUN_DIR/pg"
@@ -78,10 +83,37 @@ postgres_describe() {
   if postgres_running; then echo "$version, user=postgres (trust), socket dir $PG_SOCK_DIR"; else echo "PostgreSQL (not started by these scripts)"; fi
 }
 
+PG_LOGICAL_SETTINGS=(wal_level=logical max_replication_slots=32 max_wal_senders=32)
+
+pg_sql() { "$(pg_bindir)/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "$1"; }
+
+# A server running with another wal_level (started before this setting existed)
+# is restarted once, quickly ("fast": open sessions are disconnected; clients of
+# the shared server reconnect). Idempotent: a no-op when already logical.
+postgres_ensure_logical() {
+  [[ "$(pg_sql "SHOW wal_level")" == logical ]] && return 0
+  local kv
+  for kv in "${PG_LOGICAL_SETTINGS[@]}"; do pg_sql "ALTER SYSTEM SET ${kv%%=*} = '${kv#*=}'" >/dev/null; done
+  postgres_running || die "postgres: wal_level is not logical and this server was not started by these scripts; set wal_level=logical and restart it"
+  log "postgres: restarting once to switch to wal_level=logical"
+  # As in postgres_start: the new server must inherit none of our fds (a caller waiting on our output would wait for it).
+  (
+    close_inherited_fds
+    as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -s -m fast -w -t "$START_TIMEOUT" restart </dev/null >/dev/null 2>>"$PG_LOG"
+  ) || die "postgres: restart for wal_level=logical failed, see $PG_LOG"
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until postgres_health; do
+    ((SECONDS < deadline)) || die "postgres not healthy after restart, see $PG_LOG"
+    sleep 0.2
+  done
+  [[ "$(pg_sql "SHOW wal_level")" == logical ]] || die "postgres: wal_level still not logical after restart"
+}
+
 # Creates the test database when missing (cheap: one query on every `up`).
 postgres_ensure() {
   local bin
   bin=$(pg_bindir)
+  postgres_ensure_logical
   if [[ "$("$bin/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" != 1 ]]; then
     "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$PG_DB" || die "postgres: could not create database $PG_DB"
@@ -113,7 +145,7 @@ postgres_start() {
     (
       close_inherited_fds
       as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -s -w -t "$START_TIMEOUT" \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_SOCK_DIR" \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories=$PG_SOCK_DIR ${PG_LOGICAL_SETTINGS[*]/#/-c }" \
         start </dev/null >/dev/null 2>>"$PG_LOG"
     ) || {
       show_log_tail "$PG_LOG"
