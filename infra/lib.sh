@@ -19,7 +19,7 @@ RUN_DIR="$INFRA_HOME/run"
 DATA_DIR="$INFRA_HOME/data"
 BIN_DIR="$INFRA_HOME/bin"
 
-ALL_SERVICES=(kafka s3 postgres)
+ALL_SERVICES=(kafka s3 postgres registry)
 
 # ---- versions, ports and credentials (all overridable from the environment) ----
 KAFKA_VERSION="${AUDIT_KAFKA_VERSION:-3.9.1}"
@@ -37,6 +37,9 @@ S3_USER="${AWS_ACCESS_KEY_ID:-minioadmin}"
 S3_PASSWORD="${AWS_SECRET_ACCESS_KEY:-minioadmin}"
 PG_PORT="${AUDIT_PG_PORT:-54329}"
 PG_DB="${AUDIT_PG_DB:-audit_test}"
+REGISTRY_VERSION="${AUDIT_REGISTRY_VERSION:-3.3.3}"
+REGISTRY_PORT="${AUDIT_REGISTRY_PORT:-8081}"
+REGISTRY_MGMT_PORT="${AUDIT_REGISTRY_MGMT_PORT:-9091}"
 # Seconds to wait for a service to become healthy / to exit after SIGTERM.
 START_TIMEOUT="${AUDIT_INFRA_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${AUDIT_INFRA_STOP_TIMEOUT:-60}"
@@ -76,7 +79,8 @@ parse_services() {
       kafka | s3 | postgres) SERVICES+=("$arg") ;;
       minio) SERVICES+=(s3) ;;
       pg | postgresql) SERVICES+=(postgres) ;;
-      *) die "unknown service '$arg' (expected: kafka, s3, postgres or all)" ;;
+      registry | apicurio | schema-registry) SERVICES+=(registry) ;;
+      *) die "unknown service '$arg' (expected: kafka, s3, postgres, registry or all)" ;;
     esac
   done
   if [[ ${#SERVICES[@]} -eq 0 ]]; then SERVICES=("${ALL_SERVICES[@]}"); fi
@@ -208,3 +212,5 @@ source "$INFRA_DIR/services/kafka.sh"
 source "$INFRA_DIR/services/s3.sh"
 # shellcheck source=services/postgres.sh
 source "$INFRA_DIR/services/postgres.sh"
+# shellcheck source=services/registry.sh
+source "$INFRA_DIR/services/registry.sh"

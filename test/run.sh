@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# `npm test`: starts the infrastructure the tests need (Kafka, MinIO, PostgreSQL),
+# `npm test`: starts the infrastructure the tests need (Kafka, MinIO, PostgreSQL,
+# the Apicurio schema registry; the Python reader of test/interop/ in a venv),
 # type-checks, builds, runs every test, and stops what it started.
 # Extra arguments go to jest (e.g. `npm test -- test/unit`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 started=()
-for svc in kafka s3 postgres; do
+for svc in kafka s3 postgres registry; do
   bash infra/health.sh "$svc" >/dev/null 2>&1 || started+=("$svc")
 done
 cleanup() {
@@ -14,7 +15,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bash infra/up.sh kafka s3 postgres
+bash infra/up.sh kafka s3 postgres registry
+# confluent-kafka's AvroDeserializer, the independent reader of registry-framed records.
+AUDIT_TEST_PYTHON="$(bash infra/pytools.sh)"
+export AUDIT_TEST_PYTHON
 npm run --silent typecheck
 npm run --silent build
 
