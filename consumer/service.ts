@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { type Env, brokers, dlqTopic } from '../config/env';
+import { type Env, brokers, dlqTopic, schemaRegistryConfig } from '../config/env';
+import { RegistryClient, RegistrySchemaIds } from '../schema-registry';
 import { kafkaLogCreator } from '../config/logger';
 import { openStore, type ObjectStore } from '../storage';
 import { deadLetterPublisher } from './dead-letter';
@@ -100,8 +101,11 @@ export class AuditConsumerService {
     await this.producer.connect();
     await this.consumer.connect();
 
+    const registry = schemaRegistryConfig(env);
+    if (registry) log.info({ url: registry.url }, 'schema ids resolved through the schema registry');
     this.sink = new AuditSink({
       topic,
+      schemaIds: registry ? new RegistrySchemaIds(new RegistryClient(registry), registry.retryMs, log) : undefined,
       store: this.store,
       writer: this.writer,
       commit: (partition, offset) => this.commit(partition, offset),
@@ -157,9 +161,10 @@ export class AuditConsumerService {
         try {
           await sink.append(batch.partition, batch.messages, heartbeat);
         } catch (err) {
-          // Storage stayed down past the retry budget (or a bug): stop without committing;
-          // a restart re-reads from the committed offsets and the claims give the same files.
-          log.error({ err: (err as Error).message, partition: batch.partition }, 'storing a cut failed; stopping');
+          // Storage or the schema registry stayed down past its retry budget (or a bug): stop
+          // without committing; a restart re-reads from the committed offsets and the claims
+          // give the same files.
+          log.error({ err: (err as Error).message, partition: batch.partition }, 'appending a batch failed; stopping');
           void this.stop(err as Error);
           return;
         }
