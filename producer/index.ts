@@ -9,3 +9,4 @@ export * from './http';
 export * from './auth';
 export * from './orm';
 export * from './process';
+export { SchemaIncompatibleError, SchemaRegistryRefusedError, SchemaRegistryUnavailableError } from '../schema-registry';

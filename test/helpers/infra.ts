@@ -7,6 +7,8 @@ export const ROOT = join(__dirname, '..', '..');
 export const KAFKA_BROKERS = process.env.AUDIT_TEST_KAFKA_BROKERS ?? 'localhost:9092';
 export const S3_ENDPOINT = process.env.AUDIT_TEST_S3_ENDPOINT ?? 'http://127.0.0.1:9000';
 export const S3_BUCKET = process.env.AUDIT_TEST_S3_BUCKET ?? 'audit';
+/** The shared schema registry started by test/run.sh (Apicurio's Confluent-compatible API). */
+export const SCHEMA_REGISTRY_URL = process.env.AUDIT_TEST_SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
 
 /** Environment of one isolated pipeline: its own topic, group and store prefix on the shared servers. */
 export function isolatedEnv(name: string, overrides: Record<string, string> = {}): Record<string, string> {
@@ -70,7 +72,7 @@ export async function runCli(bin: 'consumer' | 'query', args: string[], vars: Re
   return waitExit(startCli(bin, args, vars), timeoutMs);
 }
 
-export function runInfra(script: 'up' | 'down' | 'health', service: string): Promise<RunResult> {
-  const child = spawn('bash', [join(ROOT, 'infra', `${script}.sh`), service], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function runInfra(script: 'up' | 'down' | 'health', service: string, vars: Record<string, string> = {}): Promise<RunResult> {
+  const child = spawn('bash', [join(ROOT, 'infra', `${script}.sh`), service], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...vars } });
   return waitExit(child, 300_000);
 }
