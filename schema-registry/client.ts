@@ -49,7 +49,7 @@ export function registryErrorInfo(err: unknown): RegistryErrorInfo {
   const e = err as { status?: unknown; message?: unknown };
   const status = typeof e?.status === 'number' ? e.status : undefined;
   const raw = typeof e?.message === 'string' ? e.message : String(err);
-  const message = raw.replace(/^Confluent_Schema_Registry - /, '').replace(/\s+/g, ' ').trim();
+  const message = raw.replace(/^(Confluent_Schema_Registry|audit-pipeline) - /, '').replace(/\s+/g, ' ').trim();
   return { status, message };
 }
 
