@@ -118,7 +118,8 @@ export class RegistryClient {
 
   private async register(subject: string, schema: { type: SchemaType.AVRO; schema: string }, compatibility: COMPATIBILITY, mayRetry: boolean): Promise<number> {
     try {
-      return (await this.registry.register(schema, { subject, compatibility })).id;
+      // updateConfig: false, or the library pins a new subject to BACKWARD whatever the registry's global level.
+      return (await this.registry.register(schema, { subject, compatibility, updateConfig: false })).id;
     } catch (err) {
       const info = registryErrorInfo(err);
       // The library refuses to register unless the subject's own compatibility
