@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { type Env, brokers, dlqTopic, schemaRegistryConfig } from '../config/env';
-import { RegistryClient, RegistrySchemaIds } from '../schema-registry';
+import { RegistryClient, RegistrySchemaIds, SchemaRegistryUnavailableError } from '../schema-registry';
 import { kafkaLogCreator } from '../config/logger';
 import { openStore, type ObjectStore } from '../storage';
 import { deadLetterPublisher } from './dead-letter';
@@ -86,6 +86,21 @@ export class AuditConsumerService {
   async run(): Promise<void> {
     const { env, opts } = this;
     const log = opts.log;
+    const registry = schemaRegistryConfig(env);
+    let schemaIds: RegistrySchemaIds | undefined;
+    if (registry) {
+      const client = new RegistryClient(registry);
+      try {
+        await client.probe();
+      } catch (err) {
+        // A wrong URL or refused credentials stop start-up; a registry that is down does not:
+        // records wait for it only when their id is one the consumer has not resolved yet.
+        if (!(err instanceof SchemaRegistryUnavailableError)) throw err;
+        log.warn({ err: err.message }, 'schema registry unreachable at start-up; new schema ids will wait for it');
+      }
+      schemaIds = new RegistrySchemaIds(client, registry.retryMs, log);
+      log.info({ url: registry.url }, 'schema ids resolved through the schema registry');
+    }
     await this.store.check();
     this.writer = await ParquetWriter.create({
       rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
@@ -101,11 +116,9 @@ export class AuditConsumerService {
     await this.producer.connect();
     await this.consumer.connect();
 
-    const registry = schemaRegistryConfig(env);
-    if (registry) log.info({ url: registry.url }, 'schema ids resolved through the schema registry');
     this.sink = new AuditSink({
       topic,
-      schemaIds: registry ? new RegistrySchemaIds(new RegistryClient(registry), registry.retryMs, log) : undefined,
+      schemaIds,
       store: this.store,
       writer: this.writer,
       commit: (partition, offset) => this.commit(partition, offset),

@@ -134,6 +134,34 @@ export class RegistryClient {
     }
   }
 
+  /**
+   * Start-up check of the URL and credentials: `GET /subjects` must answer 200.
+   * Without it, a URL missing its API path (Apicurio's `/apis/ccompat/v7`) would
+   * answer 404 for every id, and every registry-framed record would be
+   * dead-lettered as "not in the schema registry". Throws
+   * SchemaRegistryRefusedError (one line) for a wrong URL or refused credentials,
+   * SchemaRegistryUnavailableError when nothing answers.
+   */
+  async probe(): Promise<void> {
+    const headers: Record<string, string> = { accept: 'application/vnd.schemaregistry.v1+json, application/json' };
+    const { auth } = this.config;
+    if (auth.kind === 'basic') headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+    if (auth.kind === 'bearer') headers.authorization = `Bearer ${auth.token}`;
+    let status: number;
+    try {
+      const res = await fetch(`${this.config.url.replace(/\/+$/, '')}/subjects`, { headers, signal: AbortSignal.timeout(10_000) });
+      status = res.status;
+      await res.body?.cancel();
+    } catch (err) {
+      throw new SchemaRegistryUnavailableError(`schema registry ${this.config.url} unreachable: ${(err as Error).message}`, err);
+    }
+    if (status >= 500) throw new SchemaRegistryUnavailableError(`schema registry ${this.config.url} unavailable (GET /subjects: HTTP ${status})`);
+    if (status === 401 || status === 403) throw new SchemaRegistryRefusedError(`schema registry ${this.config.url} refused the credentials (HTTP ${status})`, status);
+    if (status !== 200) {
+      throw new SchemaRegistryRefusedError(`${this.config.url} does not answer as a Confluent-compatible schema registry (GET /subjects: HTTP ${status}; Apicurio's API is under /apis/ccompat/v7)`, status);
+    }
+  }
+
   /** The writer schema with this id, or null when the registry has no such id. */
   async schemaById(id: number): Promise<avro.Type | null> {
     try {

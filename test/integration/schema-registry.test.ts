@@ -120,7 +120,7 @@ describe('schema registry interop (real Kafka, real S3, Apicurio Registry, confl
     expect(await drainAndAudit(vars, produced)).toEqual({ expected: 200, stored: 200, lost: 0, duplicated: 0, unexpected: 0 });
   }, 120_000);
 
-  it('old framing and single-object encoding on one topic are all stored, with and without a registry', async () => {
+  it('old framing and single-object encoding on one topic are all stored, with and without a registry; unplaceable records are dead-lettered with their framing', async () => {
     for (const registry of [false, true]) {
       const vars = isolatedEnv(`framings-${registry ? 'reg' : 'noreg'}`, registry ? { ...FAST, AUDIT_SCHEMA_REGISTRY_URL: SCHEMA_REGISTRY_URL } : FAST);
       const producer = await rawProducer();
@@ -138,10 +138,26 @@ describe('schema registry interop (real Kafka, real S3, Apicurio Registry, confl
         ][i % 4]!;
         messages.push({ key: `invoice:${rec.object_id}`, value });
       }
+      // And two that no reader can place: dead-lettered, with their framing in the headers.
+      const unknownFingerprint = Buffer.concat([Buffer.from([0xc3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]), encodeRecord(richRecord(9001)).subarray(10)]);
+      const unknownId = encodeRecord(richRecord(9002), 2, confluentHeader(987654));
+      messages.push({ key: 'poison-fingerprint', value: unknownFingerprint }, { key: 'poison-id', value: unknownId });
       await producer.send({ topic: vars.AUDIT_TOPIC!, messages });
       await producer.disconnect();
       expect(await drainAndAudit(vars, produced)).toEqual({ expected: 2000, stored: 2000, lost: 0, duplicated: 0, unexpected: 0 });
-      expect(await readTopic(`${vars.AUDIT_TOPIC}.dlq`, 0, 3000)).toEqual([]);
+      const dlq = await readTopic(`${vars.AUDIT_TOPIC}.dlq`, 2, 30_000);
+      const byKey = new Map(dlq.map((m) => [m.headers['audit-dlq-original-key'], m.headers]));
+      expect(dlq).toHaveLength(2);
+      expect(byKey.get('poison-fingerprint')).toMatchObject({
+        'audit-dlq-framing': 'single-object',
+        'audit-dlq-schema-fingerprint': '0102030405060708',
+        'audit-dlq-error': expect.stringMatching(/unknown audit schema fingerprint 0102030405060708/),
+      });
+      expect(byKey.get('poison-id')).toMatchObject({
+        'audit-dlq-framing': 'confluent',
+        'audit-dlq-schema-id': '987654',
+        'audit-dlq-error': expect.stringMatching(registry ? /schema id 987654 is not in the schema registry/ : /unknown audit schema id 987654/),
+      });
     }
   }, 240_000);
 
@@ -199,6 +215,13 @@ describe('schema registry interop (real Kafka, real S3, Apicurio Registry, confl
     expect(await drainAndAudit(vars, produced)).toEqual({ expected: 500, stored: 500, lost: 0, duplicated: 0, unexpected: 0 });
     expect(await readTopic(`${topic}.dlq`, 0, 3000)).toEqual([]);
   }, 240_000);
+
+  it('the consumer refuses at start-up, in one line, a registry URL that is not a registry', async () => {
+    const vars = isolatedEnv('registry-badurl', { AUDIT_SCHEMA_REGISTRY_URL: SCHEMA_REGISTRY_URL.replace('/apis/ccompat/v7', '') });
+    const r = await runCli('consumer', ['--drain'], vars, 60_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^audit-consumer: http:\/\/\S+ does not answer as a Confluent-compatible schema registry \(GET \/subjects: HTTP 404[^\n]*$/m);
+  }, 90_000);
 
   it('an incompatible schema change is refused at producer start-up with a one-line error, before anything is sent', async () => {
     const topic = `test.incompatible-${randomUUID().slice(0, 8)}`;

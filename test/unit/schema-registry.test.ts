@@ -135,6 +135,22 @@ describe('registry client', () => {
   });
 });
 
+describe('registry start-up probe', () => {
+  it('accepts a registry, refuses a URL that is not one (one line), and reports one that is down as unavailable', async () => {
+    const reg = await fakeRegistry((req) => (req.url === '/apis/ccompat/v7/subjects' ? { status: 200, body: [] } : { status: 404, body: { message: 'RESTEASY003210: Could not find resource' } }));
+    try {
+      await expect(new RegistryClient(config(`${reg.url}/apis/ccompat/v7`, { kind: 'bearer', token: 'x' })).probe()).resolves.toBeUndefined();
+      expect(reg.seen[0]).toMatchObject({ url: '/apis/ccompat/v7/subjects', authorization: 'Bearer x' });
+      const err = await new RegistryClient(config(reg.url)).probe().then(() => null, (e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(SchemaRegistryRefusedError);
+      expect(err!.message).toMatch(/does not answer as a Confluent-compatible schema registry \(GET \/subjects: HTTP 404/);
+    } finally {
+      await close(reg.server);
+    }
+    await expect(new RegistryClient(config(reg.url)).probe()).rejects.toBeInstanceOf(SchemaRegistryUnavailableError);
+  });
+});
+
 describe('consumer id cache', () => {
   it('maps registry schemas to our versions by canonical fingerprint, whatever their doc or defaults', async () => {
     const docless = { ...(schemaJson(1) as object), doc: 'registered by someone else' };
