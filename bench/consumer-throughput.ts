@@ -8,7 +8,12 @@
  *   npm run build && node dist/bench/consumer-throughput.js
  *   BENCH_EVENTS=1000000 (default) BENCH_RUNS=2; BENCH_TOPIC=<existing topic> skips producing
  *
- * Needs the local services (bash infra/up.sh kafka s3) and kcat (Debian package;
+ * Registry on vs off: the same events are also produced to a second topic framed
+ * with a schema registry's id (BENCH_SCHEMA_REGISTRY_URL, default the local
+ * Apicurio of infra/up.sh registry; BENCH_REGISTRY=0 skips it), and the consumer
+ * reads it with AUDIT_SCHEMA_REGISTRY_URL, interleaved with the run without.
+ *
+ * Needs the local services (bash infra/up.sh kafka s3 registry) and kcat (Debian package;
  * installed here with apt-get when missing and running as root).
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -16,13 +21,16 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CompressionTypes, Kafka, logLevel, Partitioners } from 'kafkajs';
-import { encodeRecord, CURRENT_SCHEMA_ID, type AuditRecord } from '../schemas';
+import { encodeRecord, CURRENT_SCHEMA_ID, singleObjectHeader, type AuditRecord } from '../schemas';
+import { RegistryClient, registerWriterSchema } from '../schema-registry';
 
 const ROOT = join(__dirname, '..', '..');
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 2);
 const BROKERS = process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092';
 const ENDPOINT = process.env.AUDIT_S3_ENDPOINT ?? 'http://127.0.0.1:9000';
+const REGISTRY_URL = process.env.BENCH_SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
+const WITH_REGISTRY = process.env.BENCH_REGISTRY !== '0';
 
 function ensureKcat(): string {
   try {
@@ -66,7 +74,7 @@ function record(i: number): AuditRecord {
   };
 }
 
-async function produce(topic: string): Promise<number> {
+async function produce(topic: string, header: Buffer = singleObjectHeader(CURRENT_SCHEMA_ID)): Promise<number> {
   const kafka = new Kafka({ clientId: 'bench-producer', brokers: BROKERS.split(','), logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
@@ -80,7 +88,7 @@ async function produce(topic: string): Promise<number> {
     const messages = [];
     for (let j = i; j < Math.min(EVENTS, i + batch); j++) {
       const r = record(j);
-      const value = encodeRecord(r);
+      const value = encodeRecord(r, CURRENT_SCHEMA_ID, header);
       bytes += value.length;
       messages.push({ key: `${r.object_type}:${r.object_id}`, value });
     }
@@ -138,6 +146,7 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
   const kcat = ensureKcat();
   let topic = process.env.BENCH_TOPIC;
+  let registryTopic: string | null = null;
   let bytes: number | null = null;
   if (topic) {
     console.log(`reading the existing topic ${topic} (BENCH_EVENTS=${EVENTS} must match its size)`);
@@ -146,6 +155,13 @@ async function main(): Promise<void> {
     console.log(`producing ${EVENTS.toLocaleString()} events to ${topic} ...`);
     bytes = await produce(topic);
     console.log(`produced ${(bytes / 1e6).toFixed(1)} MB (${Math.round(bytes / EVENTS)} bytes/event on the wire)`);
+    if (WITH_REGISTRY) {
+      registryTopic = `${topic}.registry`;
+      const client = new RegistryClient({ url: REGISTRY_URL, auth: { kind: 'none' }, subjectStrategy: 'topic', retryMs: 30_000 });
+      const writer = await registerWriterSchema(client, registryTopic, 'topic');
+      console.log(`producing the same events to ${registryTopic}, framed with registry id ${writer.id} ...`);
+      await produce(registryTopic, writer.header);
+    }
   }
 
   const consumerEnv: NodeJS.ProcessEnv = {
@@ -156,7 +172,7 @@ async function main(): Promise<void> {
     AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'minioadmin',
     AUDIT_LOG_LEVEL: 'warn',
   };
-  const runs: Record<'kcat' | 'kafkajs' | 'consumer', RunResult[]> = { kcat: [], kafkajs: [], consumer: [] };
+  const runs: Record<'kcat' | 'kafkajs' | 'consumer' | 'consumerRegistry', RunResult[]> = { kcat: [], kafkajs: [], consumer: [], consumerRegistry: [] };
   for (let run = 0; run < RUNS; run++) {
     runs.kcat.push(await timed(kcat, ['-C', '-b', BROKERS, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%s\n'], process.env, true));
     runs.kafkajs.push(await timed(process.execPath, [join(ROOT, 'dist', 'bench', 'lib', 'kafkajs-drain.js'), topic], { ...process.env, AUDIT_KAFKA_BROKERS: BROKERS }));
@@ -169,17 +185,31 @@ async function main(): Promise<void> {
         AUDIT_STORE_URL: `s3://audit/bench/consumer-${id}`,
       }),
     );
+    if (registryTopic) {
+      runs.consumerRegistry.push(
+        await timed(process.execPath, [join(ROOT, 'dist', 'consumer', 'cli.js'), '--drain'], {
+          ...process.env,
+          ...consumerEnv,
+          AUDIT_TOPIC: registryTopic,
+          AUDIT_SCHEMA_REGISTRY_URL: REGISTRY_URL,
+          AUDIT_CONSUMER_GROUP: `bench-registry-${id}`,
+          AUDIT_STORE_URL: `s3://audit/bench/consumer-registry-${id}`,
+        }),
+      );
+    }
   }
   const med = (rs: RunResult[], f: (r: RunResult) => number) => median(rs.map(f));
   const k = med(runs.kcat, (r) => r.eventsPerSecond);
   const j = med(runs.kafkajs, (r) => r.eventsPerSecond);
   const c = med(runs.consumer, (r) => r.eventsPerSecond);
   const rss = Math.max(...runs.consumer.map((r) => r.peakRssMb));
-  const rows = [
+  const rows: [string, RunResult[]][] = [
     ['kcat -> /dev/null (broker ceiling)', runs.kcat],
     ['kafkajs, messages dropped (client ceiling)', runs.kafkajs],
     ['audit-consumer --drain (Kafka -> Parquet -> S3)', runs.consumer],
-  ] as const;
+  ];
+  if (runs.consumerRegistry.length > 0) rows.push(['audit-consumer --drain, registry ids', runs.consumerRegistry]);
+  const cr = runs.consumerRegistry.length > 0 ? med(runs.consumerRegistry, (r) => r.eventsPerSecond) : null;
   console.log(`\n${EVENTS.toLocaleString()} events, median of ${RUNS} runs, ${require('node:os').cpus().length} cores, node ${process.version}`);
   console.log('reader                                           events/s   seconds  CPU s  peak RSS MB  vs kcat  vs kafkajs');
   for (const [name, rs] of rows) {
@@ -189,6 +219,7 @@ async function main(): Promise<void> {
     );
   }
   const targets = { eventsPerSecond: c >= 100_000, shareOfKcat: c / k >= 0.5, peakRssMb: rss <= 512 };
+  if (cr !== null) console.log(`registry on vs off: ${((cr / c) * 100).toFixed(1)}% of the events/s without (medians; runs interleaved)`);
   console.log(`targets: >=100k events/s ${targets.eventsPerSecond ? 'met' : 'MISSED'}; >=50% of kcat ${targets.shareOfKcat ? 'met' : 'MISSED'} (kafkajs alone reaches ${((j / k) * 100).toFixed(0)}%); RSS <=512 MB ${targets.peakRssMb ? 'met' : 'MISSED'}`);
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   const out = join(ROOT, 'bench', 'results', 'consumer-throughput.json');
@@ -203,7 +234,9 @@ async function main(): Promise<void> {
         events: EVENTS,
         wireBytes: bytes,
         runs,
-        median: { kcatEventsPerSecond: k, kafkajsEventsPerSecond: j, consumerEventsPerSecond: c },
+        median: { kcatEventsPerSecond: k, kafkajsEventsPerSecond: j, consumerEventsPerSecond: c, consumerRegistryEventsPerSecond: cr },
+        registryOnVsOff: cr === null ? null : cr / c,
+        registryUrl: registryTopic ? REGISTRY_URL : null,
         ratioToKcat: c / k,
         ratioToKafkajs: c / j,
         kafkajsRatioToKcat: j / k,

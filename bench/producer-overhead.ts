@@ -14,16 +14,18 @@
  * BENCH_WARMUP (500) warm-up requests; latency is measured by the client:
  *   baseline    - no auditing
  *   audit       - auditExpress(client) (one `request` event per request to Kafka)
+ *   audit-registry - the same with a schema registry (records framed with its id)
  *   hooks-only  - the same middleware with a recorder that builds and encodes the record but sends nothing
  *   sync-pg     - the handler awaits an INSERT of the audit row into PostgreSQL before answering
  * ORM: TypeORM `repository.save()` of a new row, BENCH_ORM_N (2000) each:
  *   baseline    - no subscriber
  *   audit       - the AuditSubscriber (event held until commit, then to Kafka)
+ *   audit-registry - the same with a schema registry
  *   hooks-only  - the same subscriber, record built and encoded but not sent
  *   sync-pg     - save + INSERT of the audit row in the same transaction
  *
  * Environment: BENCH_HTTP_N, BENCH_ORM_N, BENCH_ROUNDS, BENCH_WARMUP, BENCH_PG_HOST/PORT/USER/DATABASE,
- * AUDIT_KAFKA_BROKERS. Writes bench/results/producer-overhead.json.
+ * AUDIT_KAFKA_BROKERS, BENCH_SCHEMA_REGISTRY_URL (default: the local Apicurio of infra/up.sh registry). Writes bench/results/producer-overhead.json.
  */
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -64,15 +66,21 @@ const cfg = {
     database: process.env.BENCH_PG_DATABASE ?? 'audit_test',
   },
   brokers: (process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092').split(','),
+  registryUrl: process.env.BENCH_SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7',
 };
 const run = randomUUID().slice(0, 8);
 const AUDIT_TABLE = `bench_audit_sync_${run}`;
 const ITEM_TABLE = `bench_item_${run}`;
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
-type Variant = 'baseline' | 'audit' | 'hooks-only' | 'sync-pg';
-const VARIANTS: readonly Variant[] = ['baseline', 'audit', 'hooks-only', 'sync-pg'];
-const emptySamples = (): Record<Variant, number[]> => ({ baseline: [], audit: [], 'hooks-only': [], 'sync-pg': [] });
+type Variant = 'baseline' | 'audit' | 'audit-registry' | 'hooks-only' | 'sync-pg';
+const VARIANTS: readonly Variant[] = ['baseline', 'audit', 'audit-registry', 'hooks-only', 'sync-pg'];
+const emptySamples = (): Record<Variant, number[]> => ({ baseline: [], audit: [], 'audit-registry': [], 'hooks-only': [], 'sync-pg': [] });
+
+interface Clients {
+  audit: AuditClient;
+  registry: AuditClient;
+}
 
 /**
  * The `hooks-only` variant: the same hooks with a recorder that builds, masks and
@@ -136,9 +144,10 @@ function printTable(title: string, s: Record<Variant, Summary>): void {
 
 // ---- HTTP ----
 
-async function startApp(variant: Variant, client: AuditClient, pool: Pool): Promise<{ server: Server; port: number }> {
+async function startApp(variant: Variant, clients: Clients, pool: Pool): Promise<{ server: Server; port: number }> {
   const app = express();
-  if (variant === 'audit') app.use(auditExpress(client));
+  if (variant === 'audit') app.use(auditExpress(clients.audit));
+  if (variant === 'audit-registry') app.use(auditExpress(clients.registry));
   if (variant === 'hooks-only') app.use(auditExpress(encodeOnly));
   app.get('/orders/:id', async (req, res) => {
     if (variant === 'sync-pg') {
@@ -191,9 +200,9 @@ async function loadGenerator(ports: Record<Variant, number>): Promise<Record<Var
   return samples;
 }
 
-async function benchHttp(client: AuditClient, pool: Pool): Promise<Record<Variant, number[]>> {
+async function benchHttp(clients: Clients, pool: Pool): Promise<Record<Variant, number[]>> {
   const apps = {} as Record<Variant, { server: Server; port: number }>;
-  for (const v of VARIANTS) apps[v] = await startApp(v, client, pool);
+  for (const v of VARIANTS) apps[v] = await startApp(v, clients, pool);
   try {
     const ports = Object.fromEntries(VARIANTS.map((v) => [v, apps[v].port])) as Record<Variant, number>;
     const child = fork(__filename, ['--load-generator', JSON.stringify(ports)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -239,11 +248,18 @@ async function syncAuditInsert(m: EntityManager, item: Item): Promise<void> {
   );
 }
 
-async function benchOrm(client: AuditClient): Promise<{ samples: Record<Variant, number[]>; subscriberFailed: number }> {
-  const ds = { baseline: dataSource(true), audit: dataSource(false), 'hooks-only': dataSource(false), 'sync-pg': dataSource(false) } as Record<Variant, DataSource>;
+async function benchOrm(clients: Clients): Promise<{ samples: Record<Variant, number[]>; subscriberFailed: number }> {
+  const ds = {
+    baseline: dataSource(true),
+    audit: dataSource(false),
+    'audit-registry': dataSource(false),
+    'hooks-only': dataSource(false),
+    'sync-pg': dataSource(false),
+  } as Record<Variant, DataSource>;
   await ds.baseline.initialize(); // creates the table
   for (const v of VARIANTS) if (!ds[v].isInitialized) await ds[v].initialize();
-  const subscriber = attachTypeormAudit(ds.audit, client);
+  const subscriber = attachTypeormAudit(ds.audit, clients.audit);
+  const registrySubscriber = attachTypeormAudit(ds['audit-registry'], clients.registry);
   attachTypeormAudit(ds['hooks-only'], encodeOnly);
   const repos = Object.fromEntries(VARIANTS.map((v) => [v, ds[v].getRepository(ItemSchema)])) as Record<Variant, Repository<Item>>;
   const write = async (v: Variant, i: number): Promise<number> => {
@@ -271,11 +287,18 @@ async function benchOrm(client: AuditClient): Promise<{ samples: Record<Variant,
     await ds.baseline.query(`DROP TABLE IF EXISTS ${ITEM_TABLE}`).catch(() => undefined);
     for (const v of VARIANTS) await ds[v].destroy();
   }
-  return { samples, subscriberFailed: subscriber.stats.failed };
+  return { samples, subscriberFailed: subscriber.stats.failed + registrySubscriber.stats.failed };
 }
 
 async function main(): Promise<void> {
-  const client = new AuditClient({ brokers: cfg.brokers, topic: `bench.producer-overhead-${run}`, sourceService: 'bench' });
+  const client = new AuditClient({ brokers: cfg.brokers, topic: `bench.producer-overhead-${run}`, sourceService: 'bench', schemaRegistry: null });
+  const registryClient = new AuditClient({
+    brokers: cfg.brokers,
+    topic: `bench.producer-overhead-registry-${run}`,
+    sourceService: 'bench',
+    schemaRegistry: { url: cfg.registryUrl, auth: { kind: 'none' }, subjectStrategy: 'topic', retryMs: 30_000 },
+  });
+  const clients: Clients = { audit: client, registry: registryClient };
   const pool = new Pool({ ...cfg.pg, max: 2 });
   await pool.query(
     `CREATE TABLE ${AUDIT_TABLE} (
@@ -283,37 +306,42 @@ async function main(): Promise<void> {
       actor_id text, request_id text, ip inet, user_agent text, http_method text, http_path text, http_status smallint,
       before jsonb, after jsonb, metadata jsonb)`,
   );
-  // Connect the producer before measuring (the first send opens the connection).
-  await client.record({ objectType: 'bench', objectId: run, action: 'custom' });
-  await client.flush(30_000);
+  // Connect the producers (and register the schema) before measuring.
+  await client.start();
+  await registryClient.start();
   let http: Record<Variant, number[]>;
   let orm: Awaited<ReturnType<typeof benchOrm>>;
   try {
     log(`HTTP: ${cfg.httpN} requests per variant, ORM: ${cfg.ormN} writes per variant, ${cfg.rounds} rounds`);
-    http = await benchHttp(client, pool);
-    orm = await benchOrm(client);
+    http = await benchHttp(clients, pool);
+    orm = await benchOrm(clients);
   } finally {
     await pool.query(`DROP TABLE IF EXISTS ${AUDIT_TABLE}`).catch(() => undefined);
     await pool.end();
   }
-  const delivered = await client.flush(60_000);
+  const delivered = (await client.flush(60_000)) && (await registryClient.flush(60_000));
   await client.close();
+  await registryClient.close();
   const stats = client.stats();
+  const registryStats = registryClient.stats();
 
   const httpSummary = summarize(http);
   const ormSummary = summarize(orm.samples);
   printTable(`Per audited HTTP request (Express, loopback, sequential, ${cfg.httpN} each)`, httpSummary);
   printTable(`Per ORM write (TypeORM save of a new row, ${cfg.ormN} each)`, ormSummary);
-  console.log(`\naudit client: ${stats.delivered} events delivered to Kafka, ${stats.dropped} dropped, flush ${delivered ? 'complete' : 'timed out'}; subscriber failures ${orm.subscriberFailed}`);
+  console.log(
+    `\naudit client: ${stats.delivered} events delivered to Kafka, ${stats.dropped} dropped; with the registry: ${registryStats.delivered} delivered, ${registryStats.dropped} dropped; flush ${delivered ? 'complete' : 'timed out'}; subscriber failures ${orm.subscriberFailed}`,
+  );
 
   const result = {
     benchmark: 'producer-overhead',
     date: new Date().toISOString(),
     node: process.version,
-    config: { httpN: cfg.httpN, ormN: cfg.ormN, rounds: cfg.rounds, warmup: cfg.warmup, brokers: cfg.brokers, pg: cfg.pg },
+    config: { httpN: cfg.httpN, ormN: cfg.ormN, rounds: cfg.rounds, warmup: cfg.warmup, brokers: cfg.brokers, pg: cfg.pg, registryUrl: cfg.registryUrl },
     http: httpSummary,
     orm: ormSummary,
     auditClient: stats,
+    auditClientRegistry: registryStats,
   };
   const outDir = join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { ConfigError, readEnv } from '../config/env';
+import { ConfigError, readEnv, schemaRegistryConfig } from '../config/env';
 import { createLogger } from '../config/logger';
 import { AuditConsumerService, DependencyError } from './service';
 
@@ -23,6 +23,7 @@ async function main(argv: string[]): Promise<number> {
   let env;
   try {
     env = readEnv();
+    schemaRegistryConfig(env); // the pairing rules of the registry credentials
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`audit-consumer: ${err.message}\n`);

@@ -1,5 +1,18 @@
 import { CompressionTypes, type Producer } from 'kafkajs';
+import { readFraming } from '../schemas';
 import type { DeadLetter } from './sink';
+
+/**
+ * How the value was framed, for whoever replays letters: `audit-dlq-framing` is
+ * `single-object`, `confluent` (a registry id, or a legacy version id) or `none`,
+ * with `audit-dlq-schema-fingerprint` (hex, as on the wire) or `audit-dlq-schema-id`.
+ */
+export function framingHeaders(value: Buffer | null): Record<string, string> {
+  const framing = value ? readFraming(value) : null;
+  if (!framing) return { 'audit-dlq-framing': 'none' };
+  if (framing.kind === 'single-object') return { 'audit-dlq-framing': 'single-object', 'audit-dlq-schema-fingerprint': framing.fingerprint };
+  return { 'audit-dlq-framing': 'confluent', 'audit-dlq-schema-id': String(framing.schemaId) };
+}
 
 /**
  * Publishes undecodable or invalid records to the dead-letter topic, unchanged,
@@ -23,6 +36,7 @@ export function deadLetterPublisher(producer: Producer, sourceTopic: string, dlq
             'audit-dlq-partition': String(letter.partition),
             'audit-dlq-offset': letter.offset,
             'audit-dlq-original-key': letter.key ?? '',
+            ...framingHeaders(letter.value),
           },
         },
       ],

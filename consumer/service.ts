@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import { type Env, brokers, dlqTopic } from '../config/env';
+import { type Env, brokers, dlqTopic, schemaRegistryConfig } from '../config/env';
+import { RegistryClient, RegistrySchemaIds, SchemaRegistryUnavailableError } from '../schema-registry';
 import { kafkaLogCreator } from '../config/logger';
 import { StorageError, checkCreateIfAbsent, openStore, type ObjectStore } from '../storage';
 import { deadLetterPublisher } from './dead-letter';
@@ -97,6 +98,21 @@ export class AuditConsumerService {
   async run(): Promise<void> {
     const { env, opts } = this;
     const log = opts.log;
+    const registry = schemaRegistryConfig(env);
+    let schemaIds: RegistrySchemaIds | undefined;
+    if (registry) {
+      const client = new RegistryClient(registry);
+      try {
+        await client.probe();
+      } catch (err) {
+        // A wrong URL or refused credentials stop start-up; a registry that is down does not:
+        // records wait for it only when their id is one the consumer has not resolved yet.
+        if (!(err instanceof SchemaRegistryUnavailableError)) throw err;
+        log.warn({ err: err.message }, 'schema registry unreachable at start-up; new schema ids will wait for it');
+      }
+      schemaIds = new RegistrySchemaIds(client, registry.retryMs, log);
+      log.info({ url: registry.url }, 'schema ids resolved through the schema registry');
+    }
     try {
       await this.store.check();
     } catch (err) {
@@ -128,6 +144,7 @@ export class AuditConsumerService {
 
     this.sink = new AuditSink({
       topic,
+      schemaIds,
       store: this.store,
       writer: this.writer,
       commit: (partition, offset) => this.commit(partition, offset),
@@ -184,9 +201,10 @@ export class AuditConsumerService {
         try {
           await sink.append(batch.partition, batch.messages, heartbeat);
         } catch (err) {
-          // Storage stayed down past the retry budget (or a bug): stop without committing;
-          // a restart re-reads from the committed offsets and the claims give the same files.
-          log.error({ err: (err as Error).message, partition: batch.partition }, 'storing a cut failed; stopping');
+          // Storage or the schema registry stayed down past its retry budget (or a bug): stop
+          // without committing; a restart re-reads from the committed offsets and the claims
+          // give the same files.
+          log.error({ err: (err as Error).message, partition: batch.partition }, 'appending a batch failed; stopping');
           void this.stop(err as Error);
           return;
         }

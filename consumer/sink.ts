@@ -6,6 +6,7 @@ import {
   AuditDecodeError,
   InvalidRecordError,
   RecordDecoder,
+  type RegistryLookup,
   assertValidRecord,
 } from '../schemas';
 import {
@@ -48,8 +49,17 @@ export interface SinkLimits {
   storeRetryMs: number;
 }
 
+/** Registry ids, resolved before decoding (schema-registry/schema-ids.ts). */
+export interface SchemaIdSource {
+  lookup: RegistryLookup;
+  /** Resolves an id; throws when the registry stays unavailable past its budget (the consumer then stops). */
+  ensure(id: number, heartbeat?: () => Promise<void>): Promise<void>;
+}
+
 export interface SinkDeps {
   topic: string;
+  /** With a schema registry: Confluent ids are resolved through it. Without: they are legacy version ids. */
+  schemaIds?: SchemaIdSource;
   store: ObjectStore;
   writer: ParquetWriter;
   /** Commits `nextOffset` for a partition; throws when the commit was refused (e.g. after a rebalance). */
@@ -127,8 +137,8 @@ interface CutQueue {
 export class AuditSink {
   private readonly buffers = new Map<number, PartitionBuffer>();
   private readonly queues = new Map<number, CutQueue>();
-  private readonly decoder = new RecordDecoder();
-  private readonly transcoder = new AvroStagingTranscoder(this.decoder.readerSchemaId);
+  private readonly decoder: RecordDecoder;
+  private readonly transcoder: AvroStagingTranscoder;
   private readonly chains = new Map<number, Promise<unknown>>();
   private fileSeq = 0;
   /** Heartbeats of the Kafka batches being appended, by partition: any of them keeps the member alive. */
@@ -136,7 +146,10 @@ export class AuditSink {
   /** Partitions with a memory-bound seal scheduled on their queue. */
   private readonly memorySeals = new Set<number>();
 
-  constructor(private readonly deps: SinkDeps) {}
+  constructor(private readonly deps: SinkDeps) {
+    this.decoder = new RecordDecoder(undefined, deps.schemaIds?.lookup);
+    this.transcoder = new AvroStagingTranscoder(this.decoder.readerSchemaId, deps.schemaIds?.lookup);
+  }
 
   private now(): number {
     return this.deps.now?.() ?? Date.now();
@@ -212,10 +225,16 @@ export class AuditSink {
   private async appendNow(partition: number, messages: readonly InboundMessage[]): Promise<void> {
     const buf = this.buffer(partition);
     const now = this.now();
+    const ids = this.deps.schemaIds;
     let consumed = 0;
     for (const m of messages) {
       const offset = BigInt(m.offset);
       if (!buf.accepts(offset)) continue;
+      const v = m.value;
+      // A registry id met for the first time: resolved (waiting out an outage) before decoding.
+      if (ids !== undefined && v !== null && v.length >= 5 && v[0] === 0 && ids.lookup(v.readInt32BE(1)) === undefined) {
+        await ids.ensure(v.readInt32BE(1), this.heartbeats.get(partition));
+      }
       let row = this.transcoder.transcode(m.value, partition, m.offset, buf.arena);
       if (row === null) {
         // The general path: anything unusual is decoded with avsc, validated, and dead-lettered when bad.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: infra/down.sh [kafka|s3|postgres|s3b|all]...   (default: all)
+# Usage: infra/down.sh [kafka|s3|postgres|s3b|registry|all]...   (default: all)
 # Stops services started by infra/up.sh: SIGTERM (PostgreSQL: pg_ctl fast
 # shutdown), a wait for a clean exit, then SIGKILL. Data is kept, so a later
 # `up` resumes where it stopped. Stopping a stopped service is a no-op.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: infra/health.sh [-q] [kafka|s3|postgres|s3b|all]...   (default: all)
+# Usage: infra/health.sh [-q] [kafka|s3|postgres|s3b|registry|all]...   (default: all)
 # Exit 0 when every named service answers on its endpoint, 1 otherwise.
 # Real round trips, no JVM: Kafka ApiVersions request, MinIO /minio/health/live,
 # pg_isready. -q prints nothing.

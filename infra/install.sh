@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: infra/install.sh [kafka|s3|postgres|s3b|all]...   (default: all)
+# Usage: infra/install.sh [kafka|s3|postgres|s3b|registry|all]...   (default: all)
 # Installs/builds only (nothing is started): Kafka jars via Maven, MinIO via
 # go install, PostgreSQL via apt-get if missing. Cached: a second run is instant.
 # shellcheck source=lib.sh
@@ -15,6 +15,7 @@ for svc in "${SERVICES[@]}"; do
     s3) where="$MINIO_BIN (MinIO $MINIO_VERSION)" ;;
     s3b) where="$VERSITYGW_BIN (versitygw $VERSITYGW_VERSION)" ;;
     postgres) where="$(pg_bindir) ($("$(pg_bindir)/postgres" --version))" ;;
+    registry) where="$REGISTRY_HOME/app (Apicurio Registry $REGISTRY_VERSION)" ;;
   esac
   summary "$svc" installed "$where" "[$(elapsed_since "$started")]"
   unlock_service

@@ -19,7 +19,7 @@ RUN_DIR="$INFRA_HOME/run"
 DATA_DIR="$INFRA_HOME/data"
 BIN_DIR="$INFRA_HOME/bin"
 
-ALL_SERVICES=(kafka s3 postgres s3b)
+ALL_SERVICES=(kafka s3 postgres s3b registry)
 
 # ---- versions, ports and credentials (all overridable from the environment) ----
 KAFKA_VERSION="${AUDIT_KAFKA_VERSION:-3.9.1}"
@@ -40,6 +40,9 @@ S3_USER="${AWS_ACCESS_KEY_ID:-minioadmin}"
 S3_PASSWORD="${AWS_SECRET_ACCESS_KEY:-minioadmin}"
 PG_PORT="${AUDIT_PG_PORT:-54329}"
 PG_DB="${AUDIT_PG_DB:-audit_test}"
+REGISTRY_VERSION="${AUDIT_REGISTRY_VERSION:-3.3.3}"
+REGISTRY_PORT="${AUDIT_REGISTRY_PORT:-8081}"
+REGISTRY_MGMT_PORT="${AUDIT_REGISTRY_MGMT_PORT:-9091}"
 # Seconds to wait for a service to become healthy / to exit after SIGTERM.
 START_TIMEOUT="${AUDIT_INFRA_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${AUDIT_INFRA_STOP_TIMEOUT:-60}"
@@ -80,7 +83,8 @@ parse_services() {
       minio) SERVICES+=(s3) ;;
       versitygw) SERVICES+=(s3b) ;;
       pg | postgresql) SERVICES+=(postgres) ;;
-      *) die "unknown service '$arg' (expected: kafka, s3, postgres, s3b or all)" ;;
+      registry | apicurio | schema-registry) SERVICES+=(registry) ;;
+      *) die "unknown service '$arg' (expected: kafka, s3, postgres, s3b, registry or all)" ;;
     esac
   done
   if [[ ${#SERVICES[@]} -eq 0 ]]; then SERVICES=("${ALL_SERVICES[@]}"); fi
@@ -214,3 +218,5 @@ source "$INFRA_DIR/services/s3.sh"
 source "$INFRA_DIR/services/postgres.sh"
 # shellcheck source=services/s3b.sh
 source "$INFRA_DIR/services/s3b.sh"
+# shellcheck source=services/registry.sh
+source "$INFRA_DIR/services/registry.sh"

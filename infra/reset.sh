@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: infra/reset.sh [kafka|s3|postgres|s3b|all]...   (default: all)
+# Usage: infra/reset.sh [kafka|s3|postgres|s3b|registry|all]...   (default: all)
 # Stops the services and deletes their data (topics, objects, databases). The
 # installed software is kept; the next `up` starts from an empty state.
 # shellcheck source=lib.sh

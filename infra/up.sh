@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: infra/up.sh [kafka|s3|postgres|s3b|all]...   (default: all)
+# Usage: infra/up.sh [kafka|s3|postgres|s3b|registry|all]...   (default: all)
 # Installs what is missing (cached under .infra/), starts each service unless it
 # is already healthy, waits until it is, and makes sure the S3 bucket and the
 # PostgreSQL database exist. Prints one summary line per service on stdout;

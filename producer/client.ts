@@ -1,5 +1,7 @@
 import { CompressionTypes, Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
-import { encodeRecord, objectKey, type AuditRecord } from '../schemas';
+import { type SchemaRegistryConfig, schemaRegistryConfig } from '../config/env';
+import { CURRENT_SCHEMA_ID, confluentHeader, encodeRecord, objectKey, singleObjectHeader, type AuditRecord } from '../schemas';
+import { RegistryClient, SchemaRegistryRefusedError, registerWriterSchema } from '../schema-registry';
 import { type AuditEventInput, buildRecord } from './build-record';
 import { currentAuditContext } from './context';
 import { AuditInputError, AuditUnavailableError } from './errors';
@@ -40,6 +42,13 @@ export interface AuditClientOptions {
   maskFields?: readonly (string | RegExp)[];
   compression?: 'gzip' | 'none';
   logger?: AuditLogger;
+  /**
+   * A Confluent-compatible schema registry: records are framed with its id for the
+   * schema, found or registered under the topic's subject at `start()` (default:
+   * AUDIT_SCHEMA_REGISTRY_URL and its companions; null = none, the Avro
+   * single-object encoding).
+   */
+  schemaRegistry?: SchemaRegistryConfig | null;
 }
 
 export interface AuditStats {
@@ -62,7 +71,12 @@ export interface AuditStats {
 interface Pending {
   key: string;
   value: Buffer;
+  /** False while the registry id is not known yet: its header bytes are written before sending. */
+  framed: boolean;
 }
+
+/** A Confluent header whose id is filled in once the registry answered. */
+const UNFRAMED_HEADER = confluentHeader(0);
 
 const silentLogger: AuditLogger = { warn: () => undefined, error: () => undefined };
 
@@ -76,7 +90,14 @@ export class AuditClient {
   readonly topic: string;
   private readonly producer: Producer;
   private readonly ownsProducer: boolean;
-  private readonly opts: Required<Omit<AuditClientOptions, 'producer' | 'brokers' | 'sourceService' | 'maskFields' | 'logger'>>;
+  private readonly opts: Required<Omit<AuditClientOptions, 'producer' | 'brokers' | 'sourceService' | 'maskFields' | 'logger' | 'schemaRegistry'>>;
+  private readonly registry: RegistryClient | null;
+  /** The header every record gets; null until the registry's id is known. */
+  private header: Buffer | null;
+  private registryId = 0;
+  private starting: Promise<void> | null = null;
+  /** The registry refused our schema: nothing is ever sent. */
+  private fatal: Error | null = null;
   private readonly sourceService: string | null;
   private readonly isSensitive: FieldMatcher;
   private readonly log: AuditLogger;
@@ -127,7 +148,40 @@ export class AuditClient {
       });
       this.ownsProducer = true;
     }
+    const registryConfig = options.schemaRegistry === undefined ? schemaRegistryConfig(process.env) : options.schemaRegistry;
+    this.registry = registryConfig ? new RegistryClient(registryConfig) : null;
+    this.header = this.registry ? null : singleObjectHeader(CURRENT_SCHEMA_ID);
     this.pump = this.runPump();
+  }
+
+  /**
+   * Connects to Kafka and, with a schema registry, finds or registers the schema
+   * (the registry's compatibility check): an incompatible change rejects here
+   * with a one-line SchemaIncompatibleError, and nothing is ever sent. Optional:
+   * the sender starts itself on the first event, but calling it at application
+   * start-up surfaces such an error at once. A registry or broker that is down
+   * rejects too; `start()` may then be called again.
+   */
+  start(): Promise<void> {
+    if (this.fatal) return Promise.reject(this.fatal);
+    this.starting ??= this.startNow().catch((err: unknown) => {
+      this.starting = null;
+      if (err instanceof SchemaRegistryRefusedError) this.fatal = err;
+      throw err;
+    });
+    return this.starting;
+  }
+
+  private async startNow(): Promise<void> {
+    if (this.registry && !this.header) {
+      const writer = await registerWriterSchema(this.registry, this.topic, this.registry.config.subjectStrategy, CURRENT_SCHEMA_ID);
+      this.registryId = writer.id;
+      this.header = writer.header;
+    }
+    if (!this.connected) {
+      await this.producer.connect();
+      this.connected = true;
+    }
   }
 
   /**
@@ -159,12 +213,13 @@ export class AuditClient {
   private encode(input: AuditEventInput): Pending {
     const record = buildRecord(input, currentAuditContext(), { sourceService: this.sourceService, isSensitive: this.isSensitive });
     let limit = this.opts.maxFieldBytes;
-    let { value, cut } = truncatedValue(record, limit);
+    const header = this.header ?? UNFRAMED_HEADER;
+    let { value, cut } = truncatedValue(record, limit, header);
     // Still too large for the broker: shorten the fields harder until it fits, each time from the
     // built record (cutting a cut value again would stack markers and miscount the bytes removed).
     while (value.length > this.opts.maxMessageBytes && limit >> 1 >= 64) {
       limit >>= 1;
-      ({ value, cut } = truncatedValue(record, limit));
+      ({ value, cut } = truncatedValue(record, limit, header));
     }
     if (cut.length > 0) {
       this.counters.truncated++;
@@ -173,11 +228,12 @@ export class AuditClient {
     if (value.length > this.opts.maxMessageBytes) {
       throw new AuditInputError(`event is ${value.length} bytes even after truncation (limit ${this.opts.maxMessageBytes})`);
     }
-    return { key: objectKey(record), value };
+    return { key: objectKey(record), value, framed: this.header !== null };
   }
 
   private async enqueue(p: Pending): Promise<void> {
     if (this.closed) return this.refuse('audit client is closed');
+    if (this.fatal) return this.refuse(`audit client not started: ${this.fatal.message}`);
     while (this.queue.length >= this.opts.bufferSize) {
       if (this.opts.onBufferFull === 'drop') {
         this.counters.dropped++;
@@ -224,9 +280,12 @@ export class AuditClient {
       }
       try {
         this.sending = true;
-        if (!this.connected) {
-          await this.producer.connect();
-          this.connected = true;
+        await this.start();
+        for (const p of batch) {
+          if (!p.framed) {
+            p.value.writeInt32BE(this.registryId, 1);
+            p.framed = true;
+          }
         }
         await this.producer.send({
           topic: this.topic,
@@ -239,6 +298,13 @@ export class AuditClient {
         backoff = 100;
         for (const w of this.roomWaiters.splice(0, batch.length)) w();
       } catch (err) {
+        if (this.fatal) {
+          // The registry refused the schema: nothing of this client is ever sent.
+          this.log.error({ err: this.fatal.message }, 'audit client cannot send: schema refused by the registry');
+          this.sending = false;
+          this.abandonQueue();
+          return;
+        }
         this.counters.sendFailures++;
         this.log.error({ err: (err as Error).message, queued: this.queue.length }, 'audit send failed; will retry');
         if (this.closed && this.closeDeadline !== null && Date.now() >= this.closeDeadline) {
@@ -302,10 +368,10 @@ export class AuditClient {
 }
 
 /** The encoded record with its fields cut to `limit` bytes (on a copy), and the names of what was cut. */
-function truncatedValue(built: AuditRecord, limit: number): { value: Buffer; cut: string[] } {
+function truncatedValue(built: AuditRecord, limit: number, header: Buffer): { value: Buffer; cut: string[] } {
   const record = copyForTruncation(built);
   const cut = truncateRecord(record, limit);
-  return { value: encodeRecord(record), cut };
+  return { value: encodeRecord(record, CURRENT_SCHEMA_ID, header), cut };
 }
 
 /** What truncateRecord changes (top-level fields, the maps, each change), copied; prototype-less maps stay so. */

@@ -1,4 +1,6 @@
 export * from './types';
 export * from './registry';
 export * from './codec';
+export * from './framing';
+export * from './fingerprint';
 export * from './validate';

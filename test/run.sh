@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # `npm test`: starts the infrastructure the tests need (Kafka, MinIO, PostgreSQL,
-# versitygw: the second S3 server),
+# versitygw: the second S3 server; the Apicurio schema registry; the Python readers of
+# test/interop/ in venvs),
 # type-checks, builds, runs every test, and stops what it started.
 # Extra arguments go to jest (e.g. `npm test -- test/unit`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 started=()
-for svc in kafka s3 postgres s3b; do
+for svc in kafka s3 postgres s3b registry; do
   bash infra/health.sh "$svc" >/dev/null 2>&1 || started+=("$svc")
 done
 cleanup() {
@@ -15,7 +16,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-bash infra/up.sh kafka s3 postgres s3b
+bash infra/up.sh kafka s3 postgres s3b registry
+# confluent-kafka's AvroDeserializer, the independent reader of registry-framed records.
+AUDIT_TEST_PYTHON="$(bash infra/pytools.sh)"
+export AUDIT_TEST_PYTHON
 npm run --silent typecheck
 npm run --silent build
 

@@ -22,3 +22,4 @@ export * from '../http/trace';
 export * from '../http/jwt';
 export * from '../http/core';
 export * from '../orm/common';
+export { SchemaIncompatibleError, SchemaRegistryRefusedError, SchemaRegistryUnavailableError } from '../../schema-registry';

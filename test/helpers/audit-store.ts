@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { type ObjectInfo, liveDataFiles, openStore } from '../../storage';
 import { openDuckDb, sqlStringLiteral } from '../../query/history';
-import { AuditClient, type AuditEventInput } from '../../producer';
+import { AuditClient, type AuditClientOptions, type AuditEventInput } from '../../producer';
 import { envOf, KAFKA_BROKERS } from './infra';
 
 export interface StoreAudit {
@@ -66,12 +66,18 @@ export async function produceEvents(
   vars: Record<string, string>,
   start: number,
   count: number,
-  opts: { objects?: number; day0?: number; days?: number; stepMs?: number; extra?: Partial<AuditEventInput> } = {},
+  opts: { objects?: number; day0?: number; days?: number; stepMs?: number; extra?: Partial<AuditEventInput>; client?: AuditClientOptions } = {},
 ): Promise<string[]> {
   const objects = opts.objects ?? 50;
   const day0 = opts.day0 ?? Date.UTC(2026, 4, 1);
   const days = opts.days ?? 3;
-  const client = new AuditClient({ brokers: [vars.AUDIT_KAFKA_BROKERS ?? KAFKA_BROKERS], topic: vars.AUDIT_TOPIC, onBufferFull: 'block', bufferSize: 50_000 });
+  const client = new AuditClient({
+    brokers: [vars.AUDIT_KAFKA_BROKERS ?? KAFKA_BROKERS],
+    topic: vars.AUDIT_TOPIC,
+    onBufferFull: 'block',
+    bufferSize: 50_000,
+    ...opts.client,
+  });
   const ids: string[] = [];
   for (let i = start; i < start + count; i++) {
     const id = eventId(i);

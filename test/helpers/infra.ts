@@ -10,6 +10,9 @@ export const S3_BUCKET = process.env.AUDIT_TEST_S3_BUCKET ?? 'audit';
 /** The second S3 server (infra service s3b: versitygw). */
 export const S3B_ENDPOINT = process.env.AUDIT_TEST_S3B_ENDPOINT ?? 'http://127.0.0.1:7070';
 
+/** The shared schema registry started by test/run.sh (Apicurio's Confluent-compatible API). */
+export const SCHEMA_REGISTRY_URL = process.env.AUDIT_TEST_SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
+
 /** An S3 server the storage and exactly-once tests run against. */
 export interface S3Server {
   name: 'minio' | 'versitygw';
@@ -100,7 +103,7 @@ export async function runCli(bin: 'consumer' | 'query' | 'maintenance', args: st
   return waitExit(startCli(bin, args, vars), timeoutMs);
 }
 
-export function runInfra(script: 'up' | 'down' | 'health', service: string): Promise<RunResult> {
-  const child = spawn('bash', [join(ROOT, 'infra', `${script}.sh`), service], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function runInfra(script: 'up' | 'down' | 'health', service: string, vars: Record<string, string> = {}): Promise<RunResult> {
+  const child = spawn('bash', [join(ROOT, 'infra', `${script}.sh`), service], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...vars } });
   return waitExit(child, 300_000);
 }

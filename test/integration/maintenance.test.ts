@@ -101,7 +101,7 @@ describe.each(S3_SERVERS)('audit-admin maintain on $name (real Kafka, real S3)',
     expect(rows.map((r) => r.event_id).sort()).toEqual(produced.filter((_, i) => i % 50 === 7).sort());
 
     // An engine outside the project: pyarrow reads the Hive symlink manifests (what Athena/Trino/Spark read).
-    const python = (await run('bash', [join(ROOT, 'infra', 'python.sh')])).stdout.trim();
+    const python = process.env.AUDIT_TEST_PYTHON ?? (await run('bash', [join(ROOT, 'infra', 'pytools.sh')])).stdout.trim();
     const script = `
 import sys, pyarrow.fs as pafs, pyarrow.parquet as pq
 fs = pafs.S3FileSystem(endpoint_override=sys.argv[1], scheme='http', access_key='minioadmin', secret_key='minioadmin', region='us-east-1')

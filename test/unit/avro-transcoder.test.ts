@@ -1,5 +1,17 @@
 import * as avro from 'avsc';
-import { type AuditRecord, CURRENT_SCHEMA_ID, RecordDecoder, assertValidRecord, encodeRecord, schemaJson } from '../../schemas';
+import {
+  type AuditRecord,
+  CURRENT_SCHEMA_ID,
+  RecordDecoder,
+  type RegistryEntry,
+  type RegistryLookup,
+  assertValidRecord,
+  confluentHeader,
+  encodeRecord,
+  schemaJson,
+  schemaType,
+  singleObjectHeader,
+} from '../../schemas';
 import { AvroStagingTranscoder } from '../../consumer/staging/avro-transcoder';
 import { LineArena } from '../../consumer/staging/line-arena';
 import { STAGING_KEYS, type StagedRow, compareCodePoints, stageRow, stagedLine } from '../../consumer/staging/staged-row';
@@ -70,8 +82,8 @@ function randomRecord(rnd: () => number, i: number): AuditRecord {
   });
 }
 
-function slowRow(value: Buffer, partition: number, offset: string): StagedRow {
-  const record = new RecordDecoder().decode(value);
+function slowRow(value: Buffer, partition: number, offset: string, registry?: RegistryLookup): StagedRow {
+  const record = new RecordDecoder(undefined, registry).decode(value);
   assertValidRecord(record);
   return stageRow({ record, partition, offset, size: value.length });
 }
@@ -84,22 +96,34 @@ function expectSameRow(fast: StagedRow, slow: StagedRow): void {
 
 const v1Type = avro.Type.forSchema(schemaJson(1));
 
-function encodeV1(r: AuditRecord): Buffer {
+/** v1 bytes, by default in the legacy framing (byte 0 + version 1). */
+function encodeV1(r: AuditRecord, header: Buffer = confluentHeader(1)): Buffer {
   const { duration_ms, error_type, error_message, error_stack, ...v1 } = r;
   void duration_ms, error_type, error_message, error_stack;
-  return Buffer.concat([Buffer.from([0, 0, 0, 0, 1]), v1Type.toBuffer({ ...v1, schema_version: 1 })]);
+  return Buffer.concat([header, v1Type.toBuffer({ ...v1, schema_version: 1 })]);
 }
+
+/** A registry that gave id 1 to our v2 (as a fresh one does), id 77 to v1, and lacks id 2. */
+const REGISTRY = new Map<number, RegistryEntry>([
+  [1, { kind: 'found', version: 2, type: schemaType(2) }],
+  [2, { kind: 'absent' }],
+  [77, { kind: 'found', version: 1, type: schemaType(1) }],
+]);
+const registryLookup: RegistryLookup = (id) => REGISTRY.get(id);
 
 describe('Avro staging transcoder (fast path)', () => {
   const transcoder = new AvroStagingTranscoder(CURRENT_SCHEMA_ID);
+  const registryTranscoder = new AvroStagingTranscoder(CURRENT_SCHEMA_ID, registryLookup);
 
-  it('gives the same row as decode + stageRow for 3,000 random hostile records (v2 and v1)', () => {
+  it('gives the same row as decode + stageRow for 3,000 random hostile records (v2 and v1, every framing)', () => {
     const rnd = prng(7);
     const arena = new LineArena(4096);
     let fastCount = 0;
     for (let i = 0; i < 3000; i++) {
       const rec = randomRecord(rnd, i);
-      const value = i % 3 === 0 ? encodeV1(rec) : encodeRecord(rec);
+      const kind = i % 4;
+      const value =
+        kind === 0 ? encodeV1(rec) : kind === 1 ? encodeRecord(rec) : kind === 2 ? encodeV1(rec, singleObjectHeader(1)) : encodeRecord(rec, 2, confluentHeader(2));
       const offset = String(1_000_000_000_000 + i);
       const fast = transcoder.transcode(value, i % 4, offset, arena);
       const slow = slowRow(value, i % 4, offset);
@@ -112,6 +136,44 @@ describe('Avro staging transcoder (fast path)', () => {
     expect(fastCount).toBe(3000);
   });
 
+  it('with a registry: ids it names take the fast path, a legacy record under an id it gave to another version declines to the general path', () => {
+    const rnd = prng(11);
+    const arena = new LineArena(4096);
+    let fastCount = 0;
+    let ambiguous = 0;
+    for (let i = 0; i < 1500; i++) {
+      const rec = randomRecord(rnd, i);
+      const kind = i % 5;
+      const value =
+        kind === 0
+          ? encodeRecord(rec, 2, confluentHeader(1)) // registry id 1 = v2
+          : kind === 1
+            ? encodeV1(rec, confluentHeader(77)) // registry id 77 = v1
+            : kind === 2
+              ? encodeRecord(rec, 2, confluentHeader(2)) // not in the registry: legacy v2
+              : kind === 3
+                ? encodeRecord(rec) // single-object
+                : encodeV1(rec); // legacy v1 under id 1, which the registry gave to v2
+      const offset = String(i);
+      const fast = registryTranscoder.transcode(value, 0, offset, arena);
+      const slow = slowRow(value, 0, offset, registryLookup);
+      if (kind === 4) {
+        expect(fast).toBeNull();
+        expect(slow.objectId).toBe(rec.object_id);
+        ambiguous++;
+      } else if (fast !== null) {
+        fastCount++;
+        expectSameRow(fast, slow);
+      }
+    }
+    expect(ambiguous).toBe(300);
+    expect(fastCount).toBe(1200);
+  });
+
+  it('declines ids the registry has not resolved yet (the sink resolves them first)', () => {
+    expect(registryTranscoder.transcode(encodeRecord(sampleRecord(), 2, confluentHeader(5)), 0, '1', new LineArena())).toBeNull();
+  });
+
   it('declines what the general path must judge: bad framing, unknown schema, invalid fields, truncation', () => {
     const arena = new LineArena();
     const good = encodeRecord(sampleRecord());
@@ -121,6 +183,9 @@ describe('Avro staging transcoder (fast path)', () => {
       null,
       Buffer.from('hello world'),
       Buffer.from([0, 0, 0, 0, 99, 1, 2]),
+      Buffer.concat([Buffer.from([0xc3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]), good.subarray(10)]), // unknown fingerprint
+      Buffer.concat([Buffer.from([0xc3, 0x02]), good.subarray(2)]), // not the single-object marker
+      good.subarray(0, 8),
       good.subarray(0, 20),
       Buffer.concat([good, Buffer.from([0])]),
       encodeRecord(sampleRecord({ event_id: 'not-a-uuid' })),
