@@ -269,6 +269,7 @@ async function main(): Promise<void> {
   log('cleanup pass (grace period over)');
   const cleanup = await maintainPass(small, { AUDIT_COMPACT_GRACE: '0s' });
   const cleanShape = await shape(small);
+  const cleanLookups = await lookups(small, picks);
 
   const inputRows = pass.report.rowsWritten! + pass.report.duplicatesDropped!;
   const result = {
@@ -281,13 +282,15 @@ async function main(): Promise<void> {
     before: { store: beforeShape, lookups: beforeLookups },
     pass: { ...pass, eventsPerSecond: inputRows / pass.seconds, cpuSecondsPerMillion: (pass.cpuSeconds / inputRows) * 1e6 },
     after: { store: afterShape, lookups: afterLookups },
-    cleanup: { ...cleanup, store: cleanShape },
+    cleanup: { ...cleanup, store: cleanShape, lookups: cleanLookups },
     ratios: {
       bytesPerEventAfterVsOneCut: afterShape.bytesPerEvent / oneShape.bytesPerEvent,
       coldMedianAfterVsOneCut: afterLookups.cold.seconds.median / oneLookups.cold.seconds.median,
       coldP95AfterVsOneCut: afterLookups.cold.seconds.p95 / oneLookups.cold.seconds.p95,
       warmMedianAfterVsOneCut: afterLookups.warm.seconds.median / oneLookups.warm.seconds.median,
       coldMedianBeforeVsOneCut: beforeLookups.cold.seconds.median / oneLookups.cold.seconds.median,
+      coldMedianCleanedVsOneCut: cleanLookups.cold.seconds.median / oneLookups.cold.seconds.median,
+      warmMedianCleanedVsOneCut: cleanLookups.warm.seconds.median / oneLookups.warm.seconds.median,
     },
     targets: {
       bytesPerEvent: '<= 1.15x the one-cut store',
@@ -317,13 +320,14 @@ async function main(): Promise<void> {
           row('one cut per partition-day', oneShape, oneLookups),
           row(`small cuts, before the pass (${cfg.queriesBefore} lookups)`, beforeShape, beforeLookups),
           row('small cuts, after the pass', afterShape, afterLookups),
-          row('after the cleanup pass', cleanShape, null),
+          row('after the cleanup pass (grace period over)', cleanShape, cleanLookups),
         ],
       ) +
       `\npass: ${inputRows.toLocaleString('en')} rows in ${seconds(pass.seconds)} = ${Math.round(inputRows / pass.seconds).toLocaleString('en')} events/s, ` +
       `${pass.cpuSeconds.toFixed(1)} CPU-s, peak RSS ${bytes(pass.peakRssBytes)}; cleanup pass ${seconds(cleanup.seconds)}, ${cleanup.report.objectsDeleted} objects deleted\n` +
       `ratios after/one-cut: bytes/event ${result.ratios.bytesPerEventAfterVsOneCut.toFixed(3)}, cold median ${result.ratios.coldMedianAfterVsOneCut.toFixed(2)}, ` +
-      `cold p95 ${result.ratios.coldP95AfterVsOneCut.toFixed(2)}, warm median ${result.ratios.warmMedianAfterVsOneCut.toFixed(2)}\n` +
+      `cold p95 ${result.ratios.coldP95AfterVsOneCut.toFixed(2)}, warm median ${result.ratios.warmMedianAfterVsOneCut.toFixed(2)}; ` +
+      `after cleanup/one-cut: cold median ${result.ratios.coldMedianCleanedVsOneCut.toFixed(2)}, warm median ${result.ratios.warmMedianCleanedVsOneCut.toFixed(2)}\n` +
       `written to ${out}\n`,
   );
 }
