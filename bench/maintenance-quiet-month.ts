@@ -236,6 +236,30 @@ async function maintainPass(prefix: string, extra: Record<string, string>): Prom
   return { seconds: Number(t[1]), cpuSeconds: Number(t[2]) + Number(t[3]), peakRssBytes: Number(t[4]) * 1024, report };
 }
 
+/** What the maintainer's default download concurrency is (AUDIT_MAINTAIN_CONCURRENCY). */
+const AUDIT_CONCURRENCY = 16;
+
+/**
+ * The floor of any pass that reads each small file: every data file fetched once with
+ * the maintainer's concurrency, in this process, and dropped. Side by side with the pass.
+ */
+async function getEveryDataFile(prefix: string): Promise<{ files: number; seconds: number; cpuSeconds: number }> {
+  const store = new S3ObjectStore({ bucket: cfg.bucket, prefix, region: 'us-east-1', endpoint: cfg.endpoint });
+  const keys: string[] = [];
+  for await (const o of store.list('dt=')) if (parseStoredFile(o.key)) keys.push(o.key);
+  const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: AUDIT_CONCURRENCY }, async () => {
+      while (next < keys.length) await store.get(keys[next++]!);
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  store.close();
+  return { files: keys.length, seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+}
+
 async function main(): Promise<void> {
   const small = `${base}/small-cuts`;
   const oneCut = `${base}/one-cut`;
@@ -256,6 +280,8 @@ async function main(): Promise<void> {
   const beforeShape = await shape(small);
   const beforeLookups = await lookups(small, picks.slice(0, cfg.queriesBefore));
 
+  log('baseline: GET every data file of the small-cut store, nothing else');
+  const getOnly = await getEveryDataFile(small);
   log('maintenance pass');
   const pass = await maintainPass(small, {});
   const afterShape = await shape(small);
@@ -280,6 +306,7 @@ async function main(): Promise<void> {
     datasets: { smallCuts: smallSummary, oneCut: oneSummary },
     oneCut: { store: oneShape, lookups: oneLookups },
     before: { store: beforeShape, lookups: beforeLookups },
+    getOnlyBaseline: { ...getOnly, eventsPerSecond: events / getOnly.seconds },
     pass: { ...pass, eventsPerSecond: inputRows / pass.seconds, cpuSecondsPerMillion: (pass.cpuSeconds / inputRows) * 1e6 },
     after: { store: afterShape, lookups: afterLookups },
     cleanup: { ...cleanup, store: cleanShape, lookups: cleanLookups },
@@ -325,6 +352,7 @@ async function main(): Promise<void> {
       ) +
       `\npass: ${inputRows.toLocaleString('en')} rows in ${seconds(pass.seconds)} = ${Math.round(inputRows / pass.seconds).toLocaleString('en')} events/s, ` +
       `${pass.cpuSeconds.toFixed(1)} CPU-s, peak RSS ${bytes(pass.peakRssBytes)}; cleanup pass ${seconds(cleanup.seconds)}, ${cleanup.report.objectsDeleted} objects deleted\n` +
+      `baseline, GET every input file (${getOnly.files.toLocaleString('en')}, ${AUDIT_CONCURRENCY} at once) and nothing else: ${seconds(getOnly.seconds)} = ${Math.round(events / getOnly.seconds).toLocaleString('en')} events/s, ${getOnly.cpuSeconds.toFixed(1)} CPU-s\n` +
       `ratios after/one-cut: bytes/event ${result.ratios.bytesPerEventAfterVsOneCut.toFixed(3)}, cold median ${result.ratios.coldMedianAfterVsOneCut.toFixed(2)}, ` +
       `cold p95 ${result.ratios.coldP95AfterVsOneCut.toFixed(2)}, warm median ${result.ratios.warmMedianAfterVsOneCut.toFixed(2)}; ` +
       `after cleanup/one-cut: cold median ${result.ratios.coldMedianCleanedVsOneCut.toFixed(2)}, warm median ${result.ratios.warmMedianCleanedVsOneCut.toFixed(2)}\n` +
