@@ -61,7 +61,8 @@ runWithAuditContext({ actorId: 'esm-user', requestId: 'esm-req' }, () => {
 });
 const delivered = await audit.flush(20000);
 await audit.close();
-const frameworks = ['express', 'fastify', 'typeorm', 'sequelize', 'pg'].filter((m) => { try { require.resolve(m); return true; } catch { return false; } });
+// pg is not among them: audit-cdc, which ships in the package, connects with it.
+const frameworks = ['express', 'fastify', 'typeorm', 'sequelize'].filter((m) => { try { require.resolve(m); return true; } catch { return false; } });
 let deep = null;
 try { require('audit-pipeline/dist/producer'); } catch (err) { deep = err.code; }
 console.log(JSON.stringify({ delivered, stats: audit.stats(), names, frameworks, deep }));
