@@ -16,8 +16,8 @@ import {
   isDt,
   readDay,
 } from '../storage';
-import { mapLimit } from '../query/concurrency';
-import { buildDayManifest } from '../query/index-build';
+import { mapLimit } from '../storage/concurrency';
+import { buildDayManifest } from '../storage/day-manifest-build';
 import { doneClaims } from './claims';
 import type { CommittedOffsets } from './committed-offsets';
 import type { Compactor } from './compactor';

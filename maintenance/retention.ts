@@ -1,6 +1,6 @@
 import type { ObjectInfo, ObjectStore } from '../storage';
 import { INDEX_PREFIX } from '../storage';
-import { mapLimit } from '../query/concurrency';
+import { mapLimit } from '../storage/concurrency';
 import { EXTERNAL_MANIFEST_PREFIX } from './external-manifest';
 
 /** Everything stored for one day: data and generations, its indexes, its external manifest. */

@@ -3,7 +3,7 @@ import { appendFile, mkdir, open, readFile, rename, rm, stat, writeFile } from '
 import { createHash, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { StorageError, type ObjectStore } from '../storage';
-import { Limiter } from './concurrency';
+import { Limiter } from '../storage/concurrency';
 import { type ByteRange, coversRange, mergeRanges, subtractRanges, totalBytes } from './ranges';
 
 /** What the Parquet footer says about a file's layout (see footer.ts); immutable like the file. */

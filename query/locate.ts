@@ -17,7 +17,7 @@ import {
 } from '../storage';
 import type { ObjectCache } from './cache';
 import type { IndexCatalog, IndexMeta } from './index-catalog';
-import { mapLimit } from './concurrency';
+import { mapLimit } from '../storage/concurrency';
 
 export interface ObjectRef {
   type: string;

@@ -5,7 +5,8 @@ import { INDEX_PREFIX, isDt } from './layout';
  * A day's index manifest, `_index/dt=YYYY-MM-DD/_manifest.bin`: the per-file
  * indexes of that day's data files in one object, so a cold lookup over a
  * month GETs ~30 manifests instead of one index per data file (272 in the
- * 10M-event benchmark). Written by `audit-query index build`, never by the
+ * 10M-event benchmark). Written by `audit-admin maintain` after each pass over a day
+ * and by `audit-query index build` (storage/day-manifest-build.ts), never by the
  * consumer, so it is an accelerator only: it can be missing, or stale (files
  * written after it was built), and a reader must check each entry against the
  * data listing (key and size) and fall back to the per-file index for any file

@@ -12,7 +12,7 @@ import { AuditClient } from '../../producer';
 import { openStore, parseDataKey } from '../../storage';
 import { envOf, isolatedEnv, runCli, S3_SERVERS } from '../helpers/infra';
 import { readParquetRows, uuidText } from '../helpers/parquet-interop';
-import { mapLimit } from '../../query/concurrency';
+import { mapLimit } from '../../storage/concurrency';
 
 const OBJECTS = 100;
 const EVENTS_PER_OBJECT = 100;

@@ -6,7 +6,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { AuditClient, type AuditEventInput } from '../../producer';
 import { isolatedEnv, runCli, type RunResult } from '../helpers/infra';
-import { mapLimit } from '../../query/concurrency';
+import { mapLimit } from '../../storage/concurrency';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { access, mkdir, writeFile } from 'node:fs/promises';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileObjectStore, StorageError, buildFileIndex, objectKeyBloom, compareUtf8, indexDataEnd, rowGroupMayHold, type ObjectInfo, type ObjectStore } from '../../storage';
 import { ObjectCache } from '../../query/cache';
-import { Limiter } from '../../query/concurrency';
+import { Limiter } from '../../storage/concurrency';
 import { DeadlineStore } from '../../query/deadline-store';
 import { footerStartOf, layoutFromIndex, rangesForObject, rowRuns, selectRowGroups, sortedByObject } from '../../query/plan';
 import type { FooterLayout } from '../../query/cache';

@@ -11,7 +11,7 @@ import { ParquetWriter, type StoredRow } from '../../consumer/parquet-writer';
 import { storeDataFile, type StoredFile } from '../../bench/lib/store-writer';
 import { BLOOM_HASH, FileObjectStore, decodeDayManifest, encodeDayManifest, indexKey, manifestDt, manifestKey } from '../../storage';
 import { AuditQuery } from '../../query/query';
-import { buildDayManifests } from '../../query/index-build';
+import { buildDayManifests } from '../../storage/day-manifest-build';
 import type { ObjectRef } from '../../query/locate';
 import { sampleRecord } from '../helpers/records';
 

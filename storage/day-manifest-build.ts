@@ -1,18 +1,9 @@
-import {
-  type FileIndex,
-  type ObjectStore,
-  BLOOM_HASH,
-  DATA_PREFIX,
-  INDEX_PREFIX,
-  decodeDayManifest,
-  encodeDayManifest,
-  indexKey,
-  isDt,
-  manifestKey,
-  parseFileIndex,
-  readDay,
-} from '../storage';
 import { mapLimit } from './concurrency';
+import { BLOOM_HASH, type FileIndex, parseFileIndex } from './file-index';
+import { decodeDayManifest, encodeDayManifest, manifestKey } from './day-manifest';
+import { DATA_PREFIX, INDEX_PREFIX, indexKey, isDt } from './layout';
+import { readDay } from './live-set';
+import type { ObjectStore } from './object-store';
 
 export interface IndexBuildOptions {
   /** First and last day (YYYY-MM-DD, inclusive); null = unbounded. */
