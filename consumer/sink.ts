@@ -379,25 +379,35 @@ export class AuditSink {
   private async storeCut(cut: SealedCut): Promise<void> {
     const chain = this.deps.chain;
     const next = (cut.last + 1n).toString();
-    // Its digest exists: the cut was stored whole before a crash, or by another member; only the commit is missing.
-    if (chain && (await this.retry('read digests', () => chain.covers(cut.partition, cut.first, cut.last)))) {
-      await this.deps.commit(cut.partition, next);
-      this.deps.log.info({ partition: cut.partition, first: cut.first.toString(), last: cut.last.toString() }, 'cut already stored and digested; committed');
-      return;
-    }
-    const { files, bytes } = await this.cutWriter.write(cut.partition, cut.rows);
+    let { rows, deadLetters, first } = cut;
     if (chain) {
-      const rowOffsets = cut.rows.map((r) => BigInt(r.offset));
-      await this.retry('append digest', () => chain.append({ partition: cut.partition, first: cut.first, last: cut.last, files, rowOffsets, deadLetters: cut.deadLetters }));
+      const through = await this.retry('read digests', () => chain.storedThrough(cut.partition));
+      if (through !== null && through >= cut.last) {
+        // Stored whole before a crash, or by another member: only the commit is missing.
+        await this.deps.commit(cut.partition, next);
+        this.deps.log.info({ partition: cut.partition, first: cut.first.toString(), last: cut.last.toString() }, 'cut already stored and digested; committed');
+        return;
+      }
+      if (through !== null && through >= cut.first) {
+        // A replay reaching past what is stored: store only the offsets after it.
+        rows = rows.filter((r) => BigInt(r.offset) > through);
+        deadLetters = deadLetters.filter((o) => o > through);
+        first = through + 1n;
+      }
+    }
+    const { files, bytes } = await this.cutWriter.write(cut.partition, rows);
+    if (chain) {
+      const rowOffsets = rows.map((r) => BigInt(r.offset));
+      await this.retry('append digest', () => chain.append({ partition: cut.partition, first, last: cut.last, files, rowOffsets, deadLetters }));
     }
     await this.deps.commit(cut.partition, next);
     const ms = this.now() - cut.sealedAt;
     this.deps.metrics.flushSeconds.observe({ reason: cut.reason }, ms / 1000);
     this.deps.metrics.filesWritten.inc(files.length);
-    this.deps.metrics.rowsWritten.inc(cut.rows.length);
+    this.deps.metrics.rowsWritten.inc(rows.length);
     this.deps.metrics.bytesWritten.inc(bytes);
     this.deps.log.info(
-      { partition: cut.partition, first: cut.first.toString(), last: cut.last.toString(), rows: cut.rows.length, files: files.length, inBytes: cut.bytes, outBytes: bytes, reason: cut.reason, ms },
+      { partition: cut.partition, first: first.toString(), last: cut.last.toString(), rows: rows.length, files: files.length, inBytes: cut.bytes, outBytes: bytes, reason: cut.reason, ms },
       'cut stored and committed',
     );
   }

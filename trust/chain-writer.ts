@@ -40,8 +40,8 @@ export class DigestChainError extends Error {
  * that lost it in a rebalance and the one that got it) cannot fork it: the
  * loser finds the winner's digest covering the same cut (cuts have fixed
  * offsets, see consumer/cut-claims.ts) and goes on. A replay after a crash
- * between digest and commit finds its cut already covered (`covers`) and only
- * commits. The head is found by probing numbers (doubling, then bisecting),
+ * between digest and commit finds its cut already covered (`storedThrough`)
+ * and only commits. The head is found by probing numbers (doubling, then bisecting),
  * about 2·log2(n) small GETs when a partition is first stored by a process.
  */
 export class DigestChainWriter {
@@ -60,28 +60,22 @@ export class DigestChainWriter {
     this.heads.clear();
   }
 
-  /** True when the chain already holds a digest for exactly this cut (stored before a crash or by another member). */
-  async covers(partition: number, first: bigint, last: bigint): Promise<boolean> {
-    const head = await this.head(partition);
-    if (head === null || head.to < last) return false;
-    if (head.from <= first) return true;
-    // An older digest: walk back (rare: a member that fell behind a rebalance).
-    for (let seq = head.seq - 1; seq >= 0; seq--) {
-      const d = await this.read(partition, seq);
-      if (d === null) throw new DigestChainError(this.topic, partition, `digest ${seq} is missing`);
-      if (d.to < last) return false;
-      if (d.from <= first) return d.to >= last;
-    }
-    return false;
+  /**
+   * The last offset the chain accounts for (null: no digest yet). Every offset
+   * up to it is stored, dead-lettered or skipped, whoever wrote it: a cut at or
+   * below it was stored before a crash or by another member, and a replay that
+   * reaches above it (the group's offsets were reset after its claims were
+   * removed) stores only the offsets after it.
+   */
+  async storedThrough(partition: number): Promise<bigint | null> {
+    return (await this.head(partition))?.to ?? null;
   }
 
   async append(cut: StoredCut): Promise<void> {
     for (let attempt = 0; attempt < 100; attempt++) {
       const head = await this.head(cut.partition);
-      if (head !== null && head.to >= cut.last) {
-        if (await this.covers(cut.partition, cut.first, cut.last)) return;
-        throw new DigestChainError(this.topic, cut.partition, `cut ${cut.first}-${cut.last} overlaps digest ${head.seq} (${head.from}-${head.to})`);
-      }
+      // Covered meanwhile by another writer of the same cut (cuts have fixed offsets).
+      if (head !== null && head.to >= cut.last) return;
       const from = head === null ? cut.first : head.to + 1n;
       if (from > cut.first) {
         throw new DigestChainError(this.topic, cut.partition, `cut ${cut.first}-${cut.last} starts inside digest ${head!.seq} (${head!.from}-${head!.to})`);
@@ -135,13 +129,6 @@ export class DigestChainWriter {
     const bytes = (await this.readRaw(partition, lo))!;
     const d = this.decode(partition, lo, bytes);
     return { seq: lo, from: BigInt(d.from), to: BigInt(d.to), sha256: sha256Hex(bytes) };
-  }
-
-  private async read(partition: number, seq: number): Promise<{ from: bigint; to: bigint } | null> {
-    const bytes = await this.readRaw(partition, seq);
-    if (bytes === null) return null;
-    const d = this.decode(partition, seq, bytes);
-    return { from: BigInt(d.from), to: BigInt(d.to) };
   }
 
   private readRaw(partition: number, seq: number): Promise<Buffer | null> {

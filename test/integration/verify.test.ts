@@ -4,35 +4,20 @@
  * compaction) verifies clean; each way of tampering with a copy of it is found
  * and named; an untrusted key is refused.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Kafka, logLevel } from 'kafkajs';
 import { type ObjectStore, openStore, parseStoredFile } from '../../storage';
-import { generateSigningKey } from '../../trust';
 import { compareWithProduced, auditStore, produceEvents } from '../helpers/audit-store';
 import { KAFKA_BROKERS, S3_SERVERS, envOf, isolatedEnv, runCli } from '../helpers/infra';
+import { runVerify as verify, signingKeyFile as keyFile } from '../helpers/trust';
 
 const HOPS = 7 * 3_600_000 + 1_234;
 
-async function keyFile(): Promise<{ path: string; publicPem: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'audit-key-'));
-  const k = generateSigningKey();
-  const path = join(dir, 'signing.pem');
-  await writeFile(path, k.privateKeyPem, { mode: 0o600 });
-  await writeFile(join(dir, 'public.pem'), k.publicKeyPem);
-  return { path, publicPem: join(dir, 'public.pem') };
-}
-
-async function verify(vars: Record<string, string>, args: string[] = []) {
-  const r = await runCli('query', ['verify', '--format', 'json', ...args], vars, 120_000);
-  const report = r.code === 0 || r.code === 1 ? (JSON.parse(r.stdout) as { intact: boolean; findings: { code: string; key: string; message: string }[]; stats: Record<string, unknown> }) : null;
-  return { code: r.code, report, stderr: r.stderr };
-}
-
 function findings(v: Awaited<ReturnType<typeof verify>>): string[] {
-  return (v.report?.findings ?? []).map((f) => `${f.code} ${f.key}`);
+  return v.findings;
 }
 
 async function copyStore(from: Record<string, string>, name: string): Promise<{ vars: Record<string, string>; store: ObjectStore }> {
@@ -62,7 +47,7 @@ async function withOneRowChanged(bytes: Buffer): Promise<Buffer> {
                TO '${join(dir, 'out.parquet')}' (FORMAT parquet, COMPRESSION zstd)`);
   c.closeSync();
   db.closeSync();
-  return (await import('node:fs/promises')).readFile(join(dir, 'out.parquet'));
+  return readFile(join(dir, 'out.parquet'));
 }
 
 describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real Kafka, real S3)', (server) => {
@@ -82,7 +67,7 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
 
     const clean = await verify(vars);
     expect({ code: clean.code, findings: findings(clean) }).toEqual({ code: 0, findings: [] });
-    expect(clean.report!.stats).toMatchObject({ offsets: '602', deadLetters: 2, skippedOffsets: '0' });
+    expect(clean.stats).toMatchObject({ offsets: '602', deadLetters: 2, skippedOffsets: '0' });
     // Pinning the right key works; pinning another key refuses every digest.
     expect((await verify(vars, ['--trust', key.publicPem])).code).toBe(0);
     const other = await keyFile();
@@ -128,7 +113,7 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
       expect({ case: c.name, code: v.code }).toEqual({ case: c.name, code: 1 });
       for (const f of c.expect) expect({ case: c.name, findings: findings(v) }).toEqual({ case: c.name, findings: expect.arrayContaining([f]) });
       if (c.name === 'gap') {
-        const gap = v.report!.findings.find((f) => f.code === 'digest-missing')!;
+        const gap = v.messages.find((f) => f.code === 'digest-missing')!;
         expect(gap.message).toContain(`offsets ${gapDigest.from}-${gapDigest.to} are unaccounted for`);
       }
     }
@@ -147,7 +132,7 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
     expect(compacted.length).toBeGreaterThan(0);
     const after = await verify(vars);
     expect({ code: after.code, findings: findings(after) }).toEqual({ code: 0, findings: [] });
-    expect(after.report!.stats).toMatchObject({ offsets: '602', compactionDigests: compacted.length });
+    expect(after.stats).toMatchObject({ offsets: '602', compactionDigests: compacted.length });
     const tamperedCompaction = await copyStore(vars, 'compacted');
     await tamperedCompaction.store.put(compacted[0]!, await withOneRowChanged((await tamperedCompaction.store.get(compacted[0]!))!));
     tamperedCompaction.store.close();
