@@ -140,3 +140,25 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
     store.close();
   }, 600_000);
 });
+
+describe('verify and signing: bad input', () => {
+  it('exits 2 with one line when it cannot run; services refuse a missing or wrong key where the store is signed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'verify-bad-'));
+    const vars = { AUDIT_STORE_URL: `file://${dir}/store`, AUDIT_KAFKA_BROKERS: '127.0.0.1:1', AUDIT_LOG_LEVEL: 'silent' };
+    const empty = await runCli('query', ['verify'], vars);
+    expect({ code: empty.code, lines: empty.stderr.trim().split('\n') }).toEqual({ code: 2, lines: [expect.stringMatching(/^audit-query verify: the store has no published digest keys/)] });
+    const badFormat = await runCli('query', ['verify', '--format', 'xml'], vars);
+    expect({ code: badFormat.code, lines: badFormat.stderr.trim().split('\n').length }).toEqual({ code: 2, lines: 1 });
+
+    const key = await keyFile();
+    const store = openStore(envOf(vars));
+    await store.put('_digests/keys/0000000000000000.json', '{}');
+    store.close();
+    const unsigned = await runCli('consumer', [], vars);
+    expect({ code: unsigned.code, stderr: unsigned.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/holds signed digests .* AUDIT_SIGNING_KEY_FILE is unset/) });
+    const publicOnly = await runCli('consumer', [], { ...vars, AUDIT_SIGNING_KEY_FILE: key.publicPem });
+    expect({ code: publicOnly.code, stderr: publicOnly.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/AUDIT_SIGNING_KEY_FILE .*not a PEM private key/) });
+    const maintainer = await runCli('maintenance', ['maintain', '--once'], vars);
+    expect({ code: maintainer.code, stderr: maintainer.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/AUDIT_SIGNING_KEY_FILE is unset/) });
+  }, 120_000);
+});
