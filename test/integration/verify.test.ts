@@ -68,6 +68,7 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
     const clean = await verify(vars);
     expect({ code: clean.code, findings: findings(clean) }).toEqual({ code: 0, findings: [] });
     expect(clean.stats).toMatchObject({ offsets: '602', deadLetters: 2, skippedOffsets: '0' });
+    expect((await verify(vars, ['--kafka'])).code).toBe(0);
     // Pinning the right key works; pinning another key refuses every digest.
     expect((await verify(vars, ['--trust', key.publicPem])).code).toBe(0);
     const other = await keyFile();
@@ -82,7 +83,7 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
     const chain0 = (await keys(store, `_digests/chain/${topic}/`)).filter((k) => /\/0\/\d{12}\.json$/.test(k));
     expect(chain0.length).toBeGreaterThanOrEqual(3);
 
-    const cases: { name: string; tamper: (s: ObjectStore) => Promise<void>; expect: string[] }[] = [
+    const cases: { name: string; tamper: (s: ObjectStore) => Promise<void>; expect: string[]; args?: string[] }[] = [
       { name: 'deleted', tamper: (s) => s.delete(data[0]!), expect: [`file-missing ${data[0]}`] },
       { name: 'replaced', tamper: async (s) => s.put(data[1]!, (await s.get(data[2]!))!), expect: [`file-modified ${data[1]}`] },
       {
@@ -105,11 +106,24 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
       },
       expect: [`digest-missing ${chain0[1]}`],
     });
+    // The newest digest and its files removed together: only the consumer group's committed offset tells (verify --kafka).
+    const tail = chain0[chain0.length - 1]!;
+    const tailDigest = JSON.parse(JSON.parse((await store.get(tail))!.toString()).body) as { seq: number; files: { key: string }[] };
+    cases.push({
+      name: 'tail',
+      tamper: async (s) => {
+        await s.delete(tail);
+        for (const f of tailDigest.files) await s.delete(f.key);
+      },
+      args: ['--kafka'],
+      // Named after the digest that should follow the chain's (new) end: the deleted one's number.
+      expect: [`offsets-unaccounted ${tail}`],
+    });
     for (const c of cases) {
       const copy = await copyStore(vars, c.name);
       await c.tamper(copy.store);
       copy.store.close();
-      const v = await verify(copy.vars);
+      const v = await verify(copy.vars, c.args);
       expect({ case: c.name, code: v.code }).toEqual({ case: c.name, code: 1 });
       for (const f of c.expect) expect({ case: c.name, findings: findings(v) }).toEqual({ case: c.name, findings: expect.arrayContaining([f]) });
       if (c.name === 'gap') {
