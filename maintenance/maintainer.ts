@@ -16,6 +16,7 @@ import {
   isDt,
   readDay,
 } from '../storage';
+import { deleteKeys } from '../storage/bulk-delete';
 import { mapLimit } from '../storage/concurrency';
 import { type CompactionDigest, type FileEntry, compactionDigestKey, retentionDigestKey, sha256Hex } from '../trust/format';
 import type { DigestSigner } from '../trust/signer';
@@ -304,13 +305,11 @@ export class Maintainer {
 
   private async cleanup(day: DayState, report: PassReport): Promise<void> {
     const plan = planCleanup(day, this.now(), this.o.graceMs);
-    let deleted = 0;
-    await mapLimit(plan.data, this.o.concurrency, async (key) => {
-      await this.o.store.delete(key);
-      await this.o.store.delete(indexKey(day.dt, key.slice(key.lastIndexOf('/') + 1)));
-      if (++deleted === 1) this.crash('mid-cleanup');
-    });
-    await mapLimit(plan.generations, this.o.concurrency, (key) => this.o.store.delete(key));
+    // Data first, then their indexes, then old generations: a reader never meets an index whose file it cannot find listed.
+    await deleteKeys(this.o.store, plan.data, this.o.concurrency);
+    if (plan.data.length > 0) this.crash('mid-cleanup');
+    await deleteKeys(this.o.store, plan.data.map((key) => indexKey(day.dt, key.slice(key.lastIndexOf('/') + 1))), this.o.concurrency);
+    await deleteKeys(this.o.store, plan.generations, this.o.concurrency);
     report.objectsDeleted += plan.data.length * 2 + plan.generations.length;
     if (plan.data.length + plan.generations.length > 0) {
       this.o.say(`cleaned dt=${day.dt}: ${plan.data.length} superseded data files, ${plan.generations.length} old generations`);
@@ -324,7 +323,7 @@ export class Maintainer {
       if (done.length > 0) this.o.say(`would remove ${done.length} cut claims the consumer group has committed past`);
       return;
     }
-    await mapLimit(done, this.o.concurrency, (key) => this.o.store.delete(key));
+    await deleteKeys(this.o.store, done, this.o.concurrency);
     report.claimsRemoved += done.length;
     report.objectsDeleted += done.length;
     if (done.length > 0) this.o.say(`removed ${done.length} cut claims the consumer group has committed past`);
@@ -337,7 +336,7 @@ export class Maintainer {
     for await (const o of this.o.store.list(SELF_CHECK_PREFIX)) {
       if (o.lastModified !== undefined && now - o.lastModified >= this.o.graceMs) old.push(o.key);
     }
-    await mapLimit(old, this.o.concurrency, (key) => this.o.store.delete(key));
+    await deleteKeys(this.o.store, old, this.o.concurrency);
     report.objectsDeleted += old.length;
   }
 

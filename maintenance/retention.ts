@@ -1,5 +1,6 @@
 import type { ObjectInfo, ObjectStore } from '../storage';
 import { INDEX_PREFIX } from '../storage';
+import { deleteKeys } from '../storage/bulk-delete';
 import { mapLimit } from '../storage/concurrency';
 import { EXTERNAL_MANIFEST_PREFIX } from './external-manifest';
 
@@ -54,7 +55,7 @@ export async function removeDay(store: ObjectStore, objects: readonly ObjectInfo
   const rank = (key: string) => (key.startsWith('dt=') ? (key.includes('/_live/') ? 1 : 0) : 2);
   const ordered = [...objects].sort((a, b) => rank(a.key) - rank(b.key));
   for (const r of [0, 1, 2]) {
-    await mapLimit(ordered.filter((o) => rank(o.key) === r), concurrency, (o) => store.delete(o.key));
+    await deleteKeys(store, ordered.filter((o) => rank(o.key) === r).map((o) => o.key), concurrency);
   }
   return objects.length;
 }

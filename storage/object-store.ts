@@ -32,6 +32,11 @@ export interface ObjectStore {
   /** Lists the "directories" directly under a prefix (keys up to the next '/'). */
   listPrefixes(prefix: string): Promise<string[]>;
   delete(key: string): Promise<void>;
+  /**
+   * Deletes many objects in as few requests as the store allows (S3: DeleteObjects, up
+   * to 1,000 keys a request); absent where the store has nothing better than one by one.
+   */
+  deleteMany?(keys: readonly string[]): Promise<void>;
   /** The object's URI for engines outside the project (`s3://bucket/prefix/key`, `file:///dir/key`). */
   uri?(key: string): string;
   /**

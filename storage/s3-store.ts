@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import {
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
   HeadBucketCommand,
@@ -178,6 +179,26 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      let errors: { Key?: string; Code?: string; Message?: string }[];
+      try {
+        const out = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((k) => ({ Key: this.fullKey(k) })), Quiet: true } }),
+        );
+        errors = out.Errors ?? [];
+      } catch (err) {
+        throw this.fail('delete', `${batch[0]} (and ${batch.length - 1} more)`, err);
+      }
+      // Per-key failures (a locked object, access denied) come back in the answer, not as an error.
+      const first = errors.find((e) => e.Code !== 'NoSuchKey');
+      if (first) {
+        throw this.fail('delete', first.Key ?? batch[0]!, new Error(`${first.Code ?? 'error'}: ${first.Message ?? ''} (${errors.length} of ${batch.length} keys refused)`));
+      }
+    }
+  }
+
   /** Whether the bucket has Object Lock on (asked once): without it no object can be locked, and no HEAD is needed. */
   private lockEnabled: Promise<boolean> | null = null;
 
@@ -222,3 +243,6 @@ export class S3ObjectStore implements ObjectStore {
     this.client.destroy();
   }
 }
+
+/** Keys per DeleteObjects request: the S3 API's limit. */
+const DELETE_BATCH = 1000;
