@@ -56,6 +56,14 @@ interface Round extends Measured {
   storedBytesPerEvent: number | null;
   /** Iceberg only: the data files (Parquet) alone, without the table's metadata. */
   dataBytesPerEvent?: number;
+  /** Iceberg only: from the process start to the worker's "Kafka Connect started" (JVM + worker start-up, included in `seconds`). */
+  startupSeconds?: number;
+}
+
+/** Seconds from `startedAt` (epoch ms) to the worker's "Kafka Connect started" line (log4j local time). */
+function connectStartupSeconds(log: string, startedAt: number): number | undefined {
+  const m = /^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d{3})\] INFO Kafka Connect started/m.exec(log);
+  return m ? (new Date(`${m[1]}T${m[2]}.${m[3]}`).getTime() - startedAt) / 1000 : undefined;
 }
 
 function ensureKcat(): string {
@@ -138,6 +146,7 @@ async function main(): Promise<void> {
         const name = `peer_${id}`;
         const runDir = join(tmpdir(), 'audit-bench-peer', name);
         const warehousePrefix = `bench/peer/iceberg-${id}`;
+        const startedAt = Date.now();
         const m = await measure('bash', [join(ROOT, 'infra', 'connect.sh'), 'run'], {
           env: {
             ...process.env,
@@ -154,7 +163,8 @@ async function main(): Promise<void> {
         });
         const all = await prefixSize(s3, BUCKET, `${warehousePrefix}/`);
         const data = await prefixSize(s3, BUCKET, `${warehousePrefix}/`, (k) => k.endsWith('.parquet'));
-        runs.iceberg.push({ ...round(m, all), dataBytesPerEvent: data.bytes / EVENTS });
+        const startupSeconds = connectStartupSeconds(readFileSync(join(runDir, 'connect.log'), 'utf8'), startedAt);
+        runs.iceberg.push({ ...round(m, all), dataBytesPerEvent: data.bytes / EVENTS, startupSeconds });
         const committed = await watcher.committedRecords({ catalog: 'iceberg', namespace: 'bench', name });
         if (committed !== EVENTS) throw new Error(`Iceberg table bench.${name} holds ${committed} records, expected ${EVENTS} (log: ${runDir}/connect.log)`);
       }
@@ -204,8 +214,14 @@ async function main(): Promise<void> {
     ),
   );
   const consumerVsIceberg = summary.consumer && summary.iceberg ? summary.consumer.eventsPerSecond / summary.iceberg.eventsPerSecond : null;
+  // Per round too: the two ran back to back, so each round's ratio is drift-free-ish.
+  const perRound = runs.consumer.length === runs.iceberg.length ? runs.consumer.map((c, i) => c.eventsPerSecond / runs.iceberg[i]!.eventsPerSecond) : [];
   if (consumerVsIceberg !== null) {
-    console.log(`audit-consumer / Iceberg sink events/s: ${consumerVsIceberg.toFixed(2)}x (target >= 2x: ${consumerVsIceberg >= 2 ? 'met' : 'MISSED'})`);
+    console.log(
+      `audit-consumer / Iceberg sink events/s: ${consumerVsIceberg.toFixed(2)}x (rounds: ${perRound.map((r) => r.toFixed(2)).join(', ')}; target >= 2x: ${consumerVsIceberg >= 2 ? 'met' : 'MISSED'})`,
+    );
+    const startup = median(runs.iceberg.map((r) => r.startupSeconds ?? NaN));
+    console.log(`Iceberg sink: JVM + worker start-up ${startup.toFixed(1)} s of its ${summary.iceberg!.seconds.toFixed(1)} s; without it ${Math.round(EVENTS / (summary.iceberg!.seconds - startup)).toLocaleString()} events/s`);
   }
   const connectHome = execFileSync('bash', ['-c', `source ${join(ROOT, 'infra', 'lib.sh')} >/dev/null; echo "$INFRA_HOME/connect/$(sha256sum <${join(ROOT, 'infra', 'connect', 'pom.xml')} | cut -c1-12)"`], { encoding: 'utf8' }).trim();
   const jars = readFileSync(join(connectHome, 'jars.sha256'), 'utf8')
@@ -236,6 +252,7 @@ async function main(): Promise<void> {
         runs,
         median: summary,
         consumerVsIceberg,
+        consumerVsIcebergPerRound: perRound,
         target: { consumerAtLeast2xIceberg: consumerVsIceberg === null ? null : consumerVsIceberg >= 2 },
       },
       null,

@@ -22,6 +22,7 @@
 #   AUDIT_CONNECT_REST_PORT      the worker's REST listener                     [8083]
 #   AUDIT_CONNECT_HEAP_OPTS      JVM heap flags                                 [-Xms256m -Xmx2g] (connect-standalone's default)
 #   AUDIT_CONNECT_JAVA           the JVM                                        [java on PATH]
+#   AUDIT_CONNECT_JAVA_OPTS      more JVM flags, e.g. -XX:StartFlightRecording=filename=x.jfr to profile []
 # plus the S3/PostgreSQL/Kafka ports and credentials of infra/lib.sh.
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -167,11 +168,11 @@ log4j.logger.org.apache.kafka.clients=WARN
 log4j.logger.org.reflections=ERROR
 PROPS
 
-  local java="${AUDIT_CONNECT_JAVA:-java}" heap
-  # shellcheck disable=SC2206 # AUDIT_CONNECT_HEAP_OPTS is a list of JVM flags
-  heap=(${AUDIT_CONNECT_HEAP_OPTS:--Xms256m -Xmx2g})
+  local java="${AUDIT_CONNECT_JAVA:-java}" heap extra
+  # shellcheck disable=SC2206 # lists of JVM flags
+  heap=(${AUDIT_CONNECT_HEAP_OPTS:--Xms256m -Xmx2g}) extra=(${AUDIT_CONNECT_JAVA_OPTS:-})
   # exec: the caller measures this very process (CPU, RSS) and stops it with SIGTERM.
-  exec "$java" "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+  exec "$java" "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${extra[@]}" \
     "-Dlog4j.configuration=file:$dir/log4j.properties" -cp "$CONNECT_LIBS/*" \
     org.apache.kafka.connect.cli.ConnectStandalone "$dir/worker.properties" "$dir/sink.properties"
 }
