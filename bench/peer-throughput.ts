@@ -223,7 +223,7 @@ async function main(): Promise<void> {
     const startup = median(runs.iceberg.map((r) => r.startupSeconds ?? NaN));
     console.log(`Iceberg sink: JVM + worker start-up ${startup.toFixed(1)} s of its ${summary.iceberg!.seconds.toFixed(1)} s; without it ${Math.round(EVENTS / (summary.iceberg!.seconds - startup)).toLocaleString()} events/s`);
   }
-  const connectHome = execFileSync('bash', ['-c', `source ${join(ROOT, 'infra', 'lib.sh')} >/dev/null; echo "$INFRA_HOME/connect/$(sha256sum <${join(ROOT, 'infra', 'connect', 'pom.xml')} | cut -c1-12)"`], { encoding: 'utf8' }).trim();
+  const connectHome = execFileSync('bash', [join(ROOT, 'infra', 'connect.sh'), 'home'], { encoding: 'utf8' }).trim();
   const jars = readFileSync(join(connectHome, 'jars.sha256'), 'utf8')
     .trim()
     .split('\n')

@@ -8,7 +8,8 @@
 #                                 into $AUDIT_INFRA_HOME/connect/<key>/libs; cached, ~0.1 s after
 #   infra/connect.sh run          write the worker + sink config into $AUDIT_CONNECT_RUN_DIR and
 #                                 exec the worker (foreground; SIGTERM stops it)
-#   infra/connect.sh catalog-db   create the JDBC catalog's database if missing (idempotent)
+#   infra/connect.sh catalog-db   create the JDBC catalog's database and tables if missing (idempotent)
+#   infra/connect.sh home         print the install directory (libs/, jars.sha256)
 #
 # `run` reads (required) AUDIT_CONNECT_TOPIC, AUDIT_CONNECT_NAME, AUDIT_CONNECT_RUN_DIR and
 # (optional, defaults in brackets):
@@ -28,8 +29,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONNECT_POM="$INFRA_DIR/connect/pom.xml"
-# Keyed on the pom's content: editing the pom re-resolves into a new directory.
-CONNECT_KEY="$(sha256sum <"$CONNECT_POM" | cut -c1-12)"
+# Keyed on the pom and the jar list: editing either re-resolves into a new directory.
+CONNECT_KEY="$(cat "$CONNECT_POM" "$INFRA_DIR/connect/jars.sha256" | sha256sum | cut -c1-12)"
 CONNECT_HOME="$INFRA_HOME/connect/$CONNECT_KEY"
 CONNECT_LIBS="$CONNECT_HOME/libs"
 
@@ -46,7 +47,7 @@ connect_install() {
   mkdir -p "$CONNECT_HOME"
   # Resolved into a scratch dir swapped in whole: an interrupted download is never used.
   local tmp="$CONNECT_HOME/libs.partial"
-  rm -rf "$tmp"
+  rm -rf "$tmp" "$tmp.sha256"
   if ! mvn -B -q -f "$CONNECT_POM" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" \
     >"$LOG_DIR/connect-install.log" 2>&1; then
     show_log_tail "$LOG_DIR/connect-install.log"
@@ -56,10 +57,17 @@ connect_install() {
   for jar in connect-runtime iceberg-kafka-connect iceberg-parquet iceberg-aws-bundle postgresql apicurio-registry-utils-converter; do
     compgen -G "$tmp/$jar-[0-9]*.jar" >/dev/null || die "connect: $jar missing after resolution"
   done
+  # Every jar must be the one recorded in infra/connect/jars.sha256, and no other:
+  # Maven's resolution is pinned by the pom, this pins the bytes. After editing the pom,
+  # regenerate the list: (cd $CONNECT_LIBS && sha256sum -- *.jar) > infra/connect/jars.sha256
+  (cd "$tmp" && sha256sum -- *.jar) >"$tmp.sha256"
+  if ! diff -q <(sort -k2 "$INFRA_DIR/connect/jars.sha256") <(sort -k2 "$tmp.sha256") >/dev/null; then
+    diff <(sort -k2 "$INFRA_DIR/connect/jars.sha256") <(sort -k2 "$tmp.sha256") | head -n 20 >&2 || true
+    die "connect: the resolved jars differ from infra/connect/jars.sha256 (lines above: < expected, > resolved)"
+  fi
   rm -rf "$CONNECT_LIBS"
   mv "$tmp" "$CONNECT_LIBS"
-  # The list of jars with their checksums: what a run used, for the benchmark's JSON.
-  (cd "$CONNECT_LIBS" && sha256sum -- *.jar) >"$CONNECT_HOME/jars.sha256"
+  mv "$tmp.sha256" "$CONNECT_HOME/jars.sha256"
   date -Is >"$CONNECT_HOME/.installed"
   log "connect: installed ($(find "$CONNECT_LIBS" -name '*.jar' | wc -l) jars, $(du -sh "$CONNECT_LIBS" | cut -f1)) in $(elapsed_since "$started")"
 }
@@ -180,6 +188,7 @@ PROPS
 case "${1:-}" in
   install) connect_install; summary connect installed "$CONNECT_LIBS" "(Kafka Connect + Iceberg sink)" ;;
   catalog-db) connect_catalog_db ;;
+  home) echo "$CONNECT_HOME" ;;
   run) connect_run ;;
-  *) die "usage: infra/connect.sh install|catalog-db|run" ;;
+  *) die "usage: infra/connect.sh install|catalog-db|run|home" ;;
 esac
