@@ -29,7 +29,7 @@ import { DigestSigner, generateSigningKey } from '../trust/signer';
 import { kafkaPartition, loadDataset, workDirFor } from './lib/dataset';
 import { envNumber, projectRoot } from './lib/env';
 import { EventGenerator } from './lib/events';
-import { type MeasuredRun, runMeasured } from './lib/proc';
+import { type CapturedRun, runCaptured } from './lib/measured-process';
 import { median, table } from './lib/stats';
 
 const ROOT = projectRoot(__dirname);
@@ -90,7 +90,7 @@ async function verifyStore(): Promise<Record<string, number | string>> {
   }
   store.close();
   log('audit-query verify on it');
-  const r = await runMeasured(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'verify', '--format', 'json'], storeEnv(prefix));
+  const r = await runCaptured(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'verify', '--format', 'json'], storeEnv(prefix));
   if (r.code !== 0) throw new Error(`verify exited ${r.code}: ${r.stderr.slice(-2000)} ${r.stdout.slice(0, 2000)}`);
   const stats = (JSON.parse(r.stdout) as { stats: { filesChecked: number; bytesChecked: number; chainDigests: number; offsets: string } }).stats;
   return {
@@ -103,7 +103,7 @@ async function verifyStore(): Promise<Record<string, number | string>> {
     filesPerSecond: round(stats.filesChecked / r.seconds),
     mbPerSecond: round(stats.bytesChecked / 1e6 / r.seconds),
     cpuSeconds: round(r.cpuSeconds),
-    peakRssMb: Math.round(r.peakRss / 2 ** 20),
+    peakRssMb: Math.round(r.peakRssMb),
   };
 }
 
@@ -131,7 +131,7 @@ async function produce(topic: string): Promise<void> {
 
 interface Round {
   digests: boolean;
-  run: MeasuredRun;
+  run: CapturedRun;
   bytes: Awaited<ReturnType<typeof storedBytes>>;
 }
 
@@ -147,7 +147,7 @@ async function consumerRounds(): Promise<Round[]> {
     const digests = i % 2 === 1;
     const id = `${topic}-${i}`;
     const prefix = `bench/verify-consumer/${id}`;
-    const run = await runMeasured(process.execPath, [join(ROOT, 'dist', 'consumer', 'cli.js'), '--drain'], storeEnv(prefix, {
+    const run = await runCaptured(process.execPath, [join(ROOT, 'dist', 'consumer', 'cli.js'), '--drain'], storeEnv(prefix, {
       AUDIT_KAFKA_BROKERS: cfg.brokers,
       AUDIT_TOPIC: topic,
       AUDIT_CONSUMER_GROUP: `bench-${id}`,
@@ -157,7 +157,7 @@ async function consumerRounds(): Promise<Round[]> {
     if (run.code !== 0) throw new Error(`consumer exited ${run.code}: ${run.stderr.slice(-2000)}`);
     const bytes = await storedBytes(prefix);
     rounds.push({ digests, run, bytes });
-    log(`  round ${i + 1}: digests ${digests ? 'on ' : 'off'}  ${round(cfg.consumerEvents / run.seconds)} events/s, ${round(run.cpuSeconds)} CPU-s, ${Math.round(run.peakRss / 2 ** 20)} MB, ${round(bytes.all / cfg.consumerEvents)} B/event`);
+    log(`  round ${i + 1}: digests ${digests ? 'on ' : 'off'}  ${round(cfg.consumerEvents / run.seconds)} events/s, ${round(run.cpuSeconds)} CPU-s, ${Math.round(run.peakRssMb)} MB, ${round(bytes.all / cfg.consumerEvents)} B/event`);
   }
   return rounds;
 }
@@ -167,7 +167,7 @@ function summarize(rounds: Round[], digests: boolean) {
   return {
     eventsPerSecond: round(median(rs.map((r) => cfg.consumerEvents / r.run.seconds))),
     cpuSecondsPer1M: round(median(rs.map((r) => (r.run.cpuSeconds * 1e6) / cfg.consumerEvents))),
-    peakRssMb: Math.max(...rs.map((r) => Math.round(r.run.peakRss / 2 ** 20))),
+    peakRssMb: Math.max(...rs.map((r) => Math.round(r.run.peakRssMb))),
     bytesPerEvent: round(median(rs.map((r) => r.bytes.all / cfg.consumerEvents))),
     dataBytesPerEvent: round(median(rs.map((r) => r.bytes.data / cfg.consumerEvents))),
     digestBytesPerEvent: round(median(rs.map((r) => r.bytes.digests / cfg.consumerEvents))),

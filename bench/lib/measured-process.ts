@@ -129,3 +129,38 @@ export function measure(cmd: string, args: readonly string[], opts: MeasureOptio
     });
   });
 }
+
+export interface CapturedRun extends Measured {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end, measured like `measure`, keeping its output and exit code (a failure is the caller's to judge). */
+export function runCaptured(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<CapturedRun> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let peak = 0;
+    let cpu = 0;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const sampler = setInterval(() => {
+      const s = child.pid === undefined ? null : sample(child.pid);
+      if (s) {
+        peak = Math.max(peak, s.rssMb);
+        cpu = s.cpuSeconds;
+      }
+    }, 50);
+    child.on('error', (err) => {
+      clearInterval(sampler);
+      reject(err);
+    });
+    child.on('exit', (code) => {
+      clearInterval(sampler);
+      resolve({ code, stdout, stderr, seconds: Number(process.hrtime.bigint() - started) / 1e9, cpuSeconds: cpu, peakRssMb: peak });
+    });
+  });
+}
