@@ -1,4 +1,4 @@
-import { CompressionTypes, Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import { type SchemaRegistryConfig, schemaRegistryConfig } from '../config/env';
 import { CURRENT_SCHEMA_ID, confluentHeader, encodeRecord, objectKey, singleObjectHeader, type AuditRecord } from '../schemas';
 import { RegistryClient, SchemaRegistryRefusedError, registerWriterSchema } from '../schema-registry';
@@ -7,6 +7,7 @@ import { currentAuditContext } from './context';
 import { AuditInputError, AuditUnavailableError } from './errors';
 import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
 import { truncateRecord } from './truncate';
+import { KafkajsTransport, createTransport, type KafkaClientKind, type KafkaTransport, type SenderThread } from './transport';
 
 /** What happens to a new event when the buffer is full (Kafka down or slow). */
 export type BufferFullPolicy = 'drop' | 'block' | 'fail';
@@ -21,8 +22,14 @@ export interface AuditClientOptions {
   brokers?: string[];
   topic?: string;
   clientId?: string;
-  /** An existing kafkajs producer to publish with (the client then does not own its connection). */
+  /** An existing kafkajs producer to publish with (the client then does not own its connection; sent from the app's thread). */
   producer?: Producer;
+  /**
+   * Which Kafka library sends and from where (default: @platformatic/kafka in a worker
+   * thread of its own, so batching, compression and the broker's round trips stay off
+   * the app's event loop). Figures of each: bench/README.md, producer section.
+   */
+  sender?: { client?: KafkaClientKind; thread?: SenderThread };
   /** Name of the app, stored in every record. */
   sourceService?: string;
   /** Events held in memory while Kafka is slow or down (default 10,000). */
@@ -78,6 +85,8 @@ interface Pending {
 /** A Confluent header whose id is filled in once the registry answered. */
 const UNFRAMED_HEADER = confluentHeader(0);
 
+const DEFAULT_CLIENT: KafkaClientKind = 'platformatic';
+
 const silentLogger: AuditLogger = { warn: () => undefined, error: () => undefined };
 
 /**
@@ -88,9 +97,8 @@ const silentLogger: AuditLogger = { warn: () => undefined, error: () => undefine
  */
 export class AuditClient {
   readonly topic: string;
-  private readonly producer: Producer;
-  private readonly ownsProducer: boolean;
-  private readonly opts: Required<Omit<AuditClientOptions, 'producer' | 'brokers' | 'sourceService' | 'maskFields' | 'logger' | 'schemaRegistry'>>;
+  private readonly transport: KafkaTransport;
+  private readonly opts: Required<Omit<AuditClientOptions, 'producer' | 'sender' | 'brokers' | 'sourceService' | 'maskFields' | 'logger' | 'schemaRegistry'>>;
   private readonly registry: RegistryClient | null;
   /** The header every record gets; null until the registry's id is known. */
   private header: Buffer | null;
@@ -129,24 +137,13 @@ export class AuditClient {
       compression: options.compression ?? 'gzip',
     };
     if (options.producer) {
-      this.producer = options.producer;
-      this.ownsProducer = false;
+      this.transport = new KafkajsTransport({ producer: options.producer });
     } else {
       const brokers = options.brokers ?? (process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092').split(',');
-      const kafka = new Kafka({
-        clientId: this.opts.clientId,
-        brokers,
-        logLevel: logLevel.NOTHING,
-        retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2_000 },
-        connectionTimeout: 3_000,
-      });
-      this.producer = kafka.producer({
-        idempotent: true,
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: true,
-        createPartitioner: Partitioners.DefaultPartitioner,
-      });
-      this.ownsProducer = true;
+      this.transport = createTransport(
+        { kind: options.sender?.client ?? DEFAULT_CLIENT, brokers, clientId: this.opts.clientId },
+        options.sender?.thread ?? 'worker',
+      );
     }
     const registryConfig = options.schemaRegistry === undefined ? schemaRegistryConfig(process.env) : options.schemaRegistry;
     this.registry = registryConfig ? new RegistryClient(registryConfig) : null;
@@ -179,7 +176,7 @@ export class AuditClient {
       this.header = writer.header;
     }
     if (!this.connected) {
-      await this.producer.connect();
+      await this.transport.connect();
       this.connected = true;
     }
   }
@@ -287,12 +284,7 @@ export class AuditClient {
             p.framed = true;
           }
         }
-        await this.producer.send({
-          topic: this.topic,
-          acks: -1,
-          compression: this.opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-          messages: batch.map((p) => ({ key: p.key, value: p.value })),
-        });
+        await this.transport.send({ topic: this.topic, compression: this.opts.compression, messages: batch });
         this.queue.splice(0, batch.length);
         this.counters.delivered += batch.length;
         backoff = 100;
@@ -359,7 +351,7 @@ export class AuditClient {
     if (!delivered) this.abandonQueue();
     this.wake?.();
     await this.pump;
-    if (this.ownsProducer && this.connected) await this.producer.disconnect().catch(() => undefined);
+    await this.transport.close();
   }
 
   stats(): AuditStats {
