@@ -13,16 +13,25 @@
  * keep-alive connection, in BENCH_ROUNDS (5) interleaved rounds after
  * BENCH_WARMUP (500) warm-up requests; latency is measured by the client:
  *   baseline    - no auditing
- *   audit       - auditExpress(client) (one `request` event per request to Kafka)
+ *   audit       - auditExpress(client) (one `request` event per request to Kafka), the default sender:
+ *                 @platformatic/kafka in a worker thread
+ *   audit-kafkajs-inline - the same with the previous default sender: kafkajs on the app's event loop
  *   audit-registry - the same with a schema registry (records framed with its id)
  *   hooks-only  - the same middleware with a recorder that builds and encodes the record but sends nothing
  *   sync-pg     - the handler awaits an INSERT of the audit row into PostgreSQL before answering
  * ORM: TypeORM `repository.save()` of a new row, BENCH_ORM_N (2000) each:
  *   baseline    - no subscriber
  *   audit       - the AuditSubscriber (event held until commit, then to Kafka)
+ *   audit-kafkajs-inline - the same with kafkajs on the app's event loop
  *   audit-registry - the same with a schema registry
  *   hooks-only  - the same subscriber, record built and encoded but not sent
  *   sync-pg     - save + INSERT of the audit row in the same transaction
+ *
+ * Throughput (first, each in a child process of its own, BENCH_TP_ROUNDS (3) interleaved rounds):
+ * BENCH_TP_N (100000) events recorded as fast as one app thread can, per sender (kafkajs or
+ * @platformatic/kafka, inline or in a worker thread, gzip or none) and `build-only` (build, mask,
+ * encode, no send): events/s to the last acknowledgement, CPU µs per event of the process and
+ * of the app's thread (bench/lib/producer-load.ts).
  *
  * Environment: BENCH_HTTP_N, BENCH_ORM_N, BENCH_ROUNDS, BENCH_WARMUP, BENCH_PG_HOST/PORT/USER/DATABASE,
  * AUDIT_KAFKA_BROKERS, BENCH_SCHEMA_REGISTRY_URL (default: the local Apicurio of infra/up.sh registry). Writes bench/results/producer-overhead.json.
@@ -47,9 +56,11 @@ import {
   fieldMatcher,
   type AuditEventInput,
   type AuditRecorder,
+  type AuditStats,
 } from '../producer';
 import { encodeRecord } from '../schemas';
-import { quantile, table } from './lib/stats';
+import { median, quantile, table } from './lib/stats';
+import { runLoad, type LoadResult, type LoadSpec } from './lib/producer-load';
 import { envNumber, projectRoot } from './lib/env';
 
 const ROOT = projectRoot(__dirname);
@@ -58,6 +69,8 @@ const cfg = {
   httpN: num('BENCH_HTTP_N', 5000),
   ormN: num('BENCH_ORM_N', 2000),
   rounds: num('BENCH_ROUNDS', 5),
+  tpN: num('BENCH_TP_N', 100_000),
+  tpRounds: num('BENCH_TP_ROUNDS', 3),
   warmup: num('BENCH_WARMUP', 500),
   pg: {
     host: process.env.BENCH_PG_HOST ?? '127.0.0.1',
@@ -73,12 +86,13 @@ const AUDIT_TABLE = `bench_audit_sync_${run}`;
 const ITEM_TABLE = `bench_item_${run}`;
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
-type Variant = 'baseline' | 'audit' | 'audit-registry' | 'hooks-only' | 'sync-pg';
-const VARIANTS: readonly Variant[] = ['baseline', 'audit', 'audit-registry', 'hooks-only', 'sync-pg'];
-const emptySamples = (): Record<Variant, number[]> => ({ baseline: [], audit: [], 'audit-registry': [], 'hooks-only': [], 'sync-pg': [] });
+type Variant = 'baseline' | 'audit' | 'audit-kafkajs-inline' | 'audit-registry' | 'hooks-only' | 'sync-pg';
+const VARIANTS: readonly Variant[] = ['baseline', 'audit', 'audit-kafkajs-inline', 'audit-registry', 'hooks-only', 'sync-pg'];
+const emptySamples = (): Record<Variant, number[]> => ({ baseline: [], audit: [], 'audit-kafkajs-inline': [], 'audit-registry': [], 'hooks-only': [], 'sync-pg': [] });
 
 interface Clients {
   audit: AuditClient;
+  inline: AuditClient;
   registry: AuditClient;
 }
 
@@ -147,6 +161,7 @@ function printTable(title: string, s: Record<Variant, Summary>): void {
 async function startApp(variant: Variant, clients: Clients, pool: Pool): Promise<{ server: Server; port: number }> {
   const app = express();
   if (variant === 'audit') app.use(auditExpress(clients.audit));
+  if (variant === 'audit-kafkajs-inline') app.use(auditExpress(clients.inline));
   if (variant === 'audit-registry') app.use(auditExpress(clients.registry));
   if (variant === 'hooks-only') app.use(auditExpress(encodeOnly));
   app.get('/orders/:id', async (req, res) => {
@@ -252,6 +267,7 @@ async function benchOrm(clients: Clients): Promise<{ samples: Record<Variant, nu
   const ds = {
     baseline: dataSource(true),
     audit: dataSource(false),
+    'audit-kafkajs-inline': dataSource(false),
     'audit-registry': dataSource(false),
     'hooks-only': dataSource(false),
     'sync-pg': dataSource(false),
@@ -260,6 +276,7 @@ async function benchOrm(clients: Clients): Promise<{ samples: Record<Variant, nu
   for (const v of VARIANTS) if (!ds[v].isInitialized) await ds[v].initialize();
   const subscriber = attachTypeormAudit(ds.audit, clients.audit);
   const registrySubscriber = attachTypeormAudit(ds['audit-registry'], clients.registry);
+  const inlineSubscriber = attachTypeormAudit(ds['audit-kafkajs-inline'], clients.inline);
   attachTypeormAudit(ds['hooks-only'], encodeOnly);
   const repos = Object.fromEntries(VARIANTS.map((v) => [v, ds[v].getRepository(ItemSchema)])) as Record<Variant, Repository<Item>>;
   const write = async (v: Variant, i: number): Promise<number> => {
@@ -287,18 +304,83 @@ async function benchOrm(clients: Clients): Promise<{ samples: Record<Variant, nu
     await ds.baseline.query(`DROP TABLE IF EXISTS ${ITEM_TABLE}`).catch(() => undefined);
     for (const v of VARIANTS) await ds[v].destroy();
   }
-  return { samples, subscriberFailed: subscriber.stats.failed + registrySubscriber.stats.failed };
+  return { samples, subscriberFailed: subscriber.stats.failed + registrySubscriber.stats.failed + inlineSubscriber.stats.failed };
+}
+
+// ---- throughput: one child process per measurement ----
+
+const TP_VARIANTS: readonly Omit<LoadSpec, 'n' | 'warmup' | 'brokers' | 'topic'>[] = [
+  { client: 'build-only', thread: 'inline', compression: 'none' },
+  { client: 'kafkajs', thread: 'inline', compression: 'gzip' },
+  { client: 'kafkajs', thread: 'inline', compression: 'none' },
+  { client: 'kafkajs', thread: 'worker', compression: 'gzip' },
+  { client: 'platformatic', thread: 'inline', compression: 'gzip' },
+  { client: 'platformatic', thread: 'inline', compression: 'none' },
+  { client: 'platformatic', thread: 'worker', compression: 'gzip' },
+  { client: 'platformatic', thread: 'worker', compression: 'none' },
+];
+const tpName = (v: Pick<LoadSpec, 'client' | 'thread' | 'compression'>) =>
+  v.client === 'build-only' ? 'build-only' : `${v.client}-${v.thread}-${v.compression}`;
+
+function measureInChild(spec: LoadSpec): Promise<LoadResult> {
+  const child = fork(__filename, ['--throughput', JSON.stringify(spec)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise<LoadResult>((resolve, reject) => {
+    let result: LoadResult | null = null;
+    child.on('message', (m) => (result = m as LoadResult));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`throughput child ${tpName(spec)} exited with ${code}`))));
+  });
+}
+
+interface TpSummary {
+  eventsPerSec: number;
+  cpuUsPerEvent: number;
+  appThreadCpuUsPerEvent: number | null;
+  peakRssMb: number;
+  runs: { eventsPerSec: number; cpuUsPerEvent: number; appThreadCpuUsPerEvent: number | null }[];
+}
+
+async function benchThroughput(): Promise<Record<string, TpSummary>> {
+  const results: Record<string, LoadResult[]> = {};
+  for (let r = 0; r < cfg.tpRounds; r++) {
+    for (const v of TP_VARIANTS) {
+      const spec: LoadSpec = { ...v, n: cfg.tpN, warmup: Math.min(20_000, cfg.tpN), brokers: cfg.brokers, topic: `bench.producer-tp-${run}-${tpName(v)}-${r}` };
+      const res = await measureInChild(spec);
+      if (v.client !== 'build-only' && (res.delivered !== cfg.tpN || res.dropped !== 0)) {
+        throw new Error(`${tpName(v)}: ${res.delivered} of ${cfg.tpN} delivered, ${res.dropped} dropped`);
+      }
+      (results[tpName(v)] ??= []).push(res);
+      log(`throughput round ${r + 1}/${cfg.tpRounds} ${tpName(v)}: ${res.eventsPerSec} events/s, ${res.cpuUsPerEvent} µs CPU/event (app thread ${res.appThreadCpuUsPerEvent})`);
+    }
+  }
+  const out: Record<string, TpSummary> = {};
+  for (const [name, rs] of Object.entries(results)) {
+    const app = rs.map((x) => x.appThreadCpuUsPerEvent).filter((x): x is number => x !== null);
+    out[name] = {
+      eventsPerSec: Math.round(median(rs.map((x) => x.eventsPerSec))),
+      cpuUsPerEvent: round(median(rs.map((x) => x.cpuUsPerEvent)), 2),
+      appThreadCpuUsPerEvent: app.length > 0 ? round(median(app), 2) : null,
+      peakRssMb: Math.max(...rs.map((x) => x.peakRssMb)),
+      runs: rs.map((x) => ({ eventsPerSec: x.eventsPerSec, cpuUsPerEvent: x.cpuUsPerEvent, appThreadCpuUsPerEvent: x.appThreadCpuUsPerEvent })),
+    };
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
-  const client = new AuditClient({ brokers: cfg.brokers, topic: `bench.producer-overhead-${run}`, sourceService: 'bench', schemaRegistry: null });
+  log(`throughput: ${cfg.tpN} events per measurement, ${TP_VARIANTS.length} senders, ${cfg.tpRounds} rounds`);
+  const throughput = await benchThroughput();
+  const base = { brokers: cfg.brokers, sourceService: 'bench', schemaRegistry: null };
+  const client = new AuditClient({ ...base, topic: `bench.producer-overhead-${run}` });
+  const inlineClient = new AuditClient({ ...base, topic: `bench.producer-overhead-inline-${run}`, sender: { client: 'kafkajs', thread: 'inline' } });
   const registryClient = new AuditClient({
     brokers: cfg.brokers,
     topic: `bench.producer-overhead-registry-${run}`,
     sourceService: 'bench',
     schemaRegistry: { url: cfg.registryUrl, auth: { kind: 'none' }, subjectStrategy: 'topic', retryMs: 30_000 },
   });
-  const clients: Clients = { audit: client, registry: registryClient };
+  const clients: Clients = { audit: client, inline: inlineClient, registry: registryClient };
+  const all = [client, inlineClient, registryClient];
   const pool = new Pool({ ...cfg.pg, max: 2 });
   await pool.query(
     `CREATE TABLE ${AUDIT_TABLE} (
@@ -307,8 +389,7 @@ async function main(): Promise<void> {
       before jsonb, after jsonb, metadata jsonb)`,
   );
   // Connect the producers (and register the schema) before measuring.
-  await client.start();
-  await registryClient.start();
+  for (const c of all) await c.start();
   let http: Record<Variant, number[]>;
   let orm: Awaited<ReturnType<typeof benchOrm>>;
   try {
@@ -319,28 +400,55 @@ async function main(): Promise<void> {
     await pool.query(`DROP TABLE IF EXISTS ${AUDIT_TABLE}`).catch(() => undefined);
     await pool.end();
   }
-  const delivered = (await client.flush(60_000)) && (await registryClient.flush(60_000));
-  await client.close();
-  await registryClient.close();
-  const stats = client.stats();
-  const registryStats = registryClient.stats();
+  let delivered = true;
+  for (const c of all) delivered = (await c.flush(60_000)) && delivered;
+  for (const c of all) await c.close();
+  const [stats, inlineStats, registryStats] = all.map((c) => c.stats()) as [AuditStats, AuditStats, AuditStats];
 
+  console.log(`\nProducer throughput (one process, ${cfg.tpN} events, median of ${cfg.tpRounds} interleaved rounds)`);
+  console.log(
+    table(
+      ['sender', 'events/s', 'CPU µs/event (process)', 'CPU µs/event (app thread)', 'peak RSS MB'],
+      Object.entries(throughput).map(([name, t]) => [name, String(t.eventsPerSec), t.cpuUsPerEvent.toFixed(2), t.appThreadCpuUsPerEvent?.toFixed(2) ?? '-', String(t.peakRssMb)]),
+    ),
+  );
   const httpSummary = summarize(http);
   const ormSummary = summarize(orm.samples);
   printTable(`Per audited HTTP request (Express, loopback, sequential, ${cfg.httpN} each)`, httpSummary);
   printTable(`Per ORM write (TypeORM save of a new row, ${cfg.ormN} each)`, ormSummary);
   console.log(
-    `\naudit client: ${stats.delivered} events delivered to Kafka, ${stats.dropped} dropped; with the registry: ${registryStats.delivered} delivered, ${registryStats.dropped} dropped; flush ${delivered ? 'complete' : 'timed out'}; subscriber failures ${orm.subscriberFailed}`,
+    `\naudit client: ${stats.delivered} events delivered, ${stats.dropped} dropped; kafkajs inline: ${inlineStats.delivered} delivered, ${inlineStats.dropped} dropped; ` +
+      `with the registry: ${registryStats.delivered} delivered, ${registryStats.dropped} dropped; flush ${delivered ? 'complete' : 'timed out'}; subscriber failures ${orm.subscriberFailed}`,
   );
+
+  // The issue's targets, from this run's figures.
+  const chosen = throughput['platformatic-worker-gzip']!;
+  const h = httpSummary;
+  const targets = {
+    p99AddedVsSyncInsert: {
+      value: round(h.audit.addedP99Us / h['sync-pg'].addedP99Us, 3),
+      target: '<= 0.20',
+      met: h.audit.addedP99Us <= 0.2 * h['sync-pg'].addedP99Us,
+    },
+    p50VsPreviousSender: { value: round(h.audit.p50Ms / h['audit-kafkajs-inline'].p50Ms, 3), target: '<= 1.00', met: h.audit.p50Ms <= h['audit-kafkajs-inline'].p50Ms },
+    appThreadCpuUsPerEventGzip: { value: chosen.appThreadCpuUsPerEvent, target: '<= 7', met: chosen.appThreadCpuUsPerEvent !== null && chosen.appThreadCpuUsPerEvent <= 7 },
+    processCpuUsPerEventGzip: { value: chosen.cpuUsPerEvent, target: '<= 7', met: chosen.cpuUsPerEvent <= 7 },
+    eventsPerSecOneProcess: { value: chosen.eventsPerSec, target: '>= 150000', met: chosen.eventsPerSec >= 150_000 },
+  };
+  console.log('\nTargets (issue 13), default sender (platformatic, worker thread, gzip):');
+  for (const [k, t] of Object.entries(targets)) console.log(`  ${k}: ${t.value} (${t.target}) ${t.met ? 'met' : 'NOT met'}`);
 
   const result = {
     benchmark: 'producer-overhead',
     date: new Date().toISOString(),
     node: process.version,
-    config: { httpN: cfg.httpN, ormN: cfg.ormN, rounds: cfg.rounds, warmup: cfg.warmup, brokers: cfg.brokers, pg: cfg.pg, registryUrl: cfg.registryUrl },
+    config: { httpN: cfg.httpN, ormN: cfg.ormN, rounds: cfg.rounds, warmup: cfg.warmup, tpN: cfg.tpN, tpRounds: cfg.tpRounds, brokers: cfg.brokers, pg: cfg.pg, registryUrl: cfg.registryUrl },
+    throughput,
     http: httpSummary,
     orm: ormSummary,
+    targets,
     auditClient: stats,
+    auditClientKafkajsInline: inlineStats,
     auditClientRegistry: registryStats,
   };
   const outDir = join(ROOT, 'bench', 'results');
@@ -349,7 +457,14 @@ async function main(): Promise<void> {
   log('written bench/results/producer-overhead.json');
 }
 
-if (process.argv[2] === '--load-generator') {
+if (process.argv[2] === '--throughput') {
+  runLoad(JSON.parse(process.argv[3] ?? '{}') as LoadSpec)
+    .then((result) => process.send?.(result, () => process.exit(0)))
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+} else if (process.argv[2] === '--load-generator') {
   loadGenerator(JSON.parse(process.argv[3] ?? '{}') as Record<Variant, number>)
     .then((samples) => process.send?.(samples, () => process.exit(0)))
     .catch((err: unknown) => {

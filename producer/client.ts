@@ -1,12 +1,13 @@
 import type { Producer } from 'kafkajs';
 import { type SchemaRegistryConfig, schemaRegistryConfig } from '../config/env';
-import { CURRENT_SCHEMA_ID, confluentHeader, encodeRecord, objectKey, singleObjectHeader, type AuditRecord } from '../schemas';
+import { CURRENT_SCHEMA_ID, confluentHeader, objectKey, singleObjectHeader, type AuditRecord } from '../schemas';
 import { RegistryClient, SchemaRegistryRefusedError, registerWriterSchema } from '../schema-registry';
 import { type AuditEventInput, buildRecord } from './build-record';
 import { currentAuditContext } from './context';
 import { AuditInputError, AuditUnavailableError } from './errors';
 import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
-import { truncateRecord } from './truncate';
+import { encodeCurrent } from './encode';
+import { needsTruncation, truncateRecord } from './truncate';
 import { KafkajsTransport, createTransport, type KafkaClientKind, type KafkaTransport, type SenderThread } from './transport';
 
 /** What happens to a new event when the buffer is full (Kafka down or slow). */
@@ -86,6 +87,8 @@ interface Pending {
 const UNFRAMED_HEADER = confluentHeader(0);
 
 const DEFAULT_CLIENT: KafkaClientKind = 'platformatic';
+
+const RESOLVED: Promise<void> = Promise.resolve();
 
 const silentLogger: AuditLogger = { warn: () => undefined, error: () => undefined };
 
@@ -228,9 +231,18 @@ export class AuditClient {
     return { key: objectKey(record), value, framed: this.header !== null };
   }
 
-  private async enqueue(p: Pending): Promise<void> {
+  private enqueue(p: Pending): Promise<void> {
     if (this.closed) return this.refuse('audit client is closed');
     if (this.fatal) return this.refuse(`audit client not started: ${this.fatal.message}`);
+    if (this.queue.length < this.opts.bufferSize) {
+      this.accept(p);
+      // One settled promise for every event that found room: no allocation on the common path.
+      return RESOLVED;
+    }
+    return this.enqueueWhenFull(p);
+  }
+
+  private async enqueueWhenFull(p: Pending): Promise<void> {
     while (this.queue.length >= this.opts.bufferSize) {
       if (this.opts.onBufferFull === 'drop') {
         this.counters.dropped++;
@@ -243,6 +255,10 @@ export class AuditClient {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
       if (this.closed) return this.refuse('audit client is closed');
     }
+    this.accept(p);
+  }
+
+  private accept(p: Pending): void {
     this.queue.push(p);
     this.counters.accepted++;
     this.wake?.();
@@ -361,9 +377,11 @@ export class AuditClient {
 
 /** The encoded record with its fields cut to `limit` bytes (on a copy), and the names of what was cut. */
 function truncatedValue(built: AuditRecord, limit: number, header: Buffer): { value: Buffer; cut: string[] } {
+  // The common case, nothing over the limit: encoded as built, no copy.
+  if (!needsTruncation(built, limit)) return { value: encodeCurrent(built, header), cut: [] };
   const record = copyForTruncation(built);
   const cut = truncateRecord(record, limit);
-  return { value: encodeRecord(record, CURRENT_SCHEMA_ID, header), cut };
+  return { value: encodeCurrent(record, header), cut };
 }
 
 /** What truncateRecord changes (top-level fields, the maps, each change), copied; prototype-less maps stay so. */
