@@ -37,7 +37,11 @@ export interface AuditClientOptions {
   bufferSize?: number;
   /** `drop` (default): count and log the event; `block`: `record()` waits for room; `fail`: `record()` rejects. */
   onBufferFull?: BufferFullPolicy;
-  /** Messages per Kafka request (default 500) and bytes per request (default 512 KiB). */
+  /**
+   * Messages per Kafka request (default 2,000) and bytes per request (default 512 KiB): a
+   * backlog goes out in few large requests, one at a time (ordering), so a broker's round
+   * trip is paid per ~1,500 events of 330 bytes rather than per 500.
+   */
   batchSize?: number;
   batchBytes?: number;
   /** Waits this long for more events before sending a partial batch (default 10 ms). */
@@ -132,7 +136,7 @@ export class AuditClient {
       clientId: options.clientId ?? 'audit-producer',
       bufferSize: options.bufferSize ?? 10_000,
       onBufferFull: options.onBufferFull ?? 'drop',
-      batchSize: options.batchSize ?? 500,
+      batchSize: options.batchSize ?? 2_000,
       batchBytes: options.batchBytes ?? 512 * 1024,
       lingerMs: options.lingerMs ?? 10,
       maxFieldBytes: options.maxFieldBytes ?? 16 * 1024,

@@ -25,6 +25,8 @@ export interface LoadSpec {
   client: KafkaClientKind | 'build-only';
   thread: SenderThread;
   compression: 'gzip' | 'none';
+  /** Messages per Kafka request; default: the client's. */
+  batchSize?: number;
   n: number;
   warmup: number;
   brokers: string[];
@@ -103,6 +105,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
           schemaRegistry: null,
           onBufferFull: 'block',
           compression: spec.compression,
+          ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
           sender: { client: spec.client, thread: spec.thread },
         });
   const record = client

@@ -49,7 +49,7 @@ export class PlatformaticTransport implements KafkaTransport {
     await producer.send({
       acks: -1,
       compression: batch.compression === 'gzip' ? 'gzip' : 'none',
-      messages: batch.messages.map((m) => ({ topic, key: Buffer.from(m.key), value: m.value })),
+      messages: batch.messages.map((m) => ({ topic, key: typeof m.key === 'string' ? Buffer.from(m.key) : m.key, value: m.value })),
     });
   }
 

@@ -14,7 +14,8 @@ export type KafkaClientKind = 'kafkajs' | 'platformatic';
 export type SenderThread = 'worker' | 'inline';
 
 export interface OutgoingMessage {
-  key: string;
+  /** `type:id` of the object; bytes when it comes out of the worker's transfer buffer (no decode, no re-encode). */
+  key: string | Buffer;
   value: Buffer;
 }
 

@@ -24,7 +24,7 @@ export function packBatch(batch: OutgoingBatch, id: number): Extract<ToWorker, {
   let total = 0;
   for (let i = 0; i < n; i++) {
     const m = batch.messages[i]!;
-    const k = Buffer.byteLength(m.key);
+    const k = typeof m.key === 'string' ? Buffer.byteLength(m.key) : m.key.length;
     lengths[2 * i] = k;
     lengths[2 * i + 1] = m.value.length;
     total += k + m.value.length;
@@ -34,22 +34,22 @@ export function packBatch(batch: OutgoingBatch, id: number): Extract<ToWorker, {
   let at = 0;
   for (let i = 0; i < n; i++) {
     const m = batch.messages[i]!;
-    at += out.write(m.key, at, 'utf8');
+    at += typeof m.key === 'string' ? out.write(m.key, at, 'utf8') : m.key.copy(out, at);
     at += m.value.copy(out, at);
   }
   return { type: 'send', id, topic: batch.topic, compression: batch.compression, count: n, lengths: lengths.buffer, bytes };
 }
 
-/** The worker's side of packBatch: keys as strings, values as views on the one buffer (no copy). */
+/** The worker's side of packBatch: keys and values as views on the one buffer (no copy). */
 export function unpackBatch(msg: Extract<ToWorker, { type: 'send' }>): OutgoingBatch {
   const lengths = new Uint32Array(msg.lengths);
   const buf = Buffer.from(msg.bytes);
-  const messages = new Array<{ key: string; value: Buffer }>(msg.count);
+  const messages = new Array<{ key: Buffer; value: Buffer }>(msg.count);
   let at = 0;
   for (let i = 0; i < msg.count; i++) {
     const k = lengths[2 * i]!;
     const v = lengths[2 * i + 1]!;
-    messages[i] = { key: buf.toString('utf8', at, at + k), value: buf.subarray(at + k, at + k + v) };
+    messages[i] = { key: buf.subarray(at, at + k), value: buf.subarray(at + k, at + k + v) };
     at += k + v;
   }
   return { topic: msg.topic, compression: msg.compression, messages };

@@ -89,7 +89,7 @@ describe('packBatch / unpackBatch', () => {
     const back = unpackBatch(packed);
     expect(back.topic).toBe('t');
     expect(back.compression).toBe('gzip');
-    expect(back.messages.map((m) => m.key)).toEqual(messages.map((m) => m.key));
+    expect(back.messages.map((m) => m.key.toString())).toEqual(messages.map((m) => m.key));
     back.messages.forEach((m, i) => expect(m.value.equals(messages[i]!.value)).toBe(true));
   });
 });
