@@ -31,7 +31,8 @@
  * BENCH_TP_N (100000) events recorded as fast as one app thread can, per sender (kafkajs or
  * @platformatic/kafka, inline or in a worker thread, gzip or none) and `build-only` (build, mask,
  * encode, no send): events/s to the last acknowledgement, CPU µs per event of the process and
- * of the app's thread (bench/lib/producer-load.ts).
+ * of the app's thread (bench/lib/producer-load.ts). BENCH_PREVIOUS_PRODUCER=<a build's dist/producer>
+ * adds the previous release's client (kafkajs on the app's thread, its record path) side by side.
  *
  * Environment: BENCH_HTTP_N, BENCH_ORM_N, BENCH_ROUNDS, BENCH_WARMUP, BENCH_PG_HOST/PORT/USER/DATABASE,
  * AUDIT_KAFKA_BROKERS, BENCH_SCHEMA_REGISTRY_URL (default: the local Apicurio of infra/up.sh registry). Writes bench/results/producer-overhead.json.
@@ -325,8 +326,21 @@ const TP_VARIANTS: readonly Omit<LoadSpec, 'n' | 'warmup' | 'brokers' | 'topic'>
   { client: 'platformatic', thread: 'worker', compression: 'none' },
   { client: 'platformatic', thread: 'worker', compression: 'gzip', batchSize: 500 },
 ];
-const tpName = (v: Pick<LoadSpec, 'client' | 'thread' | 'compression' | 'batchSize'>) =>
-  v.client === 'build-only' ? 'build-only' : `${v.client}-${v.thread}-${v.compression}${v.batchSize ? `-batch${v.batchSize}` : ''}`;
+const tpName = (v: Pick<LoadSpec, 'client' | 'thread' | 'compression' | 'batchSize' | 'producerDir'>) =>
+  v.client === 'build-only'
+    ? 'build-only'
+    : `${v.producerDir ? 'previous-release-' : ''}${v.client}-${v.thread}-${v.compression}${v.batchSize ? `-batch${v.batchSize}` : ''}`;
+
+/** The previous release's producer, side by side (BENCH_PREVIOUS_PRODUCER: its built dist/producer directory). */
+const PREVIOUS = process.env.BENCH_PREVIOUS_PRODUCER;
+const tpVariants = (): Omit<LoadSpec, 'n' | 'warmup' | 'brokers' | 'topic'>[] =>
+  PREVIOUS
+    ? [
+        ...TP_VARIANTS,
+        { client: 'kafkajs', thread: 'inline', compression: 'gzip', producerDir: PREVIOUS },
+        { client: 'kafkajs', thread: 'inline', compression: 'none', producerDir: PREVIOUS },
+      ]
+    : [...TP_VARIANTS];
 
 function measureInChild(spec: LoadSpec): Promise<LoadResult> {
   const child = fork(__filename, ['--throughput', JSON.stringify(spec)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -349,7 +363,7 @@ interface TpSummary {
 async function benchThroughput(): Promise<Record<string, TpSummary>> {
   const results: Record<string, LoadResult[]> = {};
   for (let r = 0; r < cfg.tpRounds; r++) {
-    for (const v of TP_VARIANTS) {
+    for (const v of tpVariants()) {
       const spec: LoadSpec = { ...v, n: cfg.tpN, warmup: Math.min(20_000, cfg.tpN), brokers: cfg.brokers, topic: `bench.producer-tp-${run}-${tpName(v)}-${r}` };
       const res = await measureInChild(spec);
       if (v.client !== 'build-only' && (res.delivered !== cfg.tpN || res.dropped !== 0)) {
@@ -374,7 +388,7 @@ async function benchThroughput(): Promise<Record<string, TpSummary>> {
 }
 
 async function main(): Promise<void> {
-  log(`throughput: ${cfg.tpN} events per measurement, ${TP_VARIANTS.length} senders, ${cfg.tpRounds} rounds`);
+  log(`throughput: ${cfg.tpN} events per measurement, ${tpVariants().length} senders, ${cfg.tpRounds} rounds`);
   const throughput = cfg.parts.has('throughput') ? await benchThroughput() : {};
   const base = { brokers: cfg.brokers, sourceService: 'bench', schemaRegistry: null };
   const client = new AuditClient({ ...base, topic: `bench.producer-overhead-${run}` });

@@ -7,17 +7,8 @@
  * the app's thread alone (process.threadCpuUsage, Node >= 23.9).
  */
 import { randomUUID } from 'node:crypto';
-import {
-  AuditClient,
-  buildRecord,
-  currentAuditContext,
-  DEFAULT_MASKED_FIELDS,
-  fieldMatcher,
-  runWithAuditContext,
-  type AuditEventInput,
-  type KafkaClientKind,
-  type SenderThread,
-} from '../../producer';
+import * as thisBuild from '../../producer';
+import type { AuditEventInput, KafkaClientKind, SenderThread } from '../../producer';
 import { encodeRecord } from '../../schemas';
 
 export interface LoadSpec {
@@ -25,6 +16,11 @@ export interface LoadSpec {
   client: KafkaClientKind | 'build-only';
   thread: SenderThread;
   compression: 'gzip' | 'none';
+  /**
+   * A build of another release (its dist/producer directory): its AuditClient with its
+   * defaults, for a baseline of the same events in the same run (`client` is then a label).
+   */
+  producerDir?: string;
   /** Messages per Kafka request; default: the client's. */
   batchSize?: number;
   n: number;
@@ -92,6 +88,10 @@ const cpuMicros = () => {
 };
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  // The context must come from the same module instance as the client that reads it.
+  const { AuditClient, buildRecord, currentAuditContext, DEFAULT_MASKED_FIELDS, fieldMatcher, runWithAuditContext } = (
+    spec.producerDir ? require(spec.producerDir) : thisBuild
+  ) as typeof thisBuild;
   let peakRss = 0;
   const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
   const isSensitive = fieldMatcher(DEFAULT_MASKED_FIELDS);
@@ -106,7 +106,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
           onBufferFull: 'block',
           compression: spec.compression,
           ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
-          sender: { client: spec.client, thread: spec.thread },
+          ...(spec.producerDir ? {} : { sender: { client: spec.client, thread: spec.thread } }),
         });
   const record = client
     ? (e: AuditEventInput) => client.record(e)
