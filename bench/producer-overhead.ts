@@ -90,16 +90,33 @@ const AUDIT_TABLE = `bench_audit_sync_${run}`;
 const ITEM_TABLE = `bench_item_${run}`;
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
-type Variant = 'baseline' | 'audit' | 'audit-kafkajs-inline' | 'audit-registry' | 'hooks-only' | 'sync-pg';
-const VARIANTS: readonly Variant[] = ['baseline', 'audit', 'audit-kafkajs-inline', 'audit-registry', 'hooks-only', 'sync-pg'];
+type Variant = 'baseline' | 'audit' | 'audit-kafkajs-inline' | 'previous-release' | 'audit-registry' | 'hooks-only' | 'sync-pg';
+/** The previous release's producer, side by side (BENCH_PREVIOUS_PRODUCER: its built dist/producer directory). */
+const PREVIOUS = process.env.BENCH_PREVIOUS_PRODUCER;
+const VARIANTS: readonly Variant[] = (['baseline', 'audit', 'audit-kafkajs-inline', 'previous-release', 'audit-registry', 'hooks-only', 'sync-pg'] as const).filter(
+  (v) => v !== 'previous-release' || PREVIOUS,
+);
 /** Round r starts at the r-th variant: no variant always follows the same one (PostgreSQL's or the sender's leftovers). */
 const rotated = (r: number): Variant[] => VARIANTS.map((_, i) => VARIANTS[(i + r) % VARIANTS.length]!);
-const emptySamples = (): Record<Variant, number[]> => ({ baseline: [], audit: [], 'audit-kafkajs-inline': [], 'audit-registry': [], 'hooks-only': [], 'sync-pg': [] });
+const emptySamples = (): Record<Variant, number[]> => ({
+  baseline: [],
+  audit: [],
+  'audit-kafkajs-inline': [],
+  'previous-release': [],
+  'audit-registry': [],
+  'hooks-only': [],
+  'sync-pg': [],
+});
+type Producer = typeof import('../producer');
+/** Loaded lazily: only when BENCH_PREVIOUS_PRODUCER is set. */
+const previous = (): Producer => require(PREVIOUS!) as Producer;
 
 interface Clients {
   audit: AuditClient;
   inline: AuditClient;
   registry: AuditClient;
+  /** The previous release's client (its own class), when BENCH_PREVIOUS_PRODUCER is set. */
+  previous: AuditClient | null;
 }
 
 /**
@@ -168,6 +185,7 @@ async function startApp(variant: Variant, clients: Clients, pool: Pool): Promise
   const app = express();
   if (variant === 'audit') app.use(auditExpress(clients.audit));
   if (variant === 'audit-kafkajs-inline') app.use(auditExpress(clients.inline));
+  if (variant === 'previous-release') app.use(previous().auditExpress(clients.previous!));
   if (variant === 'audit-registry') app.use(auditExpress(clients.registry));
   if (variant === 'hooks-only') app.use(auditExpress(encodeOnly));
   app.get('/orders/:id', async (req, res) => {
@@ -274,6 +292,7 @@ async function benchOrm(clients: Clients): Promise<{ samples: Record<Variant, nu
     baseline: dataSource(true),
     audit: dataSource(false),
     'audit-kafkajs-inline': dataSource(false),
+    'previous-release': dataSource(false),
     'audit-registry': dataSource(false),
     'hooks-only': dataSource(false),
     'sync-pg': dataSource(false),
@@ -283,6 +302,7 @@ async function benchOrm(clients: Clients): Promise<{ samples: Record<Variant, nu
   const subscriber = attachTypeormAudit(ds.audit, clients.audit);
   const registrySubscriber = attachTypeormAudit(ds['audit-registry'], clients.registry);
   const inlineSubscriber = attachTypeormAudit(ds['audit-kafkajs-inline'], clients.inline);
+  if (clients.previous) previous().attachTypeormAudit(ds['previous-release'], clients.previous);
   attachTypeormAudit(ds['hooks-only'], encodeOnly);
   const repos = Object.fromEntries(VARIANTS.map((v) => [v, ds[v].getRepository(ItemSchema)])) as Record<Variant, Repository<Item>>;
   const write = async (v: Variant, i: number): Promise<number> => {
@@ -331,8 +351,6 @@ const tpName = (v: Pick<LoadSpec, 'client' | 'thread' | 'compression' | 'batchSi
     ? 'build-only'
     : `${v.producerDir ? 'previous-release-' : ''}${v.client}-${v.thread}-${v.compression}${v.batchSize ? `-batch${v.batchSize}` : ''}`;
 
-/** The previous release's producer, side by side (BENCH_PREVIOUS_PRODUCER: its built dist/producer directory). */
-const PREVIOUS = process.env.BENCH_PREVIOUS_PRODUCER;
 const tpVariants = (): Omit<LoadSpec, 'n' | 'warmup' | 'brokers' | 'topic'>[] =>
   PREVIOUS
     ? [
@@ -399,8 +417,10 @@ async function main(): Promise<void> {
     sourceService: 'bench',
     schemaRegistry: { url: cfg.registryUrl, auth: { kind: 'none' }, subjectStrategy: 'topic', retryMs: 30_000 },
   });
-  const clients: Clients = { audit: client, inline: inlineClient, registry: registryClient };
-  const all = [client, inlineClient, registryClient];
+  // The previous release's client with its defaults (kafkajs on the app's thread, its record path).
+  const previousClient = PREVIOUS ? new (previous().AuditClient)({ ...base, topic: `bench.producer-overhead-previous-${run}` }) : null;
+  const clients: Clients = { audit: client, inline: inlineClient, registry: registryClient, previous: previousClient };
+  const all = [client, inlineClient, registryClient, ...(previousClient ? [previousClient] : [])];
   const pool = new Pool({ ...cfg.pg, max: 2 });
   await pool.query(
     `CREATE TABLE ${AUDIT_TABLE} (
@@ -423,7 +443,7 @@ async function main(): Promise<void> {
   let delivered = true;
   for (const c of all) delivered = (await c.flush(60_000)) && delivered;
   for (const c of all) await c.close();
-  const [stats, inlineStats, registryStats] = all.map((c) => c.stats()) as [AuditStats, AuditStats, AuditStats];
+  const [stats, inlineStats, registryStats, previousStats] = all.map((c) => c.stats()) as [AuditStats, AuditStats, AuditStats, AuditStats | undefined];
 
   console.log(`\nProducer throughput (one process, ${cfg.tpN} events, median of ${cfg.tpRounds} interleaved rounds)`);
   console.log(
@@ -450,7 +470,13 @@ async function main(): Promise<void> {
       target: '<= 0.20',
       met: h.audit.addedP99Us <= 0.2 * h['sync-pg'].addedP99Us,
     },
-    p50VsPreviousSender: { value: round(h.audit.p50Ms / h['audit-kafkajs-inline'].p50Ms, 3), target: '<= 1.00', met: h.audit.p50Ms <= h['audit-kafkajs-inline'].p50Ms },
+    // Today's p50: the previous release when it ran side by side, else kafkajs inline with this release's record path.
+    p50VsToday: {
+      value: round(h.audit.p50Ms / h[PREVIOUS ? 'previous-release' : 'audit-kafkajs-inline'].p50Ms, 3),
+      against: PREVIOUS ? 'previous-release' : 'audit-kafkajs-inline',
+      target: '<= 1.00',
+      met: h.audit.p50Ms <= h[PREVIOUS ? 'previous-release' : 'audit-kafkajs-inline'].p50Ms,
+    },
     appThreadCpuUsPerEventGzip: { value: chosen.appThreadCpuUsPerEvent ?? null, target: '<= 7', met: (chosen.appThreadCpuUsPerEvent ?? Infinity) <= 7 },
     processCpuUsPerEventGzip: { value: chosen.cpuUsPerEvent ?? null, target: '<= 7', met: (chosen.cpuUsPerEvent ?? Infinity) <= 7 },
     eventsPerSecOneProcess: { value: chosen.eventsPerSec ?? null, target: '>= 150000', met: (chosen.eventsPerSec ?? 0) >= 150_000 },
@@ -470,6 +496,7 @@ async function main(): Promise<void> {
     auditClient: stats,
     auditClientKafkajsInline: inlineStats,
     auditClientRegistry: registryStats,
+    auditClientPreviousRelease: previousStats ?? null,
   };
   const outDir = join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
