@@ -75,3 +75,27 @@ it('delivers through every sender, each object to the same partition', async () 
   expect(new Set(results[0]!.values()).size).toBe(3);
   for (const r of results.slice(1)) expect([...r.entries()].sort()).toEqual([...results[0]!.entries()].sort());
 });
+
+it('starts the sender thread again when it dies, and delivers what it held', async () => {
+  const topic = `test.transport-restart-${run}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+  await admin.disconnect();
+  const client = new AuditClient({ brokers: [KAFKA_BROKERS], topic, sourceService: 'transport-it', schemaRegistry: null, lingerMs: 5 });
+  const send = (from: number, count: number) => {
+    for (let n = from; n < from + count; n++) void client.record({ objectType: 'invoice', objectId: `${n % 100}-é`, action: 'update' });
+  };
+  send(0, 100);
+  expect(await client.flush(30_000)).toBe(true);
+  // The thread goes away (a crash, an OOM kill of the thread): the next batch fails, is retried, and goes out.
+  const worker = (client as unknown as { transport: { worker: { terminate(): Promise<number> } | null } }).transport.worker;
+  expect(worker).not.toBeNull();
+  await worker!.terminate();
+  send(100, N - 100);
+  expect(await client.flush(30_000)).toBe(true);
+  await client.close();
+  expect(client.stats()).toMatchObject({ accepted: N, delivered: N, dropped: 0, queued: 0 });
+  const got = await partitions(topic);
+  expect(new Set(got.eventIds).size).toBe(N);
+});
