@@ -16,6 +16,7 @@
  *   audit       - auditExpress(client) (one `request` event per request to Kafka), the default sender:
  *                 @platformatic/kafka in a worker thread
  *   audit-kafkajs-inline - the same with the previous default sender: kafkajs on the app's event loop
+ *   previous-release - the previous release's middleware and client (BENCH_PREVIOUS_PRODUCER: its dist/producer)
  *   audit-registry - the same with a schema registry (records framed with its id)
  *   hooks-only  - the same middleware with a recorder that builds and encodes the record but sends nothing
  *   sync-pg     - the handler awaits an INSERT of the audit row into PostgreSQL before answering
