@@ -13,16 +13,27 @@
  * keep-alive connection, in BENCH_ROUNDS (5) interleaved rounds after
  * BENCH_WARMUP (500) warm-up requests; latency is measured by the client:
  *   baseline    - no auditing
- *   audit       - auditExpress(client) (one `request` event per request to Kafka)
+ *   audit       - auditExpress(client) (one `request` event per request to Kafka), the default sender:
+ *                 @platformatic/kafka in a worker thread
+ *   audit-kafkajs-inline - the same with the previous default sender: kafkajs on the app's event loop
+ *   previous-release - the previous release's middleware and client (BENCH_PREVIOUS_PRODUCER: its dist/producer)
  *   audit-registry - the same with a schema registry (records framed with its id)
  *   hooks-only  - the same middleware with a recorder that builds and encodes the record but sends nothing
  *   sync-pg     - the handler awaits an INSERT of the audit row into PostgreSQL before answering
  * ORM: TypeORM `repository.save()` of a new row, BENCH_ORM_N (2000) each:
  *   baseline    - no subscriber
  *   audit       - the AuditSubscriber (event held until commit, then to Kafka)
+ *   audit-kafkajs-inline - the same with kafkajs on the app's event loop
  *   audit-registry - the same with a schema registry
  *   hooks-only  - the same subscriber, record built and encoded but not sent
  *   sync-pg     - save + INSERT of the audit row in the same transaction
+ *
+ * Throughput (first, each in a child process of its own, BENCH_TP_ROUNDS (3) interleaved rounds):
+ * BENCH_TP_N (100000) events recorded as fast as one app thread can, per sender (kafkajs or
+ * @platformatic/kafka, inline or in a worker thread, gzip or none) and `build-only` (build, mask,
+ * encode, no send): events/s to the last acknowledgement, CPU µs per event of the process and
+ * of the app's thread (bench/lib/producer-load.ts). BENCH_PREVIOUS_PRODUCER=<a build's dist/producer>
+ * adds the previous release's client (kafkajs on the app's thread, its record path) side by side.
  *
  * Environment: BENCH_HTTP_N, BENCH_ORM_N, BENCH_ROUNDS, BENCH_WARMUP, BENCH_PG_HOST/PORT/USER/DATABASE,
  * AUDIT_KAFKA_BROKERS, BENCH_SCHEMA_REGISTRY_URL (default: the local Apicurio of infra/up.sh registry). Writes bench/results/producer-overhead.json.
@@ -33,6 +44,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import 'reflect-metadata';
 import express from 'express';
 import { Pool } from 'pg';
@@ -47,9 +59,11 @@ import {
   fieldMatcher,
   type AuditEventInput,
   type AuditRecorder,
+  type AuditStats,
 } from '../producer';
 import { encodeRecord } from '../schemas';
-import { quantile, table } from './lib/stats';
+import { median, quantile, table } from './lib/stats';
+import { runLoad, type LoadResult, type LoadSpec } from './lib/producer-load';
 import { envNumber, projectRoot } from './lib/env';
 
 const ROOT = projectRoot(__dirname);
@@ -58,6 +72,10 @@ const cfg = {
   httpN: num('BENCH_HTTP_N', 5000),
   ormN: num('BENCH_ORM_N', 2000),
   rounds: num('BENCH_ROUNDS', 5),
+  tpN: num('BENCH_TP_N', 100_000),
+  tpRounds: num('BENCH_TP_ROUNDS', 3),
+  /** Which parts run: throughput, http, orm (default all; the JSON holds those that ran). */
+  parts: new Set((process.env.BENCH_PARTS ?? 'throughput,http,orm').split(',')),
   warmup: num('BENCH_WARMUP', 500),
   pg: {
     host: process.env.BENCH_PG_HOST ?? '127.0.0.1',
@@ -73,13 +91,33 @@ const AUDIT_TABLE = `bench_audit_sync_${run}`;
 const ITEM_TABLE = `bench_item_${run}`;
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
-type Variant = 'baseline' | 'audit' | 'audit-registry' | 'hooks-only' | 'sync-pg';
-const VARIANTS: readonly Variant[] = ['baseline', 'audit', 'audit-registry', 'hooks-only', 'sync-pg'];
-const emptySamples = (): Record<Variant, number[]> => ({ baseline: [], audit: [], 'audit-registry': [], 'hooks-only': [], 'sync-pg': [] });
+type Variant = 'baseline' | 'audit' | 'audit-kafkajs-inline' | 'previous-release' | 'audit-registry' | 'hooks-only' | 'sync-pg';
+/** The previous release's producer, side by side (BENCH_PREVIOUS_PRODUCER: its built dist/producer directory). */
+const PREVIOUS = process.env.BENCH_PREVIOUS_PRODUCER;
+const VARIANTS: readonly Variant[] = (['baseline', 'audit', 'audit-kafkajs-inline', 'previous-release', 'audit-registry', 'hooks-only', 'sync-pg'] as const).filter(
+  (v) => v !== 'previous-release' || PREVIOUS,
+);
+/** Round r starts at the r-th variant: no variant always follows the same one (PostgreSQL's or the sender's leftovers). */
+const rotated = (r: number): Variant[] => VARIANTS.map((_, i) => VARIANTS[(i + r) % VARIANTS.length]!);
+const emptySamples = (): Record<Variant, number[]> => ({
+  baseline: [],
+  audit: [],
+  'audit-kafkajs-inline': [],
+  'previous-release': [],
+  'audit-registry': [],
+  'hooks-only': [],
+  'sync-pg': [],
+});
+type Producer = typeof import('../producer');
+/** Loaded lazily: only when BENCH_PREVIOUS_PRODUCER is set. */
+const previous = (): Producer => require(PREVIOUS!) as Producer;
 
 interface Clients {
   audit: AuditClient;
+  inline: AuditClient;
   registry: AuditClient;
+  /** The previous release's client (its own class), when BENCH_PREVIOUS_PRODUCER is set. */
+  previous: AuditClient | null;
 }
 
 /**
@@ -147,6 +185,8 @@ function printTable(title: string, s: Record<Variant, Summary>): void {
 async function startApp(variant: Variant, clients: Clients, pool: Pool): Promise<{ server: Server; port: number }> {
   const app = express();
   if (variant === 'audit') app.use(auditExpress(clients.audit));
+  if (variant === 'audit-kafkajs-inline') app.use(auditExpress(clients.inline));
+  if (variant === 'previous-release') app.use(previous().auditExpress(clients.previous!));
   if (variant === 'audit-registry') app.use(auditExpress(clients.registry));
   if (variant === 'hooks-only') app.use(auditExpress(encodeOnly));
   app.get('/orders/:id', async (req, res) => {
@@ -189,7 +229,7 @@ async function loadGenerator(ports: Record<Variant, number>): Promise<Record<Var
     for (const v of VARIANTS) for (let i = 0; i < cfg.warmup; i++) await get(agents[v], ports[v], `/orders/${i}`);
     const perRound = Math.ceil(cfg.httpN / cfg.rounds);
     for (let r = 0; r < cfg.rounds; r++) {
-      for (const v of VARIANTS) {
+      for (const v of rotated(r)) {
         for (let i = 0; i < perRound && samples[v].length < cfg.httpN; i++) samples[v].push(await get(agents[v], ports[v], `/orders/${i}`));
       }
       log(`http round ${r + 1}/${cfg.rounds}`);
@@ -252,6 +292,8 @@ async function benchOrm(clients: Clients): Promise<{ samples: Record<Variant, nu
   const ds = {
     baseline: dataSource(true),
     audit: dataSource(false),
+    'audit-kafkajs-inline': dataSource(false),
+    'previous-release': dataSource(false),
     'audit-registry': dataSource(false),
     'hooks-only': dataSource(false),
     'sync-pg': dataSource(false),
@@ -260,6 +302,8 @@ async function benchOrm(clients: Clients): Promise<{ samples: Record<Variant, nu
   for (const v of VARIANTS) if (!ds[v].isInitialized) await ds[v].initialize();
   const subscriber = attachTypeormAudit(ds.audit, clients.audit);
   const registrySubscriber = attachTypeormAudit(ds['audit-registry'], clients.registry);
+  const inlineSubscriber = attachTypeormAudit(ds['audit-kafkajs-inline'], clients.inline);
+  if (clients.previous) previous().attachTypeormAudit(ds['previous-release'], clients.previous);
   attachTypeormAudit(ds['hooks-only'], encodeOnly);
   const repos = Object.fromEntries(VARIANTS.map((v) => [v, ds[v].getRepository(ItemSchema)])) as Record<Variant, Repository<Item>>;
   const write = async (v: Variant, i: number): Promise<number> => {
@@ -280,25 +324,104 @@ async function benchOrm(clients: Clients): Promise<{ samples: Record<Variant, nu
     for (const v of VARIANTS) for (let i = 0; i < Math.min(cfg.warmup, 300); i++) await write(v, i);
     const perRound = Math.ceil(cfg.ormN / cfg.rounds);
     for (let r = 0; r < cfg.rounds; r++) {
-      for (const v of VARIANTS) for (let i = 0; i < perRound && samples[v].length < cfg.ormN; i++) samples[v].push(await write(v, i));
+      for (const v of rotated(r)) for (let i = 0; i < perRound && samples[v].length < cfg.ormN; i++) samples[v].push(await write(v, i));
       log(`orm round ${r + 1}/${cfg.rounds}`);
     }
   } finally {
     await ds.baseline.query(`DROP TABLE IF EXISTS ${ITEM_TABLE}`).catch(() => undefined);
     for (const v of VARIANTS) await ds[v].destroy();
   }
-  return { samples, subscriberFailed: subscriber.stats.failed + registrySubscriber.stats.failed };
+  return { samples, subscriberFailed: subscriber.stats.failed + registrySubscriber.stats.failed + inlineSubscriber.stats.failed };
+}
+
+// ---- throughput: one child process per measurement ----
+
+const TP_VARIANTS: readonly Omit<LoadSpec, 'n' | 'warmup' | 'brokers' | 'topic'>[] = [
+  { client: 'build-only', thread: 'inline', compression: 'none' },
+  { client: 'kafkajs', thread: 'inline', compression: 'gzip' },
+  { client: 'kafkajs', thread: 'inline', compression: 'none' },
+  { client: 'kafkajs', thread: 'worker', compression: 'gzip' },
+  { client: 'platformatic', thread: 'inline', compression: 'gzip' },
+  { client: 'platformatic', thread: 'inline', compression: 'none' },
+  { client: 'platformatic', thread: 'worker', compression: 'gzip' },
+  { client: 'platformatic', thread: 'worker', compression: 'none' },
+  { client: 'platformatic', thread: 'worker', compression: 'gzip', batchSize: 500 },
+];
+const tpName = (v: Pick<LoadSpec, 'client' | 'thread' | 'compression' | 'batchSize' | 'producerDir'>) =>
+  v.client === 'build-only'
+    ? 'build-only'
+    : `${v.producerDir ? 'previous-release-' : ''}${v.client}-${v.thread}-${v.compression}${v.batchSize ? `-batch${v.batchSize}` : ''}`;
+
+const tpVariants = (): Omit<LoadSpec, 'n' | 'warmup' | 'brokers' | 'topic'>[] =>
+  PREVIOUS
+    ? [
+        ...TP_VARIANTS,
+        { client: 'kafkajs', thread: 'inline', compression: 'gzip', producerDir: PREVIOUS },
+        { client: 'kafkajs', thread: 'inline', compression: 'none', producerDir: PREVIOUS },
+      ]
+    : [...TP_VARIANTS];
+
+function measureInChild(spec: LoadSpec): Promise<LoadResult> {
+  const child = fork(__filename, ['--throughput', JSON.stringify(spec)], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise<LoadResult>((resolve, reject) => {
+    let result: LoadResult | null = null;
+    child.on('message', (m) => (result = m as LoadResult));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`throughput child ${tpName(spec)} exited with ${code}`))));
+  });
+}
+
+interface TpSummary {
+  eventsPerSec: number;
+  cpuUsPerEvent: number;
+  appThreadCpuUsPerEvent: number | null;
+  peakRssMb: number;
+  runs: { eventsPerSec: number; cpuUsPerEvent: number; appThreadCpuUsPerEvent: number | null }[];
+}
+
+async function benchThroughput(): Promise<Record<string, TpSummary>> {
+  const results: Record<string, LoadResult[]> = {};
+  for (let r = 0; r < cfg.tpRounds; r++) {
+    for (const v of tpVariants()) {
+      const spec: LoadSpec = { ...v, n: cfg.tpN, warmup: Math.min(20_000, cfg.tpN), brokers: cfg.brokers, topic: `bench.producer-tp-${run}-${tpName(v)}-${r}` };
+      const res = await measureInChild(spec);
+      if (v.client !== 'build-only' && (res.delivered !== cfg.tpN || res.dropped !== 0)) {
+        throw new Error(`${tpName(v)}: ${res.delivered} of ${cfg.tpN} delivered, ${res.dropped} dropped`);
+      }
+      (results[tpName(v)] ??= []).push(res);
+      log(`throughput round ${r + 1}/${cfg.tpRounds} ${tpName(v)}: ${res.eventsPerSec} events/s, ${res.cpuUsPerEvent} µs CPU/event (app thread ${res.appThreadCpuUsPerEvent})`);
+    }
+  }
+  const out: Record<string, TpSummary> = {};
+  for (const [name, rs] of Object.entries(results)) {
+    const app = rs.map((x) => x.appThreadCpuUsPerEvent).filter((x): x is number => x !== null);
+    out[name] = {
+      eventsPerSec: Math.round(median(rs.map((x) => x.eventsPerSec))),
+      cpuUsPerEvent: round(median(rs.map((x) => x.cpuUsPerEvent)), 2),
+      appThreadCpuUsPerEvent: app.length > 0 ? round(median(app), 2) : null,
+      peakRssMb: Math.max(...rs.map((x) => x.peakRssMb)),
+      runs: rs.map((x) => ({ eventsPerSec: x.eventsPerSec, cpuUsPerEvent: x.cpuUsPerEvent, appThreadCpuUsPerEvent: x.appThreadCpuUsPerEvent })),
+    };
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
-  const client = new AuditClient({ brokers: cfg.brokers, topic: `bench.producer-overhead-${run}`, sourceService: 'bench', schemaRegistry: null });
+  log(`throughput: ${cfg.tpN} events per measurement, ${tpVariants().length} senders, ${cfg.tpRounds} rounds`);
+  const throughput = cfg.parts.has('throughput') ? await benchThroughput() : {};
+  const base = { brokers: cfg.brokers, sourceService: 'bench', schemaRegistry: null };
+  const client = new AuditClient({ ...base, topic: `bench.producer-overhead-${run}` });
+  const inlineClient = new AuditClient({ ...base, topic: `bench.producer-overhead-inline-${run}`, sender: { client: 'kafkajs', thread: 'inline' } });
   const registryClient = new AuditClient({
     brokers: cfg.brokers,
     topic: `bench.producer-overhead-registry-${run}`,
     sourceService: 'bench',
     schemaRegistry: { url: cfg.registryUrl, auth: { kind: 'none' }, subjectStrategy: 'topic', retryMs: 30_000 },
   });
-  const clients: Clients = { audit: client, registry: registryClient };
+  // The previous release's client with its defaults (kafkajs on the app's thread, its record path).
+  const previousClient = PREVIOUS ? new (previous().AuditClient)({ ...base, topic: `bench.producer-overhead-previous-${run}` }) : null;
+  const clients: Clients = { audit: client, inline: inlineClient, registry: registryClient, previous: previousClient };
+  const all = [client, inlineClient, registryClient, ...(previousClient ? [previousClient] : [])];
   const pool = new Pool({ ...cfg.pg, max: 2 });
   await pool.query(
     `CREATE TABLE ${AUDIT_TABLE} (
@@ -307,41 +430,74 @@ async function main(): Promise<void> {
       before jsonb, after jsonb, metadata jsonb)`,
   );
   // Connect the producers (and register the schema) before measuring.
-  await client.start();
-  await registryClient.start();
+  for (const c of all) await c.start();
   let http: Record<Variant, number[]>;
   let orm: Awaited<ReturnType<typeof benchOrm>>;
   try {
     log(`HTTP: ${cfg.httpN} requests per variant, ORM: ${cfg.ormN} writes per variant, ${cfg.rounds} rounds`);
-    http = await benchHttp(clients, pool);
-    orm = await benchOrm(clients);
+    http = cfg.parts.has('http') ? await benchHttp(clients, pool) : emptySamples();
+    orm = cfg.parts.has('orm') ? await benchOrm(clients) : { samples: emptySamples(), subscriberFailed: 0 };
   } finally {
     await pool.query(`DROP TABLE IF EXISTS ${AUDIT_TABLE}`).catch(() => undefined);
     await pool.end();
   }
-  const delivered = (await client.flush(60_000)) && (await registryClient.flush(60_000));
-  await client.close();
-  await registryClient.close();
-  const stats = client.stats();
-  const registryStats = registryClient.stats();
+  let delivered = true;
+  for (const c of all) delivered = (await c.flush(60_000)) && delivered;
+  for (const c of all) await c.close();
+  const [stats, inlineStats, registryStats, previousStats] = all.map((c) => c.stats()) as [AuditStats, AuditStats, AuditStats, AuditStats | undefined];
 
+  console.log(`\nProducer throughput (one process, ${cfg.tpN} events, median of ${cfg.tpRounds} interleaved rounds)`);
+  console.log(
+    table(
+      ['sender', 'events/s', 'CPU µs/event (process)', 'CPU µs/event (app thread)', 'peak RSS MB'],
+      Object.entries(throughput).map(([name, t]) => [name, String(t.eventsPerSec), t.cpuUsPerEvent.toFixed(2), t.appThreadCpuUsPerEvent?.toFixed(2) ?? '-', String(t.peakRssMb)]),
+    ),
+  );
   const httpSummary = summarize(http);
   const ormSummary = summarize(orm.samples);
   printTable(`Per audited HTTP request (Express, loopback, sequential, ${cfg.httpN} each)`, httpSummary);
   printTable(`Per ORM write (TypeORM save of a new row, ${cfg.ormN} each)`, ormSummary);
   console.log(
-    `\naudit client: ${stats.delivered} events delivered to Kafka, ${stats.dropped} dropped; with the registry: ${registryStats.delivered} delivered, ${registryStats.dropped} dropped; flush ${delivered ? 'complete' : 'timed out'}; subscriber failures ${orm.subscriberFailed}`,
+    `\naudit client: ${stats.delivered} events delivered, ${stats.dropped} dropped; kafkajs inline: ${inlineStats.delivered} delivered, ${inlineStats.dropped} dropped; ` +
+      `with the registry: ${registryStats.delivered} delivered, ${registryStats.dropped} dropped; flush ${delivered ? 'complete' : 'timed out'}; subscriber failures ${orm.subscriberFailed}`,
   );
+
+  // The issue's targets, from this run's figures.
+  const chosen: Partial<TpSummary> = throughput['platformatic-worker-gzip'] ?? {};
+  const h = httpSummary;
+  const targets = {
+    p99AddedVsSyncInsert: {
+      value: round(h.audit.addedP99Us / h['sync-pg'].addedP99Us, 3),
+      target: '<= 0.20',
+      met: h.audit.addedP99Us <= 0.2 * h['sync-pg'].addedP99Us,
+    },
+    // Today's p50: the previous release when it ran side by side, else kafkajs inline with this release's record path.
+    p50VsToday: {
+      value: round(h.audit.p50Ms / h[PREVIOUS ? 'previous-release' : 'audit-kafkajs-inline'].p50Ms, 3),
+      against: PREVIOUS ? 'previous-release' : 'audit-kafkajs-inline',
+      target: '<= 1.00',
+      met: h.audit.p50Ms <= h[PREVIOUS ? 'previous-release' : 'audit-kafkajs-inline'].p50Ms,
+    },
+    appThreadCpuUsPerEventGzip: { value: chosen.appThreadCpuUsPerEvent ?? null, target: '<= 7', met: (chosen.appThreadCpuUsPerEvent ?? Infinity) <= 7 },
+    processCpuUsPerEventGzip: { value: chosen.cpuUsPerEvent ?? null, target: '<= 7', met: (chosen.cpuUsPerEvent ?? Infinity) <= 7 },
+    eventsPerSecOneProcess: { value: chosen.eventsPerSec ?? null, target: '>= 150000', met: (chosen.eventsPerSec ?? 0) >= 150_000 },
+  };
+  console.log('\nTargets (issue 13), default sender (platformatic, worker thread, gzip):');
+  for (const [k, t] of Object.entries(targets)) console.log(`  ${k}: ${t.value} (${t.target}) ${t.met ? 'met' : 'NOT met'}`);
 
   const result = {
     benchmark: 'producer-overhead',
     date: new Date().toISOString(),
     node: process.version,
-    config: { httpN: cfg.httpN, ormN: cfg.ormN, rounds: cfg.rounds, warmup: cfg.warmup, brokers: cfg.brokers, pg: cfg.pg, registryUrl: cfg.registryUrl },
+    config: { parts: [...cfg.parts], loadAverage: loadavg(), cpus: cpus().length, httpN: cfg.httpN, ormN: cfg.ormN, rounds: cfg.rounds, warmup: cfg.warmup, tpN: cfg.tpN, tpRounds: cfg.tpRounds, brokers: cfg.brokers, pg: cfg.pg, registryUrl: cfg.registryUrl },
+    throughput,
     http: httpSummary,
     orm: ormSummary,
+    targets,
     auditClient: stats,
+    auditClientKafkajsInline: inlineStats,
     auditClientRegistry: registryStats,
+    auditClientPreviousRelease: previousStats ?? null,
   };
   const outDir = join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
@@ -349,7 +505,14 @@ async function main(): Promise<void> {
   log('written bench/results/producer-overhead.json');
 }
 
-if (process.argv[2] === '--load-generator') {
+if (process.argv[2] === '--throughput') {
+  runLoad(JSON.parse(process.argv[3] ?? '{}') as LoadSpec)
+    .then((result) => process.send?.(result, () => process.exit(0)))
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    });
+} else if (process.argv[2] === '--load-generator') {
   loadGenerator(JSON.parse(process.argv[3] ?? '{}') as Record<Variant, number>)
     .then((samples) => process.send?.(samples, () => process.exit(0)))
     .catch((err: unknown) => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { CURRENT_SCHEMA_ID, objectKey, recordProblems, type AuditAction, type AuditRecord, type FieldChange } from '../schemas';
 import type { AuditContext } from './context';
 import { AuditInputError } from './errors';
-import { type FieldMatcher, MASK, maskValue } from './mask';
+import { type FieldMatcher, MASK, maskedJson } from './mask';
 
 /** What an app passes to `audit.record()`. Only `objectType`, `objectId` and `action` are required. */
 export interface AuditEventInput {
@@ -80,8 +80,8 @@ export function buildRecord(input: AuditEventInput, ctx: AuditContext | undefine
     changes[field] = opts.isSensitive(field)
       ? { old: JSON.stringify(MASK), new: JSON.stringify(MASK) }
       : {
-          old: change.old === undefined ? null : toJson(maskValue(change.old, opts.isSensitive)),
-          new: change.new === undefined ? null : toJson(maskValue(change.new, opts.isSensitive)),
+          old: change.old === undefined ? null : maskedJson(change.old, opts.isSensitive),
+          new: change.new === undefined ? null : maskedJson(change.new, opts.isSensitive),
         };
   }
   const metadata = Object.assign(Object.create(null) as Record<string, string>, ctx?.metadata);
@@ -109,8 +109,8 @@ export function buildRecord(input: AuditEventInput, ctx: AuditContext | undefine
     http_path: pick(input.httpPath, 'httpPath'),
     http_status: input.httpStatus ?? null,
     changes,
-    before: input.before === undefined || input.before === null ? null : toJson(maskValue(input.before, opts.isSensitive)),
-    after: input.after === undefined || input.after === null ? null : toJson(maskValue(input.after, opts.isSensitive)),
+    before: input.before === undefined || input.before === null ? null : maskedJson(input.before, opts.isSensitive),
+    after: input.after === undefined || input.after === null ? null : maskedJson(input.after, opts.isSensitive),
     metadata,
     source_service: opts.sourceService,
     schema_version: CURRENT_SCHEMA_ID,

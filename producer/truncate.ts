@@ -107,6 +107,31 @@ function listed(field: string, paths: string[]): string[] {
   return [...paths.slice(0, MAX_LISTED_PATHS), `${field}.…(+${paths.length - MAX_LISTED_PATHS})`];
 }
 
+/** UTF-8 bytes of `v` exceed `max`; most strings are decided by their length alone (UTF-8 is at most 3 bytes per UTF-16 unit). */
+function over(v: string, max: number): boolean {
+  return v.length * 3 > max && Buffer.byteLength(v) > max;
+}
+
+/** Whether truncateRecord would cut anything: the same tests, without copying or changing the record. */
+export function needsTruncation(record: AuditRecord, maxFieldBytes: number): boolean {
+  for (const f of TEXT_FIELDS) {
+    const v = record[f];
+    if (typeof v === 'string' && over(v, maxFieldBytes)) return true;
+  }
+  for (const f of JSON_FIELDS) {
+    const v = record[f];
+    if (typeof v === 'string' && over(v, maxFieldBytes)) return true;
+  }
+  for (const field in record.changes) {
+    const change = record.changes[field]!;
+    if ((change.old !== null && over(change.old, maxFieldBytes)) || (change.new !== null && over(change.new, maxFieldBytes))) return true;
+  }
+  for (const k in record.metadata) {
+    if (k !== TRUNCATED_MARKER_KEY && over(record.metadata[k]!, maxFieldBytes)) return true;
+  }
+  return false;
+}
+
 /**
  * Shortens oversized fields in place and records what was cut in
  * `metadata["audit.truncated"]`: text fields by name (`user_agent`), JSON fields by

@@ -11,6 +11,7 @@ export * from '../errors';
 export * from '../build-record';
 export { DEFAULT_MASKED_FIELDS, MASK, maskValue, fieldMatcher, type FieldMatcher } from '../mask';
 export { TRUNCATED_MARKER_KEY, TRUNCATED_VALUE_KEY } from '../truncate';
+export type { KafkaClientKind, SenderThread } from '../transport/types';
 export { MIN_OCCURRED_AT_MICROS, MAX_OCCURRED_AT_MICROS } from '../../schemas/validate';
 export type { AuditRecord, AuditAction, KnownAction, FieldChange } from '../../schemas';
 export * from '../auth';

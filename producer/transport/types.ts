@@ -1,0 +1,53 @@
+/**
+ * What the audit client needs from a Kafka client, and nothing more: connect,
+ * send one batch of already encoded records (acks=all, idempotent, keyed by the
+ * object so one object's events share a partition), close. Keeping the client
+ * behind this lets the next swap of Kafka library touch one file.
+ */
+
+export type Compression = 'gzip' | 'none';
+
+/** Which Kafka library sends: kafkajs 2.2.4 (unmaintained since 2023) or @platformatic/kafka (needs Node >= 22.22 / 24.6). */
+export type KafkaClientKind = 'kafkajs' | 'platformatic';
+
+/** Where it sends from: a worker thread of its own (default), or the app's event loop. */
+export type SenderThread = 'worker' | 'inline';
+
+export interface OutgoingMessage {
+  /** `type:id` of the object; bytes when it comes out of the worker's transfer buffer (no decode, no re-encode). */
+  key: string | Buffer;
+  value: Buffer;
+}
+
+export interface OutgoingBatch {
+  topic: string;
+  compression: Compression;
+  messages: readonly OutgoingMessage[];
+}
+
+/** Settings a transport is built from; plain data, so they can cross into a worker thread. */
+export interface TransportSettings {
+  kind: KafkaClientKind;
+  brokers: string[];
+  clientId: string;
+}
+
+export interface KafkaTransport {
+  /** Connects (idempotent producer). Rejects when the broker cannot be reached; may be called again. */
+  connect(): Promise<void>;
+  /** Resolves once the broker acknowledged every message of the batch (acks=all); rejects otherwise. */
+  send(batch: OutgoingBatch): Promise<void>;
+  /** Disconnects; never rejects. */
+  close(): Promise<void>;
+}
+
+/** A send or connect that failed, with the client's message (errors do not cross threads with their class). */
+export class KafkaTransportError extends Error {
+  constructor(
+    message: string,
+    readonly kind: KafkaClientKind,
+  ) {
+    super(message);
+    this.name = 'KafkaTransportError';
+  }
+}

@@ -1,0 +1,96 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { KafkaTransportError, type KafkaTransport, type OutgoingBatch, type TransportSettings } from './types';
+import { packBatch, type FromWorker, type ToWorker, type WorkerData } from './wire';
+
+/** How long close() waits for the worker to disconnect before stopping it. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * The compiled worker entry. From the built package it sits next to this file; when
+ * this file runs as TypeScript source (ts-jest, the bench's register hook) the
+ * worker, which is a plain Node thread, runs the build of it in dist/.
+ */
+function workerEntry(): string {
+  if (__filename.endsWith('.js')) return join(__dirname, 'worker-main.js');
+  const built = resolve(__dirname, '..', '..', 'dist', 'producer', 'transport', 'worker-main.js');
+  if (!existsSync(built)) throw new Error(`the producer's worker thread needs a build: ${built} is missing (npm run build)`);
+  return built;
+}
+
+/**
+ * A transport whose Kafka client lives in a worker thread. The app thread packs
+ * each batch into one transferred buffer and waits for the answer; a worker that
+ * dies fails what was in flight (the client retries it) and is started again on
+ * the next call. The worker does not keep the process alive while nothing is in
+ * flight, as a pending send does.
+ */
+export class WorkerTransport implements KafkaTransport {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly inFlight = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+
+  constructor(private readonly settings: TransportSettings) {}
+
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(workerEntry(), { workerData: { settings: this.settings } satisfies WorkerData });
+    worker.unref();
+    worker.on('message', (msg: FromWorker) => {
+      const call = this.inFlight.get(msg.id);
+      if (!call) return;
+      this.settle(msg.id);
+      if (msg.error === null) call.resolve();
+      else call.reject(new KafkaTransportError(msg.error, this.settings.kind));
+    });
+    const fail = (why: string) => {
+      if (this.worker === worker) this.worker = null;
+      for (const [id, call] of [...this.inFlight]) {
+        this.settle(id);
+        call.reject(new KafkaTransportError(why, this.settings.kind));
+      }
+    };
+    worker.on('error', (err: unknown) => fail(`audit sender thread failed: ${err instanceof Error ? err.message : String(err)}`));
+    worker.on('exit', (code) => fail(`audit sender thread exited (code ${code})`));
+    this.worker = worker;
+    return worker;
+  }
+
+  private settle(id: number): void {
+    this.inFlight.delete(id);
+    if (this.inFlight.size === 0) this.worker?.unref();
+  }
+
+  private call(make: (id: number) => ToWorker): Promise<void> {
+    const worker = this.start();
+    const id = this.nextId++;
+    const msg = make(id);
+    return new Promise<void>((resolve, reject) => {
+      if (this.inFlight.size === 0) worker.ref();
+      this.inFlight.set(id, { resolve, reject });
+      // The batch's buffers are moved, not copied, into the worker.
+      worker.postMessage(msg, msg.type === 'send' ? [msg.lengths, msg.bytes] : []);
+    });
+  }
+
+  connect(): Promise<void> {
+    return this.call((id) => ({ type: 'connect', id }));
+  }
+
+  send(batch: OutgoingBatch): Promise<void> {
+    return this.call((id) => packBatch(batch, id));
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, CLOSE_TIMEOUT_MS)));
+    await Promise.race([this.call((id) => ({ type: 'close', id })).catch(() => undefined).then(() => exited), timeout]);
+    clearTimeout(timer);
+    if (this.worker === worker) this.worker = null;
+    await worker.terminate().catch(() => undefined);
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The cheaper record path gives the same bytes as the one it replaced, and a batch
+ * crosses into the sender's worker thread intact.
+ */
+import { randomUUID } from 'node:crypto';
+import { buildRecord, DEFAULT_MASKED_FIELDS, fieldMatcher, maskValue, toJson } from '../../producer';
+import { encodeCurrent } from '../../producer/encode';
+import { maskedJson } from '../../producer/mask';
+import { packBatch, unpackBatch } from '../../producer/transport/wire';
+import { needsTruncation, truncateRecord } from '../../producer/truncate';
+import { CURRENT_SCHEMA_ID, confluentHeader, encodeRecord, singleObjectHeader } from '../../schemas';
+
+const isSensitive = fieldMatcher(DEFAULT_MASKED_FIELDS);
+
+describe('maskedJson', () => {
+  it('is toJson(maskValue(value)) for every kind of value', () => {
+    const shared = { a: 1 };
+    const circular: Record<string, unknown> = { name: 'loop' };
+    circular.self = circular;
+    const values: unknown[] = [
+      'plain',
+      'card 4111 1111 1111 1111 and 4111 1111 1111 1112',
+      12n,
+      { big: 2n ** 70n, when: new Date(Date.UTC(2026, 0, 5)), nested: { password: 'x', list: [1, 'two', null, { token: 't' }] } },
+      { shared, again: shared },
+      circular,
+      JSON.parse('{"__proto__":{"polluted":true},"ok":1}'),
+      Object.assign(Object.create({ inherited: 1 }) as object, { own: 2 }),
+      [undefined, () => 1, Symbol('s')],
+      { toJSON: () => 'custom' },
+      null,
+      0,
+      true,
+    ];
+    for (const v of values) expect(maskedJson(v, isSensitive)).toBe(toJson(maskValue(v, isSensitive)));
+  });
+});
+
+describe('fieldMatcher', () => {
+  it('answers the same from memory as the first time, with a bounded memory', () => {
+    const m = fieldMatcher(['password', /^x-secret-/i]);
+    const names = ['Password', 'user_password', 'X-Secret-Key', 'x-secret-', 'name', 'email'];
+    const first = names.map(m);
+    expect(first).toEqual([true, true, true, true, false, false]);
+    for (let i = 0; i < 10_000; i++) m(`field${i}`); // past the memory's bound: it starts again
+    expect(names.map(m)).toEqual(first);
+  });
+});
+
+describe('needsTruncation', () => {
+  const opts = { sourceService: 's', isSensitive };
+  it('is true exactly when truncateRecord cuts something', () => {
+    const cases = [
+      {},
+      { after: { a: 'x'.repeat(100) } },
+      { after: { a: 'é'.repeat(60) } }, // 120 bytes, 60 units: over a 100-byte limit
+      { after: { a: 'é'.repeat(40) } },
+      { userAgent: 'u'.repeat(101) },
+      { changes: { body: { old: 'o'.repeat(200), new: 1 } } },
+      { metadata: { note: 'n'.repeat(150) } },
+    ];
+    for (const extra of cases) {
+      const rec = buildRecord({ objectType: 'doc', objectId: 1, action: 'update', ...extra }, undefined, opts);
+      expect(needsTruncation(rec, 100)).toBe(truncateRecord(rec, 100).length > 0);
+    }
+  });
+});
+
+describe('encodeCurrent', () => {
+  it('gives encodeRecord\'s bytes, small and large, with either header', () => {
+    for (const size of [10, 100_000]) {
+      const rec = buildRecord({ objectType: 'doc', objectId: 1, action: 'create', eventId: randomUUID(), after: { body: 'b'.repeat(size) } }, undefined, { sourceService: null, isSensitive });
+      for (const header of [singleObjectHeader(CURRENT_SCHEMA_ID), confluentHeader(42)]) {
+        expect(encodeCurrent(rec, header).equals(encodeRecord(rec, CURRENT_SCHEMA_ID, header))).toBe(true);
+      }
+    }
+  });
+});
+
+describe('packBatch / unpackBatch', () => {
+  it('carries keys and values unchanged across the transfer', () => {
+    const messages = [
+      { key: 'invoice:42', value: Buffer.from([1, 2, 3]) },
+      { key: 'dossier:é✓', value: Buffer.alloc(0) },
+      { key: '', value: Buffer.from('x'.repeat(70_000)) },
+    ];
+    const packed = packBatch({ topic: 't', compression: 'gzip', messages }, 7);
+    expect(packed).toMatchObject({ type: 'send', id: 7, topic: 't', compression: 'gzip', count: 3 });
+    const back = unpackBatch(packed);
+    expect(back.topic).toBe('t');
+    expect(back.compression).toBe('gzip');
+    expect(back.messages.map((m) => m.key.toString())).toEqual(messages.map((m) => m.key));
+    back.messages.forEach((m, i) => expect(m.value.equals(messages[i]!.value)).toBe(true));
+  });
+});
