@@ -1,4 +1,4 @@
-import { Prisma } from '@prisma/client/extension';
+import type { Prisma } from '@prisma/client/extension';
 import type { AuditAction } from '../../schemas';
 import { type AuditEventInput, toJson } from '../build-record';
 import { currentAuditContext } from '../context';
@@ -51,6 +51,13 @@ const WRITES = new Set([
   'deleteMany',
 ]);
 
+/**
+ * `Prisma.defineExtension` for the function form, which returns its argument:
+ * written here so that loading `audit-pipeline/prisma` does not load
+ * `@prisma/client` (an optional peer), with Prisma's own type.
+ */
+const defineExtension = ((ext: unknown) => ext) as typeof Prisma.defineExtension;
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
@@ -98,7 +105,7 @@ export function prismaAudit(client: AuditRecorder, options: PrismaAuditOptions =
   const stats: HookStats = auditor.stats;
   const isSensitive = fieldMatcher(options.maskFields ?? DEFAULT_MASKED_FIELDS);
 
-  const extension = Prisma.defineExtension((prisma) => {
+  const extension = defineExtension((prisma) => {
     // The generated client's data model (table names, scalar fields): internal to Prisma, read defensively.
     const runtimeModels = (prisma as unknown as { _runtimeDataModel?: { models?: Record<string, RuntimeModel> } })._runtimeDataModel?.models ?? {};
 
