@@ -1,5 +1,5 @@
 /**
- * The NestJS module on the Express adapter, against the real broker, PostgreSQL
+ * The NestJS module on the Express adapter (and the Fastify adapter), against the real broker, PostgreSQL
  * and audit-cdc: real HTTP requests to a Nest app publish request events and
  * `@Audited` events (read back from Kafka and decoded), the client is injected
  * into controllers, the request's context reaches the handler's awaits and the
@@ -23,6 +23,7 @@ import {
   UseGuards,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Pool } from 'pg';
 import { withAuditTransaction } from '../../cdc';
 import { AuditClient, currentAuditContext } from '../../producer';
@@ -240,5 +241,24 @@ describe('AuditModule.forRootAsync', () => {
     expect(made.stats()).toMatchObject({ delivered: 2, dropped: 0 });
     const events = await asyncReader.waitFor(byRequest(rid), 2);
     expect(events.map((e) => `${e.action}:${e.source_service}:${e.actor_id}`).sort()).toEqual(['invoice.approve:nest-async:dora', 'request:nest-async:dora']);
+  });
+});
+
+describe('AuditModule on the Fastify adapter', () => {
+  it('records the request event and the @Audited event with the same context', async () => {
+    const fastifyApp = await NestFactory.create(appModule(client), new FastifyAdapter(), { logger: false });
+    await fastifyApp.listen(0, '127.0.0.1');
+    try {
+      const rid = `rid-${randomUUID()}`;
+      const res = await fetch(`${await fastifyApp.getUrl()}/invoices/45/approve`, { method: 'POST', headers: { 'x-user': 'erin', 'x-request-id': rid } });
+      expect(res.status).toBe(201);
+      expect(res.headers.get('x-request-id')).toBe(rid);
+      const events = await reader.waitFor(byRequest(rid), 2);
+      expect(events.find((e) => e.action === 'request')).toMatchObject({ http_status: 201, http_method: 'POST', http_path: '/invoices/45/approve', actor_id: 'erin', ip: '127.0.0.1' });
+      expect(events.find((e) => e.action === 'request')!.metadata['http.route']).toBe('/invoices/:id/approve');
+      expect(events.find((e) => e.action === 'invoice.approve')).toMatchObject({ object_id: '45', actor_id: 'erin' });
+    } finally {
+      await fastifyApp.close();
+    }
   });
 });
