@@ -54,8 +54,10 @@ function routeOf(req: NestHttpRequest): string | undefined {
  *
  * Guards and middleware run before interceptors: requests they reject (401/403
  * from a guard, 404 for no route) reach no handler and get no request event
- * from the interceptor; mount `auditExpress()` / `auditFastify()` instead of the
- * interceptor's request events (`requestEvents: false`) to record those too.
+ * from the interceptor. To record those too, mount `auditExpress()` /
+ * `auditFastify()` in main.ts: the interceptor then finds the request's
+ * context already open, records no request event of its own (the middleware
+ * does) and keeps recording the `@Audited` events in that context.
  */
 export class AuditInterceptor implements NestInterceptor {
   readonly stats: HookStats;
@@ -81,7 +83,9 @@ export class AuditInterceptor implements NestInterceptor {
     try {
       audited = this.reflector.getAllAndOverride<AuditedMetadata | undefined>(AUDITED_METADATA, [context.getHandler(), context.getClass()]);
       const url = req.originalUrl ?? req.url;
-      if (this.http.shouldAudit(url)) {
+      // A request context already open (the Express/Fastify middleware mounted in main.ts)
+      // is the request's: it records the request event, the handler runs in it.
+      if (!currentAuditContext()?.requestId && this.http.shouldAudit(url)) {
         state = this.http.start(req, { method: req.method, url, headers: req.headers, socketAddress: req.socket?.remoteAddress });
       }
       if (state) this.watchResponse(req, http.getResponse<unknown>(), state);

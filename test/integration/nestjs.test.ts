@@ -26,7 +26,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Pool } from 'pg';
 import { withAuditTransaction } from '../../cdc';
-import { AuditClient, currentAuditContext } from '../../producer';
+import { AuditClient, auditExpress, currentAuditContext } from '../../producer';
 import { AUDIT_CLIENT, Audited, AuditModule, InjectAuditClient } from '../../producer/entries/nestjs';
 import { CdcProcess, cdcEnv, dropCapture, PG_URL, RecordReader } from '../helpers/cdc';
 import { KAFKA_BROKERS } from '../helpers/infra';
@@ -46,14 +46,14 @@ let client: AuditClient;
 let app: INestApplication;
 let base: string;
 
-/** Stands for an auth guard (passport's AuthGuard sets `req.user` the same way). */
+/** Stands for an auth guard (passport's AuthGuard sets `req.user` the same way); `x-user: mallory` is refused. */
 @Injectable()
 class HeaderAuthGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
     const req = context.switchToHttp().getRequest<{ headers: Record<string, string | undefined>; user?: { id: string } }>();
     const user = req.headers['x-user'];
     if (user) req.user = { id: user };
-    return true;
+    return user !== 'mallory';
   }
 }
 
@@ -259,6 +259,33 @@ describe('AuditModule on the Fastify adapter', () => {
       expect(events.find((e) => e.action === 'invoice.approve')).toMatchObject({ object_id: '45', actor_id: 'erin' });
     } finally {
       await fastifyApp.close();
+    }
+  });
+});
+
+describe('AuditModule with the Express middleware mounted too (main.ts)', () => {
+  it('records requests a guard refuses; a handled request gets one request event and its @Audited event in the same context', async () => {
+    const both = await NestFactory.create(appModule(client), { logger: false });
+    both.use(auditExpress(client, { trustProxy: ['loopback'] }));
+    await both.listen(0, '127.0.0.1');
+    try {
+      const url = await both.getUrl();
+      const refused = `rid-${randomUUID()}`;
+      const res = await fetch(`${url}/invoices/46/approve`, { method: 'POST', headers: { 'x-user': 'mallory', 'x-request-id': refused } });
+      expect(res.status).toBe(403);
+      const [denied] = await reader.waitFor(byRequest(refused));
+      expect(denied).toMatchObject({ action: 'request', http_status: 403, actor_id: 'mallory' });
+
+      const ok = `rid-${randomUUID()}`;
+      const res2 = await fetch(`${url}/invoices/47/approve`, { method: 'POST', headers: { 'x-user': 'fred', 'x-request-id': ok } });
+      expect(res2.status).toBe(201);
+      await reader.waitFor(byRequest(ok), 2);
+      const events = await reader.settled(client, byRequest(ok));
+      expect(events.map((e) => `${e.action}:${e.actor_id}`).sort()).toEqual(['invoice.approve:fred', 'request:fred']);
+      // The guard's refusal reached no handler: no @Audited event for it.
+      expect(reader.records.filter((r) => r.request_id === refused && r.action !== 'request')).toEqual([]);
+    } finally {
+      await both.close();
     }
   });
 });

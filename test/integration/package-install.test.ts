@@ -18,7 +18,7 @@ import { KAFKA_BROKERS, ROOT } from '../helpers/infra';
 import { TopicReader } from '../helpers/topic-reader';
 
 const run = promisify(execFile);
-const SUBPATHS = ['producer', 'express', 'fastify', 'typeorm', 'sequelize', 'prisma'] as const;
+const SUBPATHS = ['producer', 'express', 'fastify', 'typeorm', 'sequelize', 'prisma', 'cdc'] as const;
 /** Subpaths whose module loads its framework: checked where the frameworks are installed. */
 const FRAMEWORK_SUBPATHS = ['nestjs', 'prisma'] as const;
 const NEST_PACKAGES = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', 'rxjs', 'reflect-metadata'];
@@ -165,6 +165,8 @@ import { attachTypeormAudit, type TypeormAuditOptions } from 'audit-pipeline/typ
 import { auditSequelize, type SequelizeAuditHandle } from 'audit-pipeline/sequelize';
 import { prismaAudit, prismaCdcContext, type PrismaAuditOptions } from 'audit-pipeline/prisma';
 import { AuditModule, Audited, AUDIT_CLIENT, type AuditModuleOptions } from 'audit-pipeline/nestjs';
+import { withAuditTransaction, capturedTables } from 'audit-pipeline/cdc';
+import { Pool } from 'pg';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { DynamicModule } from '@nestjs/common';
 import express = require('express');
@@ -191,6 +193,8 @@ const nestOptions: AuditModuleOptions = { client: audit, http: { exclude: ['/hea
 export const auditModule: DynamicModule = AuditModule.forRoot(nestOptions);
 export const asyncModule: DynamicModule = AuditModule.forRootAsync({ inject: [AUDIT_CLIENT], useFactory: () => ({ clientOptions: { sourceService: 'app' } }) });
 export const approve: MethodDecorator = Audited('invoice.approve', { objectId: (call) => String(call.params.id) });
+export const shipped = (pool: Pool): Promise<number> => withAuditTransaction(pool, async (c) => (await c.query('SELECT 1')).rowCount ?? 0);
+export const captured: Promise<string[]> = capturedTables(new Pool(), 'audit_cdc');
 // @ts-expect-error an extension's options are checked (idFields is a list)
 export const wrongPrisma = prismaAudit(audit, { models: { Invoice: { idFields: 'number' } } });
 // @ts-expect-error @Audited needs an action
@@ -235,7 +239,7 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
     await sh('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `@types/node@${installedVersion('@types/node')}`], esmDir);
     await sh(
       'npm',
-      [...npmInstall, ...['express', '@types/express', 'fastify', 'typeorm', 'sequelize', '@types/node', ...NEST_PACKAGES, ...PRISMA_PACKAGES].map((p) => `${p}@${installedVersion(p)}`)],
+      [...npmInstall, ...['express', '@types/express', 'fastify', 'typeorm', 'sequelize', '@types/node', '@types/pg', ...NEST_PACKAGES, ...PRISMA_PACKAGES].map((p) => `${p}@${installedVersion(p)}`)],
       cjsDir,
     );
     await reader.start();
@@ -249,7 +253,8 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
   it('packs what an app needs and nothing of the sources, tests or benchmarks', async () => {
     const listing = await sh('tar', ['-tzf', tarball], dir);
     const files = listing.stdout.trim().split('\n').map((f) => f.replace(/^package\//, ''));
-    for (const sub of [...SUBPATHS, ...FRAMEWORK_SUBPATHS]) expect(files).toEqual(expect.arrayContaining([`dist/producer/entries/${sub}.js`, `dist/producer/entries/${sub}.d.ts`]));
+    const entry = (sub: string) => (sub === 'cdc' ? 'dist/cdc/index' : `dist/producer/entries/${sub}`);
+    for (const sub of [...SUBPATHS, ...FRAMEWORK_SUBPATHS]) expect(files).toEqual(expect.arrayContaining([`${entry(sub)}.js`, `${entry(sub)}.d.ts`]));
     expect(files).toEqual(expect.arrayContaining(['dist/consumer/cli.js', 'dist/query/cli.js', 'dist/maintenance/cli.js', 'schemas/avro/audit-event.v2.avsc', 'package.json', 'README.md']));
     expect(files.filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts'))).toEqual([]);
     expect(files.filter((f) => /^(test|bench|infra|dist\/bench|dist\/test|dist\/producer\/examples)\//.test(f) || f.endsWith('.map'))).toEqual([]);
@@ -277,6 +282,7 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
     expect(result.names.typeorm!.esm).toEqual(expect.arrayContaining(['attachTypeormAudit', 'typeormAuditSubscriberClass', 'AuditSubscriber']));
     expect(result.names.sequelize!.esm).toEqual(expect.arrayContaining(['auditSequelize']));
     expect(result.names.prisma!.esm).toEqual(['prismaAudit', 'prismaCdcContext']);
+    expect(result.names.cdc!.esm).toEqual(expect.arrayContaining(['withAuditTransaction', 'attachTypeormCdcContext', 'sequelizeAuditTransaction', 'prismaCdcContext', 'capturedTables']));
 
     const [event] = await reader.waitFor((r) => r.source_service === 'esm-app' && r.object_id === objectId);
     expect(event).toMatchObject({ object_type: 'invoice', action: 'update', actor_id: 'esm-user', request_id: 'esm-req', changes: { status: { old: '"draft"', new: '"sent"' } } });
