@@ -122,7 +122,10 @@ function appModule(auditClient: AuditClient) {
 beforeAll(async () => {
   await pool.query(`CREATE TABLE "${table}" (id int PRIMARY KEY, status text NOT NULL)`);
   await pool.query(`INSERT INTO "${table}" SELECT g, 'new' FROM generate_series(1, 5) g`);
-  await Promise.all([reader.start(), asyncReader.start(), cdcReader.start()]);
+  // One after the other: three topic creations at once drew UNKNOWN_TOPIC_OR_PARTITION from a loaded broker.
+  await reader.start();
+  await asyncReader.start();
+  await cdcReader.start();
   cdc = new CdcProcess(vars);
   await cdc.ready();
   client = new AuditClient({ brokers: [KAFKA_BROKERS], topic, sourceService: 'nest-it', lingerMs: 5 });
