@@ -7,6 +7,7 @@ export { auditContextStatement } from './stitch/statement';
 export { beginWithAuditContext, capturedTables, emitAuditContext, withAuditTransaction } from './stitch/pg';
 export { CdcContextSubscriber, attachTypeormCdcContext } from './stitch/typeorm';
 export { sequelizeAuditTransaction } from './stitch/sequelize';
+export { prismaCdcContext, type PrismaCdcContextOptions } from './stitch/prisma';
 export { CONTEXT_PREFIX, CONTEXT_SETTING } from './context-message';
 export { changeEventId } from './event-id';
 export { AuditCdcService, CdcReplicationError } from './service';

@@ -4,6 +4,9 @@
  * against the real Kafka and read back from the topic, the bins run from the
  * install, and the typed subpaths type-checked by the project's TypeScript
  * (strict, skipLibCheck off) under moduleResolution node16, bundler and node10.
+ * `/prisma` loads without @prisma/client; `/nestjs` needs Nest, so it is loaded
+ * (import and require) and run (a Nest app recording through the interceptor and
+ * `@Audited`) in the CommonJS app, where the frameworks are installed.
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -15,7 +18,11 @@ import { KAFKA_BROKERS, ROOT } from '../helpers/infra';
 import { TopicReader } from '../helpers/topic-reader';
 
 const run = promisify(execFile);
-const SUBPATHS = ['producer', 'express', 'fastify', 'typeorm', 'sequelize'] as const;
+const SUBPATHS = ['producer', 'express', 'fastify', 'typeorm', 'sequelize', 'prisma', 'cdc'] as const;
+/** Subpaths whose module loads its framework: checked where the frameworks are installed. */
+const FRAMEWORK_SUBPATHS = ['nestjs', 'prisma'] as const;
+const NEST_PACKAGES = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', 'rxjs', 'reflect-metadata'];
+const PRISMA_PACKAGES = ['@prisma/client', '@prisma/adapter-pg'];
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const installedVersion = (pkg: string) => require(join(ROOT, 'node_modules', pkg, 'package.json')).version as string;
 
@@ -62,7 +69,7 @@ runWithAuditContext({ actorId: 'esm-user', requestId: 'esm-req' }, () => {
 const delivered = await audit.flush(20000);
 await audit.close();
 // pg is not among them: audit-cdc, which ships in the package, connects with it.
-const frameworks = ['express', 'fastify', 'typeorm', 'sequelize'].filter((m) => { try { require.resolve(m); return true; } catch { return false; } });
+const frameworks = ['express', 'fastify', 'typeorm', 'sequelize', '@prisma/client', '@nestjs/common', '@nestjs/core'].filter((m) => { try { require.resolve(m); return true; } catch { return false; } });
 let deep = null;
 try { require('audit-pipeline/dist/producer'); } catch (err) { deep = err.code; }
 console.log(JSON.stringify({ delivered, stats: audit.stats(), names, frameworks, deep }));
@@ -90,6 +97,49 @@ const server = app.listen(0, '127.0.0.1', async () => {
 });
 `;
 
+// The /nestjs and /prisma subpaths as import and as require (ESM module in the CommonJS app).
+const NAMES_MJS = `
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+const names = {};
+for (const sub of ${JSON.stringify(FRAMEWORK_SUBPATHS)}) {
+  const esm = Object.keys(await import('audit-pipeline/' + sub)).filter((k) => k !== 'default' && k !== 'module.exports' && k !== '__esModule');
+  const cjs = Object.keys(require('audit-pipeline/' + sub)).filter((k) => k !== '__esModule');
+  names[sub] = { esm: esm.sort(), cjs: cjs.sort() };
+}
+console.log(JSON.stringify(names));
+`;
+
+// CommonJS: a Nest app (decorators applied by hand: plain JavaScript has no decorator syntax).
+const NEST_APP = `
+require('reflect-metadata');
+const { Controller, Get, Module, Param } = require('@nestjs/common');
+const { NestFactory } = require('@nestjs/core');
+const { AuditClient } = require('audit-pipeline/producer');
+const { AuditModule, Audited } = require('audit-pipeline/nestjs');
+class InvoicesController {
+  read(id) { return { id }; }
+}
+Controller('invoices')(InvoicesController);
+const read = Object.getOwnPropertyDescriptor(InvoicesController.prototype, 'read');
+Param('id')(InvoicesController.prototype, 'read', 0);
+Audited('invoice.read')(InvoicesController.prototype, 'read', read);
+Get(':id')(InvoicesController.prototype, 'read', read);
+const audit = new AuditClient({ brokers: [process.env.BROKERS], topic: process.env.TOPIC, sourceService: 'nest-app' });
+class AppModule {}
+Module({ imports: [AuditModule.forRoot({ client: audit, http: { actor: (req) => req.headers['x-user'] ?? null } })], controllers: [InvoicesController] })(AppModule);
+(async () => {
+  const app = await NestFactory.create(AppModule, { logger: false });
+  await app.listen(0, '127.0.0.1');
+  const res = await fetch((await app.getUrl()) + '/invoices/' + process.env.OBJECT_ID, { headers: { 'x-user': 'nest-user' } });
+  const body = await res.json();
+  await app.close();
+  const delivered = await audit.flush(20000);
+  await audit.close();
+  console.log(JSON.stringify({ status: res.status, body, delivered, stats: audit.stats() }));
+})();
+`;
+
 // Type checks: real uses of each subpath, and mistakes that must be reported (an expect-error
 // directive that no error meets fails the check, so a check that resolved nothing cannot pass).
 const TS_PRODUCER = `
@@ -113,6 +163,12 @@ import { auditExpress, auditExpressErrors, type AuditExpressOptions } from 'audi
 import { auditFastify, type AuditFastifyOptions } from 'audit-pipeline/fastify';
 import { attachTypeormAudit, type TypeormAuditOptions } from 'audit-pipeline/typeorm';
 import { auditSequelize, type SequelizeAuditHandle } from 'audit-pipeline/sequelize';
+import { prismaAudit, prismaCdcContext, type PrismaAuditOptions } from 'audit-pipeline/prisma';
+import { AuditModule, Audited, AUDIT_CLIENT, type AuditModuleOptions } from 'audit-pipeline/nestjs';
+import { withAuditTransaction, capturedTables } from 'audit-pipeline/cdc';
+import { Pool } from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
+import type { DynamicModule } from '@nestjs/common';
 import express = require('express');
 import Fastify from 'fastify';
 import type { DataSource } from 'typeorm';
@@ -129,6 +185,20 @@ void Fastify().register(auditFastify, fastifyOptions);
 const ormOptions: TypeormAuditOptions = { exclude: ['Session'], captureCriteria: true };
 export const attach = (ds: DataSource) => attachTypeormAudit(ds, audit, ormOptions);
 export const hooks = (sq: Sequelize): SequelizeAuditHandle => auditSequelize(sq, audit, { bulk: 'statement' });
+const prismaOptions: PrismaAuditOptions = { exclude: ['sessions'], models: { Invoice: { idFields: ['number'], objectType: 'invoice' } } };
+export const prismaExtension = prismaAudit(audit, prismaOptions);
+export const prismaHookStats: number = prismaExtension.stats.recorded;
+export const adapter: PrismaPg = prismaCdcContext(new PrismaPg({ connectionString: 'postgresql://localhost/app' }));
+const nestOptions: AuditModuleOptions = { client: audit, http: { exclude: ['/health'], requestEvents: true } };
+export const auditModule: DynamicModule = AuditModule.forRoot(nestOptions);
+export const asyncModule: DynamicModule = AuditModule.forRootAsync({ inject: [AUDIT_CLIENT], useFactory: () => ({ clientOptions: { sourceService: 'app' } }) });
+export const approve: MethodDecorator = Audited('invoice.approve', { objectId: (call) => String(call.params.id) });
+export const shipped = (pool: Pool): Promise<number> => withAuditTransaction(pool, async (c) => (await c.query('SELECT 1')).rowCount ?? 0);
+export const captured: Promise<string[]> = capturedTables(new Pool(), 'audit_cdc');
+// @ts-expect-error an extension's options are checked (idFields is a list)
+export const wrongPrisma = prismaAudit(audit, { models: { Invoice: { idFields: 'number' } } });
+// @ts-expect-error @Audited needs an action
+export const wrongAudited = Audited();
 // @ts-expect-error the Express actor extractor receives an Express request
 export const wrong: AuditExpressOptions = { actor: (req: { nope: true }) => req.nope };
 // @ts-expect-error bulk is 'rows' | 'statement'
@@ -169,7 +239,7 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
     await sh('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `@types/node@${installedVersion('@types/node')}`], esmDir);
     await sh(
       'npm',
-      [...npmInstall, ...['express', '@types/express', 'fastify', 'typeorm', 'sequelize', '@types/node'].map((p) => `${p}@${installedVersion(p)}`)],
+      [...npmInstall, ...['express', '@types/express', 'fastify', 'typeorm', 'sequelize', '@types/node', '@types/pg', ...NEST_PACKAGES, ...PRISMA_PACKAGES].map((p) => `${p}@${installedVersion(p)}`)],
       cjsDir,
     );
     await reader.start();
@@ -183,7 +253,8 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
   it('packs what an app needs and nothing of the sources, tests or benchmarks', async () => {
     const listing = await sh('tar', ['-tzf', tarball], dir);
     const files = listing.stdout.trim().split('\n').map((f) => f.replace(/^package\//, ''));
-    for (const sub of SUBPATHS) expect(files).toEqual(expect.arrayContaining([`dist/producer/entries/${sub}.js`, `dist/producer/entries/${sub}.d.ts`]));
+    const entry = (sub: string) => (sub === 'cdc' ? 'dist/cdc/index' : `dist/producer/entries/${sub}`);
+    for (const sub of [...SUBPATHS, ...FRAMEWORK_SUBPATHS]) expect(files).toEqual(expect.arrayContaining([`${entry(sub)}.js`, `${entry(sub)}.d.ts`]));
     expect(files).toEqual(expect.arrayContaining(['dist/consumer/cli.js', 'dist/query/cli.js', 'dist/maintenance/cli.js', 'schemas/avro/audit-event.v2.avsc', 'package.json', 'README.md']));
     expect(files.filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts'))).toEqual([]);
     expect(files.filter((f) => /^(test|bench|infra|dist\/bench|dist\/test|dist\/producer\/examples)\//.test(f) || f.endsWith('.map'))).toEqual([]);
@@ -210,6 +281,8 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
     expect(result.names.fastify!.esm).toEqual(['auditFastify']);
     expect(result.names.typeorm!.esm).toEqual(expect.arrayContaining(['attachTypeormAudit', 'typeormAuditSubscriberClass', 'AuditSubscriber']));
     expect(result.names.sequelize!.esm).toEqual(expect.arrayContaining(['auditSequelize']));
+    expect(result.names.prisma!.esm).toEqual(['prismaAudit', 'prismaCdcContext']);
+    expect(result.names.cdc!.esm).toEqual(expect.arrayContaining(['withAuditTransaction', 'attachTypeormCdcContext', 'sequelizeAuditTransaction', 'prismaCdcContext', 'capturedTables']));
 
     const [event] = await reader.waitFor((r) => r.source_service === 'esm-app' && r.object_id === objectId);
     expect(event).toMatchObject({ object_type: 'invoice', action: 'update', actor_id: 'esm-user', request_id: 'esm-req', changes: { status: { old: '"draft"', new: '"sent"' } } });
@@ -226,6 +299,24 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
     expect(byAction.request).toMatchObject({ object_type: 'http_request', actor_id: 'cjs-user', http_status: 200, http_path: `/invoices/${objectId}` });
     // The explicit event ran inside the middleware's context: same request id.
     expect(byAction.read!.request_id).toBe(byAction.request!.request_id);
+  }, 120_000);
+
+  it('CommonJS app: /nestjs and /prisma load as import and as require; a Nest app records the request and an @Audited event', async () => {
+    await writeFile(join(cjsDir, 'names.mjs'), NAMES_MJS);
+    const names = JSON.parse((await sh(process.execPath, ['names.mjs'], cjsDir)).stdout) as Record<string, { esm: string[]; cjs: string[] }>;
+    for (const sub of FRAMEWORK_SUBPATHS) expect({ sub, names: names[sub]!.esm }).toEqual({ sub, names: names[sub]!.cjs });
+    expect(names.nestjs!.esm).toEqual(expect.arrayContaining(['AuditModule', 'AuditInterceptor', 'Audited', 'InjectAuditClient', 'AUDIT_CLIENT']));
+    expect(names.prisma!.esm).toEqual(['prismaAudit', 'prismaCdcContext']);
+
+    await writeFile(join(cjsDir, 'nest-app.js'), NEST_APP);
+    const out = await sh(process.execPath, ['nest-app.js'], cjsDir, { BROKERS: KAFKA_BROKERS, TOPIC: topic, OBJECT_ID: objectId });
+    const result = JSON.parse(out.stdout) as { status: number; delivered: boolean; stats: { delivered: number } };
+    expect(result).toMatchObject({ status: 200, body: { id: objectId }, delivered: true, stats: { delivered: 2 } });
+    const events = await reader.waitFor((r) => r.source_service === 'nest-app', 2);
+    const byAction = Object.fromEntries(events.map((e) => [e.action, e]));
+    expect(byAction['invoice.read']).toMatchObject({ object_type: 'invoice', object_id: objectId, actor_id: 'nest-user' });
+    expect(byAction.request).toMatchObject({ object_type: 'http_request', actor_id: 'nest-user', http_status: 200, http_path: `/invoices/${objectId}` });
+    expect(byAction['invoice.read']!.request_id).toBe(byAction.request!.request_id);
   }, 120_000);
 
   it('the bins run from the install: audit-query --help, audit-admin maintain --help, and audit-consumer refuses a bad store URL in one line (exit 2)', async () => {
@@ -262,5 +353,6 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
     const broken = await exitOf(process.execPath, [TSC, '-p', 'tsconfig.node16.json'], esmDir, {});
     expect(broken.code).not.toBe(0);
     expect(broken.stdout).toMatch(/check\.ts\(\d+,\d+\): error TS2322/);
-  }, 300_000);
+    // Five tsc runs with skipLibCheck off over Nest's and Prisma's declarations: minutes on a loaded 2-core host.
+  }, 600_000);
 });
