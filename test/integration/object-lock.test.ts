@@ -3,6 +3,9 @@
  * (versioning + Object Lock + default retention), the real consumer storing into
  * it, the real maintainer compacting on it, audit-query reading it back, and the
  * server refusing to delete a locked version and keeping it through an overwrite.
+ * The processes run as the least-privilege users of infra/iam/ (the production
+ * set-up): the consumer and the auditor cannot delete, the maintainer can only add
+ * delete markers, and it must see each object's retention to keep locked days.
  *
  * What MinIO answers (checked below): an overwrite (PUT on an existing key) is
  * accepted and makes a new version, the locked one stays readable by version id;
@@ -27,7 +30,7 @@ import {
 import { type ObjectInfo, liveDataFiles, openStore, parseDataKey } from '../../storage';
 import { auditStore, compareWithProduced, produceEvents } from '../helpers/audit-store';
 import { envOf, isolatedEnv, runCli } from '../helpers/infra';
-import { s3Admin, s3Client, s3Refusal } from '../helpers/s3-admin';
+import { type Keys, type Role, asUser, createUsers, s3Admin, s3Client, s3Refusal } from '../helpers/s3-admin';
 
 const OBJECTS = 20;
 const EVENTS = 1200;
@@ -87,12 +90,16 @@ describe('S3 Object Lock on MinIO (infra/s3-admin.sh lock-bucket; real Kafka, co
   /** Event ids of object order:3, as produced (object = index % OBJECTS). */
   let object3: string[] = [];
   let lockOutput = '';
+  let keys: Record<Role, Keys>;
+  const as = (role: Role, extra: Record<string, string> = {}) => ({ ...vars, ...asUser(keys[role]), ...extra });
 
   beforeAll(async () => {
     lockOutput = (await s3Admin(['lock-bucket', bucket], { AUDIT_S3_LOCK_MODE: 'GOVERNANCE', AUDIT_S3_LOCK_DAYS: '1' })).stdout;
-    produced = await produceEvents(vars, 0, EVENTS, { objects: OBJECTS, days: 3 });
+    keys = await createUsers(bucket, prefix, `-${id}`);
+    // Spread over three days (May 2026), so compaction and retention act on several day partitions.
+    produced = await produceEvents(vars, 0, EVENTS, { objects: OBJECTS, days: 3, stepMs: (3 * DAY_MS) / EVENTS + 1 });
     object3 = produced.filter((_, i) => i % OBJECTS === 3);
-    const r = await runCli('consumer', ['--drain'], vars, 180_000);
+    const r = await runCli('consumer', ['--drain'], as('consumer'), 180_000);
     if (r.code !== 0) throw new Error(`audit-consumer --drain exited ${r.code}: ${r.stderr.slice(-3000)}`);
   }, 240_000);
 
@@ -122,14 +129,14 @@ describe('S3 Object Lock on MinIO (infra/s3-admin.sh lock-bucket; real Kafka, co
       // The bucket default (1 day) applied at upload.
       expect(head.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThan(now + DAY_MS - 3_600_000);
     }
-    const events = await history(vars, 'order:3');
+    const events = await history(as('auditor'), 'order:3');
     expect(events.map((e) => e.event_id).sort()).toEqual([...object3].sort());
     expect(events.map((e) => e.occurred_at)).toEqual(events.map((e) => e.occurred_at).sort());
   });
 
   it('the maintainer compacts on it: superseded files get delete markers over their locked versions, queries unchanged', async () => {
     const before = await liveKeys(vars);
-    const r = await runCli('maintenance', ['maintain', '--once'], { ...vars, AUDIT_COMPACT_MIN_AGE: '0s', AUDIT_COMPACT_GRACE: '0s' }, 180_000);
+    const r = await runCli('maintenance', ['maintain', '--once'], as('maintainer', { AUDIT_COMPACT_MIN_AGE: '0s', AUDIT_COMPACT_GRACE: '0s' }), 180_000);
     expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr.slice(-2000) }).toEqual({ code: 0, stderr: '' });
     expect(r.stdout).toMatch(/^compacted dt=/m);
     const after = await liveKeys(vars);
@@ -152,8 +159,17 @@ describe('S3 Object Lock on MinIO (infra/s3-admin.sh lock-bucket; real Kafka, co
     // Live files are plain current versions.
     for (const key of after) expect(versions.get(`${prefix}/${key}`)?.versions.some((x) => x.latest)).toBe(true);
 
-    const events = await history(vars, 'order:3');
+    const events = await history(as('auditor'), 'order:3');
     expect(events.map((e) => e.event_id).sort()).toEqual([...object3].sort());
+  }, 240_000);
+
+  it('retention shorter than the lock: the maintainer, with its keys, sees each retention and keeps the locked days whole', async () => {
+    // The events are of May 2026, so a 30-day retention has expired all three days; the lock has not.
+    const r = await runCli('maintenance', ['maintain', '--once'], as('maintainer', { AUDIT_RETENTION: '30d', AUDIT_COMPACT_MIN_AGE: '0s', AUDIT_COMPACT_GRACE: '0s' }), 180_000);
+    expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr.slice(-2000) }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout.match(/^locked dt=2026-05-0[123]: past retention \(30d\), kept: \d+ of \d+ objects under Object Lock \(until 20\d\d-/gm)).toHaveLength(3);
+    expect(r.stdout).not.toMatch(/^expired dt=/m);
+    expectExactStore(compareWithProduced(await auditStore(vars), produced), EVENTS);
   }, 240_000);
 
   it('refuses to delete a locked version and keeps it through an overwrite (GOVERNANCE, even for the root user without bypass)', async () => {
