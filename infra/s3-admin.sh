@@ -9,6 +9,7 @@
 #       users audit-consumer$S, audit-maintainer$S, audit-auditor$S with the policies of
 #       infra/iam/*-policy.json rewritten for s3://B/P (default s3://audit/events);
 #       prints one line per user on stdout: ROLE ACCESS_KEY SECRET_KEY
+#   infra/s3-admin.sh remove-users [--suffix S]   removes those users and their policies (tests clean up)
 #   infra/s3-admin.sh mc ARGS...             runs mc with the alias `local` (the root user)
 #   infra/s3-admin.sh mc-path                installs mc if needed, prints its path
 #
@@ -139,12 +140,31 @@ users() {
   log "s3: users audit-{consumer,maintainer,auditor}$suffix with policies for s3://$bucket/$prefix"
 }
 
+remove_users() {
+  local suffix=""
+  case "${1:-}" in
+    --suffix) suffix=${2:-} ;;
+    "") ;;
+    *) die "remove-users: unknown argument '$1' (expected --suffix S)" ;;
+  esac
+  require_s3
+  local role user
+  for role in "${ROLES[@]}"; do
+    user="audit-$role$suffix"
+    # Gone already is fine: removing is idempotent too.
+    mc admin user rm local "$user" >/dev/null 2>&1 || true
+    mc admin policy rm local "$user" >/dev/null 2>&1 || true
+  done
+  log "s3: removed users audit-{consumer,maintainer,auditor}$suffix"
+}
+
 cmd=${1:-}
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
   lock-bucket) lock_bucket "$@" ;;
   users) users "$@" ;;
+  remove-users) remove_users "$@" ;;
   mc) mc "$@" ;;
   mc-path) mc_install; echo "$MC_BIN" ;;
-  *) die "usage: infra/s3-admin.sh lock-bucket [BUCKET] | users [--bucket B] [--prefix P] [--suffix S] | mc ARGS... | mc-path" ;;
+  *) die "usage: infra/s3-admin.sh lock-bucket [BUCKET] | users [--bucket B] [--prefix P] [--suffix S] | remove-users [--suffix S] | mc ARGS... | mc-path" ;;
 esac

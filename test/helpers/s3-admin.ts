@@ -40,6 +40,11 @@ export async function createUsers(bucket: string, prefix: string, suffix: string
   return keys as Record<Role, Keys>;
 }
 
+/** Removes the users (and policies) createUsers made with this suffix. */
+export async function removeUsers(suffix: string): Promise<void> {
+  await s3Admin(['remove-users', '--suffix', suffix]);
+}
+
 /** Environment for a CLI run as the given user. */
 export function asUser(keys: Keys): Record<string, string> {
   return { AWS_ACCESS_KEY_ID: keys.accessKeyId, AWS_SECRET_ACCESS_KEY: keys.secretAccessKey };

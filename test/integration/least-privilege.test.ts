@@ -12,7 +12,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { type ObjectInfo, openStore } from '../../storage';
 import { auditStore, compareWithProduced, produceEvents } from '../helpers/audit-store';
 import { KAFKA_BROKERS, S3_BUCKET, envOf, isolatedEnv, runCli, startCli, waitExit } from '../helpers/infra';
-import { type Keys, type Role, asUser, createUsers, s3Client, s3Refusal } from '../helpers/s3-admin';
+import { type Keys, type Role, asUser, createUsers, removeUsers, s3Client, s3Refusal } from '../helpers/s3-admin';
 
 const EVENTS = 3000;
 const OBJECTS = 30;
@@ -47,6 +47,8 @@ describe('least privilege on MinIO: consumer, maintainer and auditor users from 
     keys = await createUsers(S3_BUCKET, prefix, suffix);
     produced = await produceEvents(base, 0, EVENTS, { objects: OBJECTS, days: 3 });
   }, 120_000);
+
+  afterAll(() => removeUsers(suffix));
 
   it('users are created idempotently: a second run converges on the same keys', async () => {
     expect(await createUsers(S3_BUCKET, prefix, suffix)).toEqual(keys);

@@ -30,7 +30,7 @@ import {
 import { type ObjectInfo, liveDataFiles, openStore, parseDataKey } from '../../storage';
 import { auditStore, compareWithProduced, produceEvents } from '../helpers/audit-store';
 import { envOf, isolatedEnv, runCli } from '../helpers/infra';
-import { type Keys, type Role, asUser, createUsers, s3Admin, s3Client, s3Refusal } from '../helpers/s3-admin';
+import { type Keys, type Role, asUser, createUsers, removeUsers, s3Admin, s3Client, s3Refusal } from '../helpers/s3-admin';
 
 const OBJECTS = 20;
 const EVENTS = 1200;
@@ -103,7 +103,10 @@ describe('S3 Object Lock on MinIO (infra/s3-admin.sh lock-bucket; real Kafka, co
     if (r.code !== 0) throw new Error(`audit-consumer --drain exited ${r.code}: ${r.stderr.slice(-3000)}`);
   }, 240_000);
 
-  afterAll(() => s3.destroy());
+  afterAll(async () => {
+    s3.destroy();
+    await removeUsers(`-${id}`);
+  });
 
   it('lock-bucket makes a versioned bucket with Object Lock and the default retention asked for, idempotently', async () => {
     expect(lockOutput).toMatch(new RegExp(`^${bucket} +locked +s3://${bucket} +versioning on, default retention GOVERNANCE 1d$`, 'm'));
