@@ -93,6 +93,11 @@ export const envSchema = z.object({
   AUDIT_METRICS_PORT: intVar(0, 0),
   AUDIT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AUDIT_WORK_DIR: z.string().optional(),
+  // ---- signed digests (trust/README.md) ----
+  /** Ed25519 private key (PKCS#8 PEM file) the consumer and maintainer sign digests with; unset (and AUDIT_SIGNING_KEY unset) = no digests. */
+  AUDIT_SIGNING_KEY_FILE: z.string().min(1).optional(),
+  /** The same key as PEM text (for secret stores that inject values, not files); wins over the file. */
+  AUDIT_SIGNING_KEY: z.string().min(1).optional(),
   // ---- audit-admin maintain (maintenance/README.md) ----
   /** Data files younger than this are left for a later pass (a day still being written is not rewritten every pass); `0s` = everything now. */
   AUDIT_COMPACT_MIN_AGE: durationVar().prefault('1h'),

@@ -1,6 +1,7 @@
 import { open, rm, stat } from 'node:fs/promises';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { BloomFilter } from '../storage/bloom';
+import { rowHashOfFile } from '../trust/row-hash';
 import type { RowGroupIndex } from '../storage/file-index';
 import { COLUMN_TYPES, STAGING_KEYS, type StagedRow, type StoredRow, compareStaged, stageRow } from './staging/staged-row';
 
@@ -141,6 +142,16 @@ export class ParquetWriter {
     const objectBloom = BloomFilter.forItems(objects);
     for (let i = 0; i < rows.length; i++) if (startsObject(rows, i)) objectBloom.addObjectKey(rows[i]!.objectType, rows[i]!.objectId);
     return { path, rows: rows.length, bytes: (await stat(path)).size, minOccurredAt: minT, maxOccurredAt: maxT, rowGroups, objectBloom, objects };
+  }
+
+  /** Rows and order-independent row hash of a written file (its digest entry, trust/row-hash.ts). */
+  async rowHash(path: string): Promise<{ rows: number; rowHash: string }> {
+    const conn = await this.instance.connect();
+    try {
+      return await rowHashOfFile(conn, path);
+    } finally {
+      conn.closeSync();
+    }
   }
 
   close(): void {

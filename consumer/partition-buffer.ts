@@ -4,7 +4,8 @@ import { type StagedRow, heldBytes } from './staging/staged-row';
 /** What leaves a buffer when a cut is taken from it. */
 export interface TakenRows {
   rows: StagedRow[];
-  deadLetters: number;
+  /** Offsets of the messages sent to the dead-letter topic (ascending). */
+  deadLetters: bigint[];
   /** Encoded (Kafka) bytes of the rows. */
   bytes: number;
   /** Memory the rows hold (see heldBytes). */
@@ -78,6 +79,7 @@ export class PartitionBuffer {
     this.rows = this.rows.slice(n);
     let dead = 0;
     while (dead < this.deadLetters.length && this.deadLetters[dead]! <= last) dead++;
+    const deadLetters = this.deadLetters.slice(0, dead);
     this.deadLetters = this.deadLetters.slice(dead);
     let takenBytes = 0;
     let takenHeld = 0;
@@ -96,7 +98,7 @@ export class PartitionBuffer {
       this.firstOffset = nextRow === null ? nextDead : nextDead === null || nextRow < nextDead ? nextRow : nextDead;
     }
     if (this.mustReach !== null && this.mustReach <= last) this.mustReach = null;
-    return { rows, deadLetters: dead, bytes: takenBytes, held: takenHeld };
+    return { rows, deadLetters, bytes: takenBytes, held: takenHeld };
   }
 }
 

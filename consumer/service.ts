@@ -1,3 +1,5 @@
+import { DigestChainWriter } from '../trust/chain-writer';
+import { signerForService } from '../trust/signing-setup';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -124,6 +126,9 @@ export class AuditConsumerService {
     // the consumer has no delete permission; the probe keys are harmless.
     const selfCheck = await checkCreateIfAbsent(this.store, { owner: `${hostname()}:${process.pid}` });
     log.info({ ms: selfCheck.ms, rounds: selfCheck.rounds.length, left: selfCheck.leftBehind.length }, 'store enforces create-if-absent');
+    const signer = await signerForService(env, this.store, 'consumer');
+    if (signer) log.info({ keyId: signer.keyId }, 'signing a digest of every stored cut');
+    else log.warn('digests off (AUDIT_SIGNING_KEY_FILE unset): `audit-query verify` cannot prove this store complete');
     this.writer = await ParquetWriter.create({
       rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
       compression: env.AUDIT_PARQUET_COMPRESSION,
@@ -160,6 +165,7 @@ export class AuditConsumerService {
       },
       workDir: this.workDir,
       owner: `${hostname()}:${process.pid}`,
+      ...(signer ? { chain: new DigestChainWriter(this.store, signer, topic, `${hostname()}:${process.pid}`) } : {}),
       // Storage stayed down past the retry budget: stop without committing; a restart
       // re-reads from the committed offsets and the claims give the same files.
       onError: (err) => void this.stop(err),

@@ -1,5 +1,3 @@
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   type AuditRecord,
@@ -9,17 +7,14 @@ import {
   type RegistryLookup,
   assertValidRecord,
 } from '../schemas';
-import {
-  type ObjectStore,
-  buildFileIndex,
-  cutKey,
-  dataFileName,
-  dataKey,
-  dtOfMicros,
-  indexKey,
-} from '../storage';
+import type { ObjectStore } from '../storage';
+import { DigestChainError, type DigestChainWriter } from '../trust/chain-writer';
+import { CutClaims } from './cut-claims';
+import { type FlushReason, dueReason, fairShareReached, reachedClaim, sealable, sizeDue } from './cut-policy';
+import { CutQueues, type SealedCut } from './cut-queue';
+import { CutWriter } from './cut-writer';
 import type { SinkMetrics } from './metrics';
-import { PartitionBuffer, type TakenRows } from './partition-buffer';
+import { PartitionBuffer } from './partition-buffer';
 import type { ParquetWriter } from './parquet-writer';
 import { AvroStagingTranscoder } from './staging/avro-transcoder';
 import { type StagedRow, stageRow } from './staging/staged-row';
@@ -71,6 +66,8 @@ export interface SinkDeps {
   workDir: string;
   /** Identifies this process in cut claims, for operators reading them. */
   owner: string;
+  /** Signed digests of every stored cut (trust/); absent = digests off. */
+  chain?: DigestChainWriter;
   now?: () => number;
   /**
    * Called when a sealed cut could not be stored or committed (after the retry
@@ -80,67 +77,32 @@ export interface SinkDeps {
   onError?: (err: Error, partition: number) => void;
 }
 
-/** The claim stored at `_cuts/<topic>/<partition>/<firstOffset>.json`. */
-interface CutClaim {
-  topic: string;
-  partition: number;
-  first: string;
-  last: string;
-  owner: string;
-  claimedAt: string;
-}
-
-export type FlushReason = 'records' | 'bytes' | 'age' | 'memory' | 'writer-idle' | 'shutdown' | 'drain';
-
-/** A sealed offset range waiting to be stored and committed. */
-interface SealedCut extends TakenRows {
-  partition: number;
-  first: bigint;
-  last: bigint;
-  reason: FlushReason;
-  sealedAt: number;
-}
-
-/** Sealed cuts of one partition, stored and committed strictly in order by one loop. */
-interface CutQueue {
-  cuts: SealedCut[];
-  bytes: number;
-  held: number;
-  rows: number;
-  running: Promise<void> | null;
-  /** Why the loop stopped; reported once to whoever waits next, then retried. */
-  failure: Error | null;
-  /** Woken after every stored cut and when the loop stops. */
-  waiters: (() => void)[];
-}
-
 /**
  * Turns Kafka messages into Parquet files and decides when offsets may be committed.
  *
- * Exactly-once files: a partition's buffer is cut into the offset range
- * [first, last]; before writing it, the range is *claimed* with a create-if-absent
- * object keyed by `first`. Whoever claims `first` fixes `last` for everyone, so a
- * replay after a crash, or another group member after a rebalance, cuts at the same
- * offsets and writes the same keys (an overwrite, never a second copy). The offset
- * after `last` is committed only after every file of the cut is stored.
+ * The cut: a partition's buffer is cut into the offset range [first, last],
+ * whose end is fixed for every group member by a claim (consumer/cut-claims.ts)
+ * before anything is written, so a replay writes the same keys. The cut's files
+ * are written and uploaded (consumer/cut-writer.ts), its signed digest appended
+ * (trust/chain-writer.ts) and only then the offset after `last` committed, in
+ * partition order (consumer/cut-queue.ts). When to cut is consumer/cut-policy.ts.
  *
- * Pipelining: a claimed cut is sealed and queued, and reading goes on while it is
- * written, uploaded and committed (DuckDB and the upload use other threads than
- * decoding). Each partition's queue is stored in order, and a cut is committed
- * only after the cuts before it, so a failed cut blocks every later commit of its
- * partition. Sealed rows stay in memory until committed and count against the
- * memory limit; when it is reached, reading waits for the queues.
+ * Pipelining: a claimed cut is sealed and queued, and reading goes on while it
+ * is stored (DuckDB and the upload use other threads than decoding). Sealed
+ * rows stay in memory until committed and count against the memory limit; when
+ * it is reached, reading waits for the queues.
  *
  * Work on one partition's open buffer is serialized (Kafka batches, timers and
  * shutdown never interleave on it); partitions proceed independently.
  */
 export class AuditSink {
   private readonly buffers = new Map<number, PartitionBuffer>();
-  private readonly queues = new Map<number, CutQueue>();
+  private readonly queues: CutQueues;
+  private readonly claims: CutClaims;
+  private readonly cutWriter: CutWriter;
   private readonly decoder: RecordDecoder;
   private readonly transcoder: AvroStagingTranscoder;
   private readonly chains = new Map<number, Promise<unknown>>();
-  private fileSeq = 0;
   /** Heartbeats of the Kafka batches being appended, by partition: any of them keeps the member alive. */
   private readonly heartbeats = new Map<number, () => Promise<void>>();
   /** Partitions with a memory-bound seal scheduled on their queue. */
@@ -149,6 +111,25 @@ export class AuditSink {
   constructor(private readonly deps: SinkDeps) {
     this.decoder = new RecordDecoder(undefined, deps.schemaIds?.lookup);
     this.transcoder = new AvroStagingTranscoder(this.decoder.readerSchemaId, deps.schemaIds?.lookup);
+    const retry = <T>(what: string, op: () => Promise<T>) => this.retry(what, op);
+    this.claims = new CutClaims({
+      topic: deps.topic,
+      store: deps.store,
+      owner: deps.owner,
+      log: deps.log,
+      now: () => this.now(),
+      retry,
+      onAdopted: () => deps.metrics.adoptedCuts.inc(),
+    });
+    this.cutWriter = new CutWriter({ topic: deps.topic, store: deps.store, writer: deps.writer, workDir: deps.workDir, retry, digests: deps.chain !== undefined });
+    this.queues = new CutQueues({
+      storeCut: (cut) => this.storeCut(cut),
+      heartbeat: () => this.heartbeat(),
+      onFailure: (err, partition) => {
+        this.deps.log.error({ partition, err: err.message }, 'storing a cut failed; this partition commits nothing more');
+        this.deps.onError?.(err, partition);
+      },
+    });
   }
 
   private now(): number {
@@ -171,43 +152,30 @@ export class AuditSink {
     return b;
   }
 
-  private queue(partition: number): CutQueue {
-    let q = this.queues.get(partition);
-    if (!q) {
-      q = { cuts: [], bytes: 0, held: 0, rows: 0, running: null, failure: null, waiters: [] };
-      this.queues.set(partition, q);
-    }
-    return q;
-  }
-
   /** Encoded bytes read and not yet committed: open buffers plus sealed cuts. */
   get bufferedBytes(): number {
-    let total = 0;
+    let total = this.queues.bytes;
     for (const b of this.buffers.values()) total += b.bytes;
-    for (const q of this.queues.values()) total += q.bytes;
     return total;
   }
 
   /** Memory held by what was read and not yet committed (see heldBytes): what AUDIT_MEMORY_MAX_BYTES bounds. */
   get heldBytes(): number {
-    let total = 0;
+    let total = this.queues.held;
     for (const b of this.buffers.values()) total += b.held;
-    for (const q of this.queues.values()) total += q.held;
     return total;
   }
 
   get bufferedRecords(): number {
-    let total = 0;
+    let total = this.queues.rows;
     for (const b of this.buffers.values()) total += b.rows.length;
-    for (const q of this.queues.values()) total += q.rows;
     return total;
   }
 
   /** True when nothing read is waiting to be stored and committed. */
   get isIdle(): boolean {
     for (const b of this.buffers.values()) if (!b.isEmpty) return false;
-    for (const q of this.queues.values()) if (q.cuts.length > 0) return false;
-    return true;
+    return this.queues.isIdle;
   }
 
   /** Adds a fetched batch of one partition, then seals whatever is due. */
@@ -255,7 +223,7 @@ export class AuditSink {
       buf.add(row, offset, now);
       consumed++;
       // Size limits and claimed cuts are honoured at the exact message, not at batch end.
-      if (this.sizeDue(buf) || (buf.mustReach !== null && offset >= buf.mustReach)) await this.cutDue(buf);
+      if (sizeDue(buf, this.deps.limits) || (buf.mustReach !== null && offset >= buf.mustReach)) await this.cutDue(buf);
     }
     this.deps.metrics.consumed.inc(consumed);
     await this.cutDue(buf);
@@ -263,35 +231,16 @@ export class AuditSink {
     await this.enforceMemoryBound(buf);
   }
 
-  /**
-   * The writer has a free slot and this partition has nothing queued for it, while
-   * its buffer holds a fair share of the memory budget (half of it, split between
-   * the partitions being read): sealed now, the cut is written while the next one
-   * fills. Otherwise the writer would sit idle until memory runs full, which at
-   * start-up cost about a second of an idle core per run on the benchmark.
-   */
+  /** The writer has a free slot, nothing of this partition is queued for it, and its buffer holds a fair share of memory. */
   private writerWaits(buf: PartitionBuffer): boolean {
-    if (!this.mayCut(buf) || !this.deps.writer.hasFreeSlot) return false;
-    return buf.held >= this.deps.limits.memoryMaxBytes / (2 * Math.max(1, this.buffers.size));
-  }
-
-  private sizeDue(buf: PartitionBuffer): boolean {
-    return buf.rows.length >= this.deps.limits.maxRecords || buf.bytes >= this.deps.limits.maxBytes;
-  }
-
-  private dueReason(buf: PartitionBuffer, now: number): FlushReason | null {
-    if (buf.isEmpty) return null;
-    if (buf.rows.length >= this.deps.limits.maxRecords) return 'records';
-    if (buf.bytes >= this.deps.limits.maxBytes) return 'bytes';
-    if (now - buf.openedAt >= this.deps.limits.maxAgeMs) return 'age';
-    return null;
+    return this.mayCut(buf) && this.deps.writer.hasFreeSlot && fairShareReached(buf, this.deps.limits.memoryMaxBytes, this.buffers.size);
   }
 
   private async cutDue(buf: PartitionBuffer): Promise<void> {
     // A claimed cut may be reached in the middle of a batch, and the rest may be due again.
     for (;;) {
-      const reason = this.dueReason(buf, this.now());
-      if (reason === null && !(buf.mustReach !== null && buf.lastOffset !== null && buf.lastOffset >= buf.mustReach)) return;
+      const reason = dueReason(buf, this.deps.limits, this.now());
+      if (reason === null && !reachedClaim(buf)) return;
       const before = buf.firstOffset;
       await this.seal(buf, reason ?? 'records');
       if (buf.firstOffset === before) return;
@@ -330,52 +279,22 @@ export class AuditSink {
             .finally(() => this.memorySeals.delete(other.partition));
         }
       }
-      const queued = [...this.queues.entries()].filter(([, q]) => q.cuts.length > 0);
       // Nothing stored can free memory: the rest is buffers waiting for more records.
-      if (queued.length === 0) return;
+      const heaviest = this.queues.heaviest();
+      if (heaviest === null) return;
       // Wait for the partition holding the most sealed memory to store a cut (no lock is held by its loop).
-      const [partition] = queued.reduce((a, b) => (b[1].held > a[1].held ? b : a));
-      await this.waitForQueue(partition, true);
+      await this.queues.wait(heaviest, true);
     }
   }
 
   /** Can the buffer be cut now, with no earlier cut of its partition still waiting to be stored? */
   private mayCut(buf: PartitionBuffer): boolean {
-    return sealable(buf) && (this.queues.get(buf.partition)?.cuts.length ?? 0) === 0;
-  }
-
-  /** Runs (or resumes) a partition's queue and waits for it, heartbeating while it takes long. */
-  private async waitForQueue(partition: number, oneCut = false): Promise<void> {
-    const q = this.queue(partition);
-    if (q.failure) {
-      const failure = q.failure;
-      q.failure = null;
-      throw failure;
-    }
-    this.run(partition);
-    const target = oneCut ? q.cuts[0] : undefined;
-    const beat = setInterval(() => void this.heartbeat(), 3_000);
-    try {
-      while (q.running && (target === undefined || q.cuts.includes(target))) {
-        await new Promise<void>((resolve) => q.waiters.push(resolve));
-      }
-    } finally {
-      clearInterval(beat);
-    }
-    if (q.failure) {
-      const failure = q.failure;
-      q.failure = null;
-      throw failure;
-    }
+    return sealable(buf) && this.queues.pending(buf.partition) === 0;
   }
 
   /** Waits until every sealed cut is stored and committed; rethrows (once) a queue's failure. */
-  async settle(): Promise<void> {
-    const errors: Error[] = [];
-    await Promise.all(
-      [...this.queues.keys()].map((p) => this.waitForQueue(p).catch((err: Error) => void errors.push(err))),
-    );
-    if (errors.length > 0) throw errors[0]!;
+  settle(): Promise<void> {
+    return this.queues.settle();
   }
 
   /** Seals partitions whose age limit passed; called on a timer so idle partitions still get stored. */
@@ -436,125 +355,59 @@ export class AuditSink {
         }),
       ),
     );
+    // Another member may have appended to the chains of partitions this one gets back.
+    this.deps.chain?.reset();
     if (dropped > 0) this.deps.log.info({ dropped }, 'rebalance: dropped uncommitted buffers; they will be re-read');
-  }
-
-  /** Decides where this cut ends, claiming it or adopting an earlier claim; null when it must wait. */
-  private async claimCut(buf: PartitionBuffer): Promise<bigint | null> {
-    const first = buf.firstOffset!;
-    const last = buf.mustReach ?? buf.lastOffset!;
-    if (last > buf.lastOffset!) return null;
-    const key = cutKey(this.deps.topic, buf.partition, first.toString());
-    const claim: CutClaim = {
-      topic: this.deps.topic,
-      partition: buf.partition,
-      first: first.toString(),
-      last: last.toString(),
-      owner: this.deps.owner,
-      claimedAt: new Date(this.now()).toISOString(),
-    };
-    const won = await this.retry('claim', () => this.deps.store.putIfAbsent(key, JSON.stringify(claim)));
-    if (won) return last;
-    const existing = await this.retry('read claim', () => this.deps.store.get(key));
-    if (existing === null) throw new Error(`cut claim ${key} vanished while being read`);
-    const adopted = BigInt((JSON.parse(existing.toString('utf8')) as CutClaim).last);
-    this.deps.metrics.adoptedCuts.inc();
-    this.deps.log.info({ partition: buf.partition, first: claim.first, last: adopted.toString() }, 'adopting an earlier cut claim');
-    if (adopted > buf.lastOffset!) {
-      buf.mustReach = adopted;
-      return null;
-    }
-    return adopted;
   }
 
   /** Claims the buffer's next cut and queues it for storage; its rows stay in memory until committed. */
   private async seal(buf: PartitionBuffer, reason: FlushReason): Promise<void> {
     const sealedAt = this.now();
-    const last = await this.claimCut(buf);
-    if (last === null) return;
     const first = buf.firstOffset!;
-    const taken = buf.takeThrough(last);
-    const q = this.queue(buf.partition);
-    q.cuts.push({ ...taken, partition: buf.partition, first, last, reason, sealedAt });
-    q.bytes += taken.bytes;
-    q.held += taken.held;
-    q.rows += taken.rows.length;
-    this.run(buf.partition);
-  }
-
-  /** Starts the partition's store-and-commit loop unless it is running or stopped by a failure. */
-  private run(partition: number): void {
-    const q = this.queue(partition);
-    if (q.running || q.failure || q.cuts.length === 0) return;
-    q.running = (async () => {
-      while (q.cuts.length > 0) {
-        const cut = q.cuts[0]!;
-        await this.storeCut(cut);
-        q.cuts.shift();
-        q.bytes -= cut.bytes;
-        q.held -= cut.held;
-        q.rows -= cut.rows.length;
-        wake(q);
-      }
-    })()
-      .catch((err: Error) => {
-        q.failure = err;
-        this.deps.log.error({ partition, err: err.message }, 'storing a cut failed; this partition commits nothing more');
-        this.deps.onError?.(err, partition);
-      })
-      .finally(() => {
-        q.running = null;
-        wake(q);
-        // A cut sealed between the loop's last check and here would otherwise wait for the next seal.
-        if (q.cuts.length > 0 && !q.failure) this.run(partition);
-      });
-  }
-
-  /** Writes a sealed cut (one file per event date), uploads the files, then commits the offset after it. */
-  private async storeCut(cut: SealedCut): Promise<void> {
-    const byDate = new Map<string, StagedRow[]>();
-    for (const row of cut.rows) {
-      const dt = dtOfMicros(row.occurredAt);
-      let group = byDate.get(dt);
-      if (!group) byDate.set(dt, (group = []));
-      group.push(row);
+    const proposed = buf.mustReach ?? buf.lastOffset!;
+    if (proposed > buf.lastOffset!) return;
+    const last = await this.claims.claim(buf.partition, first, proposed);
+    if (last > buf.lastOffset!) {
+      buf.mustReach = last;
+      return;
     }
-    await mkdir(this.deps.workDir, { recursive: true });
-    const files = [...byDate].map(([dt, rows]) => {
-      const name = dataFileName(this.deps.topic, cut.partition, ...offsetRange(rows));
-      return { dt, name, path: join(this.deps.workDir, `${process.pid}-${++this.fileSeq}-${name}`), rows };
-    });
-    let stored = 0;
-    // The files of a cut are written and uploaded side by side (the writer bounds how many
-    // DuckDB writes run at once): one file's upload overlaps the next one's write.
-    const outcomes = await Promise.allSettled(
-      files.map(async ({ dt, name, path, rows }) => {
-        try {
-          // Local failures (DuckDB out of memory while other files are written, a full disk) pass too.
-          const written = await this.retry('write', () => this.deps.writer.writeStaged(rows, path));
-          const key = dataKey(dt, name);
-          const index = buildFileIndex(key, written, written.objectBloom);
-          // Data first, index second: a reader that finds an index can trust the file is there.
-          await this.retry('upload', () => this.deps.store.putFile(key, path));
-          await this.retry('upload index', () => this.deps.store.put(indexKey(dt, name), JSON.stringify(index)));
-          stored += written.bytes;
-        } finally {
-          await rm(path, { force: true });
-        }
-      }),
-    );
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failed) throw failed.reason;
+    const taken = buf.takeThrough(last);
+    this.queues.push({ ...taken, partition: buf.partition, first, last, reason, sealedAt });
+  }
 
+  /** Stores a sealed cut (files, then its digest), then commits the offset after it. */
+  private async storeCut(cut: SealedCut): Promise<void> {
+    const chain = this.deps.chain;
     const next = (cut.last + 1n).toString();
+    let { rows, deadLetters, first } = cut;
+    if (chain) {
+      const through = await this.retry('read digests', () => chain.storedThrough(cut.partition));
+      if (through !== null && through >= cut.last) {
+        // Stored whole before a crash, or by another member: only the commit is missing.
+        await this.deps.commit(cut.partition, next);
+        this.deps.log.info({ partition: cut.partition, first: cut.first.toString(), last: cut.last.toString() }, 'cut already stored and digested; committed');
+        return;
+      }
+      if (through !== null && through >= cut.first) {
+        // A replay reaching past what is stored: store only the offsets after it.
+        rows = rows.filter((r) => BigInt(r.offset) > through);
+        deadLetters = deadLetters.filter((o) => o > through);
+        first = through + 1n;
+      }
+    }
+    const { files, bytes } = await this.cutWriter.write(cut.partition, rows);
+    if (chain) {
+      const rowOffsets = rows.map((r) => BigInt(r.offset));
+      await this.retry('append digest', () => chain.append({ partition: cut.partition, first, last: cut.last, files, rowOffsets, deadLetters }));
+    }
     await this.deps.commit(cut.partition, next);
     const ms = this.now() - cut.sealedAt;
     this.deps.metrics.flushSeconds.observe({ reason: cut.reason }, ms / 1000);
-    this.deps.metrics.filesWritten.inc(byDate.size);
-    this.deps.metrics.rowsWritten.inc(cut.rows.length);
-    this.deps.metrics.bytesWritten.inc(stored);
+    this.deps.metrics.filesWritten.inc(files.length);
+    this.deps.metrics.rowsWritten.inc(rows.length);
+    this.deps.metrics.bytesWritten.inc(bytes);
     this.deps.log.info(
-      { partition: cut.partition, first: cut.first.toString(), last: cut.last.toString(), rows: cut.rows.length, files: byDate.size, inBytes: cut.bytes, outBytes: stored, reason: cut.reason, ms },
+      { partition: cut.partition, first: first.toString(), last: cut.last.toString(), rows: rows.length, files: files.length, inBytes: cut.bytes, outBytes: bytes, reason: cut.reason, ms },
       'cut stored and committed',
     );
   }
@@ -570,6 +423,7 @@ export class AuditSink {
     return withRetry(op, {
       retries: Number.MAX_SAFE_INTEGER,
       abandon: () => this.now() >= deadline,
+      permanent: (err) => err instanceof DigestChainError,
       onRetry: async (err, attempt, waitMs) => {
         this.deps.metrics.uploadRetries.inc();
         this.deps.log.warn({ err: (err as Error).message, attempt, waitMs: Math.round(waitMs) }, `${what} failed; retrying`);
@@ -578,22 +432,6 @@ export class AuditSink {
       },
     });
   }
-}
-
-function wake(q: CutQueue): void {
-  const waiters = q.waiters;
-  q.waiters = [];
-  for (const w of waiters) w();
-}
-
-/** First and last Kafka offsets of a file's rows (a cut's rows are in offset order, and so is any subset). */
-function offsetRange(rows: readonly StagedRow[]): [string, string] {
-  return [rows[0]!.offset, rows[rows.length - 1]!.offset];
-}
-
-/** Can this buffer be cut now (it holds records and is not waiting to reach an adopted claim)? */
-function sealable(buf: PartitionBuffer): boolean {
-  return !buf.isEmpty && (buf.mustReach === null || (buf.lastOffset !== null && buf.lastOffset >= buf.mustReach));
 }
 
 /** Stages a decoded record; a failure is the record's (it must be dead-lettered, not crash the consumer). */

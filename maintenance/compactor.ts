@@ -2,6 +2,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { readRowGroups, sqlString } from '../consumer/parquet-writer';
 import { BloomFilter, COLUMN_TYPES, type FileIndex, buildFileIndex } from '../storage';
+import { ROW_HASH_EXPR, rowHashAggregate, rowHashOfFile } from '../trust/row-hash';
 
 export interface CompactorOptions {
   rowGroupRows: number;
@@ -24,6 +25,15 @@ export interface MergedFile {
   lastOffset: string;
   /** The per-file index, keyed once the file has its name. */
   index: (key: string) => FileIndex;
+  /** With `hashes`: what the compaction digest proves (trust/format.ts CompactionDigest). */
+  hashes?: MergeHashes;
+}
+
+export interface MergeHashes {
+  /** Per input, in the order given. */
+  inputs: { rows: number; rowHash: string; first: string; last: string }[];
+  output: string;
+  dropped: { offsets: string[]; rowHash: string };
 }
 
 export class CompactionError extends Error {
@@ -63,7 +73,8 @@ export class Compactor {
     return new Compactor(instance, opts);
   }
 
-  async merge(inputs: readonly string[], output: string): Promise<MergedFile> {
+  /** `hashes`: also hash every input's rows, the output's and the dropped copies' (for the compaction digest). */
+  async merge(inputs: readonly string[], output: string, opts: { hashes?: boolean } = {}): Promise<MergedFile> {
     if (inputs.length === 0) throw new CompactionError(inputs, 'no input');
     const conn = await this.instance.connect();
     try {
@@ -72,18 +83,21 @@ export class Compactor {
       // 480 files at once took 122 MB), which chunks keep under the memory limit. Files of
       // older schema versions may lack columns: those are NULL.
       for (const [i, chunk] of chunks(inputs, FILES_PER_READ).entries()) {
-        const source = `read_parquet([${chunk.map(sqlString).join(', ')}], union_by_name = true)`;
+        const source = `read_parquet([${chunk.map(sqlString).join(', ')}], union_by_name = true${opts.hashes ? ', filename = true' : ''})`;
         const present = new Set((await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`)).getRowObjects().map((r) => String(r.column_name)));
-        const select = COLUMN_TYPES.map(([name, type]) => (present.has(name) ? `CAST("${name}" AS ${type}) AS ${name}` : `CAST(NULL AS ${type}) AS ${name}`)).join(', ');
+        const select =
+          COLUMN_TYPES.map(([name, type]) => (present.has(name) ? `CAST("${name}" AS ${type}) AS ${name}` : `CAST(NULL AS ${type}) AS ${name}`)).join(', ') +
+          (opts.hashes ? ', filename AS merge_source' : '');
         await conn.run(i === 0 ? `CREATE OR REPLACE TEMP TABLE merge_input AS SELECT ${select} FROM ${source}` : `INSERT INTO merge_input SELECT ${select} FROM ${source}`);
       }
       const counted = (await conn.runAndReadAll(`SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM merge_input`)).getRowObjects()[0]!;
       const inputRows = Number(counted.n as bigint);
       const distinct = Number(counted.d as bigint);
       const compression = `COMPRESSION ${this.opts.compression}${this.opts.compression === 'zstd' ? `, COMPRESSION_LEVEL ${this.opts.zstdLevel}` : ''}`;
+      const hashes = opts.hashes ? await inputHashes(conn, inputs) : undefined;
       await conn.run(
         `COPY (
-           SELECT * FROM merge_input
+           SELECT * ${opts.hashes ? 'EXCLUDE (merge_source)' : ''} FROM merge_input
            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) = 1
            ORDER BY object_type, object_id, occurred_at, kafka_partition, kafka_offset
          ) TO ${sqlString(output)} (FORMAT parquet, ${compression}, ROW_GROUP_SIZE ${this.opts.rowGroupRows})`,
@@ -114,6 +128,7 @@ export class Compactor {
         firstOffset: String(summary.o0),
         lastOffset: String(summary.o1),
         index: (key) => buildFileIndex(key, written, bloom),
+        ...(hashes ? { hashes: { ...hashes, output: (await rowHashOfFile(conn, output)).rowHash } } : {}),
       };
     } catch (err) {
       await rm(output, { force: true });
@@ -127,6 +142,32 @@ export class Compactor {
   close(): void {
     this.instance.closeSync();
   }
+}
+
+/** Each input's rows and row hash, and the copies the merge drops (every row after an event id's first). */
+async function inputHashes(conn: import('@duckdb/node-api').DuckDBConnection, inputs: readonly string[]): Promise<Omit<MergeHashes, 'output'>> {
+  const per = new Map(
+    (
+      await conn.runAndReadAll(
+        `SELECT merge_source AS src, count(*) AS n, ${rowHashAggregate()} AS h, min(kafka_offset) AS o0, max(kafka_offset) AS o1 FROM merge_input GROUP BY merge_source`,
+      )
+    )
+      .getRowObjects()
+      .map((r) => [String(r.src), { rows: Number(r.n as bigint), rowHash: String(r.h), first: String(r.o0), last: String(r.o1) }]),
+  );
+  const extra = `SELECT * FROM merge_input QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) > 1`;
+  const d = (
+    await conn.runAndReadAll(`SELECT list(kafka_offset ORDER BY kafka_offset) AS offsets, ${rowHashAggregate(ROW_HASH_EXPR)} AS h FROM (${extra})`)
+  ).getRowObjects()[0]!;
+  const offsets = (d.offsets as { items?: unknown[] } | null)?.items ?? [];
+  return {
+    inputs: inputs.map((path) => {
+      const h = per.get(path);
+      if (!h) throw new CompactionError(inputs, `no rows read from ${path}`);
+      return h;
+    }),
+    dropped: { offsets: offsets.map(String), rowHash: String(d.h) },
+  };
 }
 
 /** Input files read by one DuckDB scan (see merge). */

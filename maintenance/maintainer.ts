@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration';
@@ -17,6 +17,8 @@ import {
   readDay,
 } from '../storage';
 import { mapLimit } from '../storage/concurrency';
+import { type CompactionDigest, type FileEntry, compactionDigestKey, retentionDigestKey, sha256Hex } from '../trust/format';
+import type { DigestSigner } from '../trust/signer';
 import { buildDayManifest } from '../storage/day-manifest-build';
 import { doneClaims } from './claims';
 import type { CommittedOffsets } from './committed-offsets';
@@ -42,6 +44,10 @@ export interface MaintainerOptions {
   /** One line per action (what was done, or what would be done in a dry run). */
   say: (line: string) => void;
   crashAt?: CrashPoint;
+  /** Signs a digest of every compacted file and removed day (trust/); null = digests off. */
+  signer: DigestSigner | null;
+  /** Names this process in its digests. */
+  owner: string;
   now?: () => number;
 }
 
@@ -139,6 +145,11 @@ export class Maintainer {
         this.o.say(`would expire dt=${dt}: ${objects.length} objects (past retention ${formatDuration(retentionMs)})`);
         continue;
       }
+      if (this.o.signer) {
+        // Signed before anything goes, so verify can tell a removal by policy from a deletion.
+        const body = { kind: 'retention' as const, dt, retentionMs, writtenAt: new Date(now).toISOString(), writer: this.o.owner };
+        await this.o.store.putIfAbsent(retentionDigestKey(dt), this.o.signer.seal(body));
+      }
       report.objectsDeleted += await removeDay(this.o.store, objects, this.o.concurrency);
       this.o.say(`expired dt=${dt}: ${objects.length} objects removed`);
     }
@@ -205,12 +216,17 @@ export class Maintainer {
         prefetch = gi + 1 < groups.length ? download(gi + 1) : null;
         // A failed prefetch surfaces when it is awaited; until then it must not be an unhandled rejection.
         prefetch?.catch(() => undefined);
-        const merged = await this.o.compactor.merge(local, join(work, `${gi}.out.parquet`));
+        const signer = this.o.signer;
+        const merged = await this.o.compactor.merge(local, join(work, `${gi}.out.parquet`), { hashes: signer !== null });
         const name = compactedFileName(group.topic, group.partition, merged.firstOffset, merged.lastOffset, generation, token);
         const key = `dt=${day.dt}/${name}`;
-        // Data first, index second, generation last: whatever a reader finds named is there.
+        // Data first, index second, digest third, generation last: whatever a reader finds named is there.
         await store.putFile(key, merged.path);
         await store.put(indexKey(day.dt, name), JSON.stringify(merged.index(key)));
+        if (signer) {
+          const digest = await this.compactionDigest(day.dt, group, local, key, merged, generation);
+          await store.putIfAbsent(compactionDigestKey(key), signer.seal(digest));
+        }
         this.crash('after-upload');
         outputs.push({ group, file: { key, size: merged.bytes, rows: merged.rows, topic: group.topic, partition: group.partition, first: merged.firstOffset, last: merged.lastOffset } });
         report.filesMerged += group.inputs.length;
@@ -246,6 +262,39 @@ export class Maintainer {
     report.daysCompacted++;
     say(`compacted dt=${day.dt}: ${outputs.map((o) => `${o.group.topic}/${o.group.partition} ${o.group.inputs.length} files into 1 (${o.file.rows} rows)`).join(', ')}; generation ${next.generation}`);
     return readDay(store, day.dt);
+  }
+
+  /** What the compaction digest of one merged file proves: its inputs' hashes, as read, and its own. */
+  private async compactionDigest(
+    dt: string,
+    group: MergeGroup,
+    local: readonly string[],
+    key: string,
+    merged: Awaited<ReturnType<Compactor['merge']>>,
+    generation: number,
+  ): Promise<CompactionDigest> {
+    const h = merged.hashes!;
+    const replaced: FileEntry[] = await mapLimit(group.inputs, this.o.concurrency, async (f, i) => ({
+      key: f.key,
+      size: f.size,
+      sha256: sha256Hex(await readFile(local[i]!)),
+      rows: h.inputs[i]!.rows,
+      first: h.inputs[i]!.first,
+      last: h.inputs[i]!.last,
+      rowHash: h.inputs[i]!.rowHash,
+    }));
+    return {
+      kind: 'compaction',
+      dt,
+      topic: group.topic,
+      partition: group.partition,
+      file: { key, size: merged.bytes, sha256: sha256Hex(await readFile(merged.path)), rows: merged.rows, first: merged.firstOffset, last: merged.lastOffset, rowHash: h.output },
+      replaced,
+      dropped: h.dropped,
+      generation,
+      writtenAt: new Date(this.now()).toISOString(),
+      writer: this.o.owner,
+    };
   }
 
   private cleanupPlan(day: DayState): string[] {

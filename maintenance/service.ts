@@ -1,14 +1,16 @@
 import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Env } from '../config/env';
+import { ConfigError, type Env } from '../config/env';
 import { startOpsServer } from '../consumer/ops-server';
 import { type ObjectStore, checkCreateIfAbsent, openStore } from '../storage';
 import { type CommittedOffsets, kafkaCommittedOffsets } from './committed-offsets';
 import { Compactor } from './compactor';
 import { Maintainer, type PassRange, type PassReport } from './maintainer';
 import { createMaintenanceMetrics, recordPass } from './metrics';
+import { DigestSigner, SigningKeyError } from '../trust/signer';
+import { signerForService } from '../trust/signing-setup';
 
 export interface MaintenanceServiceOptions {
   /** One pass, then return (cron, tests); otherwise a pass every AUDIT_MAINTAIN_INTERVAL until stopped. */
@@ -57,6 +59,8 @@ export class MaintenanceService {
       spillDir: join(workDir, 'duckdb-spill'),
     });
     const committed: CommittedOffsets = kafkaCommittedOffsets(env, opts.log);
+    // A dry run writes nothing, not even the public key.
+    const signer = opts.dryRun ? await dryRunSigner(env) : await signerForService(env, this.store, 'maintainer');
     const maintainer = new Maintainer({
       store: this.store,
       compactor,
@@ -70,6 +74,8 @@ export class MaintenanceService {
       log: opts.log,
       say: opts.say,
       crashAt: env.AUDIT_TEST_CRASH_AT,
+      signer,
+      owner: `${hostname()}:${process.pid}`,
     });
     try {
       if (!opts.once && env.AUDIT_METRICS_PORT > 0) {
@@ -117,5 +123,15 @@ export class MaintenanceService {
       }
       this.wake = done;
     });
+  }
+}
+
+/** A dry run loads the key (to report a bad one) but publishes nothing. */
+async function dryRunSigner(env: Env): Promise<DigestSigner | null> {
+  try {
+    return await DigestSigner.fromEnv(env);
+  } catch (err) {
+    if (err instanceof SigningKeyError) throw new ConfigError(err.message);
+    throw err;
   }
 }

@@ -8,6 +8,7 @@ import { isoMicros, type HistoryEvent } from './history';
 import { createProgress, type Progress } from './progress';
 import { AuditQuery, SqlError } from './query';
 import { diffVersions, stateAsOf } from './state';
+import { runVerify, type VerifyFlags } from './verify-command';
 
 interface HistoryFlags {
   object?: string;
@@ -170,6 +171,18 @@ export async function main(argv: string[]): Promise<number> {
       // `audit-query --format json sql ...` works too: the root's options come first.
       const { format, since, until, stats } = program.opts<HistoryFlags>();
       result = runSql(text, { format, since, until, stats, ...definedOnly(flags) });
+    });
+  program
+    .command('verify')
+    .description('prove the store complete and untampered from its signed digests: exit 0 intact, 1 findings (one per line), 2 could not run')
+    .option('--since <time>', 'check files of days from this date on (chains are always checked whole)')
+    .option('--until <time>', 'check files of days up to this date')
+    .option('--format <format>', 'text (default) or json')
+    .option('--trust <file...>', 'trust only these public keys (PEM files) instead of the keys published in the store')
+    .option('--concurrency <n>', 'objects read at once (default 16)')
+    .action((flags: VerifyFlags) => {
+      const root = program.opts<HistoryFlags>();
+      result = runVerify({ ...definedOnly({ since: root.since, until: root.until, format: root.format }), ...definedOnly(flags) }, write);
     });
   program
     .command('index')

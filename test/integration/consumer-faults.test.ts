@@ -10,6 +10,7 @@ import { encodeRecord, RecordDecoder } from '../../schemas';
 import { auditStore, compareWithProduced, eventId, produceEvents, readTopic } from '../helpers/audit-store';
 import { isolatedEnv, KAFKA_BROKERS, runCli, runInfra, S3_SERVERS, startCli, waitExit } from '../helpers/infra';
 import { sampleRecord } from '../helpers/records';
+import { expectVerified, signingKeyFile } from '../helpers/trust';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FAST = { AUDIT_FLUSH_MAX_RECORDS: '1500', AUDIT_FLUSH_MAX_AGE_MS: '1000' };
@@ -31,7 +32,8 @@ describe('consumer faults (real Kafka, real S3)', () => {
     const onServer = (test: string, extra: Record<string, string> = {}) => isolatedEnv(`${test}-${name}`, { ...FAST, AUDIT_S3_ENDPOINT: endpoint, ...extra });
 
     it('survives repeated SIGKILL mid-batch: 0 lost, 0 duplicated', async () => {
-      const vars = onServer('sigkill');
+      // Signed digests on: the kills, replays and adopted claims must leave a chain that verifies.
+      const vars = onServer('sigkill', { AUDIT_SIGNING_KEY_FILE: (await signingKeyFile()).path });
       const produced = await produceEvents(vars, 0, 30_000);
       let killedAfterCut = 0;
       for (let round = 0; round < 5; round++) {
@@ -59,6 +61,7 @@ describe('consumer faults (real Kafka, real S3)', () => {
       expect(before.rows).toBeGreaterThan(0);
       const result = await drainAndAudit(vars, produced);
       expect(result).toEqual({ expected: 30_000, stored: 30_000, lost: 0, duplicated: 0, unexpected: 0 });
+      await expectVerified(vars, 30_000);
     }, 240_000);
 
     it('rides out the S3 server stopped for 30 s, then shuts down cleanly on SIGTERM', async () => {
@@ -84,7 +87,7 @@ describe('consumer faults (real Kafka, real S3)', () => {
     }, 300_000);
 
     it('rebalances when a second consumer joins mid-stream: 0 lost, 0 duplicated', async () => {
-      const vars = onServer('rebalance');
+      const vars = onServer('rebalance', { AUDIT_SIGNING_KEY_FILE: (await signingKeyFile()).path });
       const first = startCli('consumer', [], vars);
       const firstExit = waitExit(first, 240_000);
       const producing = produceEvents(vars, 0, 15_000).then(async (ids) => ids.concat(await produceEvents(vars, 15_000, 15_000)));
@@ -99,6 +102,7 @@ describe('consumer faults (real Kafka, real S3)', () => {
       expect([a.code, b.code]).toEqual([0, 0]);
       const result = await drainAndAudit(vars, produced);
       expect(result).toEqual({ expected: 30_000, stored: 30_000, lost: 0, duplicated: 0, unexpected: 0 });
+      await expectVerified(vars, 30_000);
     }, 300_000);
   });
 

@@ -1,0 +1,74 @@
+import { readFile } from 'node:fs/promises';
+import { ConfigError, readEnv } from '../config/env';
+import { StorageError, dtOfMicros, openStore } from '../storage';
+import { type VerifyReport, VerifyError, verifyStore } from '../trust/verify';
+import { UsageError, parseInstant } from './args';
+
+export interface VerifyFlags {
+  since?: string;
+  until?: string;
+  format?: string;
+  trust?: string[];
+  concurrency?: string;
+}
+
+/**
+ * `audit-query verify`: exit 0 intact, 1 with one finding per line (stdout),
+ * 2 when it cannot run (bad flags, store unreachable, no digests). Progress goes
+ * to stderr on a terminal.
+ */
+export async function runVerify(flags: VerifyFlags, out: (text: string) => Promise<void>, err: NodeJS.WriteStream = process.stderr): Promise<number> {
+  try {
+    const since = flags.since ? dtOfMicros(parseInstant('--since', flags.since)) : null;
+    const until = flags.until ? dtOfMicros(parseInstant('--until', flags.until, true)) : null;
+    if (since !== null && until !== null && since > until) throw new UsageError('--since is after --until');
+    const format = flags.format ?? 'text';
+    if (format !== 'text' && format !== 'json') throw new UsageError(`--format must be text or json, not ${JSON.stringify(format)}`);
+    const concurrency = flags.concurrency === undefined ? 16 : Number(flags.concurrency);
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a positive integer');
+    const trustedKeys = flags.trust ? await Promise.all(flags.trust.map((f) => readFile(f, 'utf8').catch(() => { throw new UsageError(`--trust: cannot read ${f}`); }))) : undefined;
+    const store = openStore(readEnv());
+    let last = 0;
+    const report = await verifyStore({
+      store,
+      since,
+      until,
+      concurrency,
+      ...(trustedKeys ? { trustedKeys } : {}),
+      onProgress: err.isTTY
+        ? (what, done, total) => {
+            const now = Date.now();
+            if (done === total || now - last > 200) {
+              last = now;
+              err.write(`\r\x1b[Kverify: ${what} ${done}/${total}${done === total ? '\n' : ''}`);
+            }
+          }
+        : undefined,
+    }).finally(() => store.close());
+    await out(format === 'json' ? `${JSON.stringify(report)}\n` : text(report));
+    if (format === 'text') err.write(`${summary(report)}\n`);
+    return report.intact ? 0 : 1;
+  } catch (e) {
+    const why = e instanceof StorageError ? `storage unavailable: ${e.message}` : (e as Error).message;
+    if (!(e instanceof UsageError || e instanceof ConfigError || e instanceof VerifyError || e instanceof StorageError)) {
+      err.write(`audit-query verify: could not run: ${oneLine(why)}\n`);
+    } else {
+      err.write(`audit-query verify: ${oneLine(why)}\n`);
+    }
+    return 2;
+  }
+}
+
+function text(report: VerifyReport): string {
+  return report.findings.map((f) => `${f.code} ${f.key}: ${f.message}\n`).join('');
+}
+
+function summary(r: VerifyReport): string {
+  const s = r.stats;
+  const verdict = r.intact ? 'intact' : `${r.findings.length} finding(s)`;
+  return `verify: ${verdict}: ${s.partitions} partition(s), ${s.chainDigests} chain and ${s.compactionDigests} compaction digests, ${s.offsets} offsets (${s.deadLetters} dead letters, ${s.skippedOffsets} skipped by Kafka), ${s.filesChecked} files / ${(s.bytesChecked / 1e6).toFixed(1)} MB hashed, ${s.expiredDays} day(s) expired by retention, ${s.seconds.toFixed(1)} s`;
+}
+
+function oneLine(t: string): string {
+  return t.replace(/\s*\n\s*/g, ' ').trim();
+}
