@@ -4,7 +4,8 @@
  * processes. The consumer (put/get/list, never delete) survives a SIGKILL and
  * stores every event exactly once with its own keys; the maintainer (adds delete)
  * compacts; the auditor (get/list) queries, and every write with its keys is
- * refused by the server.
+ * refused by the server. Signed digests are on: `audit-query verify` with the
+ * auditor's keys finds the trail intact after the consumer's SIGKILL and after compaction.
  */
 import { randomUUID } from 'node:crypto';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -13,6 +14,7 @@ import { type ObjectInfo, openStore } from '../../storage';
 import { auditStore, compareWithProduced, produceEvents } from '../helpers/audit-store';
 import { KAFKA_BROKERS, S3_BUCKET, envOf, isolatedEnv, runCli, startCli, waitExit } from '../helpers/infra';
 import { type Keys, type Role, asUser, createUsers, removeUsers, s3Client, s3Refusal } from '../helpers/s3-admin';
+import { runVerify, signingKeyFile } from '../helpers/trust';
 
 const EVENTS = 3000;
 const OBJECTS = 30;
@@ -44,6 +46,7 @@ describe('least privilege on MinIO: consumer, maintainer and auditor users from 
   let produced: string[] = [];
 
   beforeAll(async () => {
+    base.AUDIT_SIGNING_KEY_FILE = (await signingKeyFile()).path;
     keys = await createUsers(S3_BUCKET, prefix, suffix);
     produced = await produceEvents(base, 0, EVENTS, { objects: OBJECTS, days: 3 });
   }, 120_000);
@@ -98,7 +101,7 @@ describe('least privilege on MinIO: consumer, maintainer and auditor users from 
     }
   });
 
-  it('the auditor runs audit-query with its keys; every write with them is refused', async () => {
+  it('the auditor runs audit-query (history, sql, verify) with its keys; every write with them is refused', async () => {
     const asRoot = await runCli('query', ['--object', 'order:7', '--format', 'ndjson'], base);
     const asAuditor = await runCli('query', ['--object', 'order:7', '--format', 'ndjson'], as('auditor'));
     expect({ code: asAuditor.code, stderr: asAuditor.stderr }).toEqual({ code: 0, stderr: '' });
@@ -108,6 +111,9 @@ describe('least privilege on MinIO: consumer, maintainer and auditor users from 
     const sql = await runCli('query', ['sql', 'SELECT count(*) AS n FROM audit', '--format', 'json'], as('auditor'));
     expect({ code: sql.code, stderr: sql.stderr }).toEqual({ code: 0, stderr: '' });
     expect(sql.stdout).toContain(String(EVENTS));
+    const verify = await runVerify(as('auditor'));
+    expect({ code: verify.code, findings: verify.findings, stderr: verify.code === 0 ? '' : verify.stderr.slice(-1000) }).toEqual({ code: 0, findings: [], stderr: '' });
+    expect(verify.stats.offsets).toBe(String(EVENTS));
 
     const [file] = await dataFiles(base);
     const key = `${prefix}/${file!.key}`;
@@ -142,5 +148,7 @@ describe('least privilege on MinIO: consumer, maintainer and auditor users from 
     const q = await runCli('query', ['--object', 'order:7', '--format', 'ndjson'], as('auditor'));
     expect(q.code).toBe(0);
     expect(q.stdout.trim().split('\n')).toHaveLength(EVENTS / OBJECTS);
+    const verify = await runVerify(as('auditor'));
+    expect({ code: verify.code, findings: verify.findings, stderr: verify.code === 0 ? '' : verify.stderr.slice(-1000) }).toEqual({ code: 0, findings: [], stderr: '' });
   }, 240_000);
 });

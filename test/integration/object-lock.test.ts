@@ -31,6 +31,7 @@ import { type ObjectInfo, liveDataFiles, openStore, parseDataKey } from '../../s
 import { auditStore, compareWithProduced, produceEvents } from '../helpers/audit-store';
 import { envOf, isolatedEnv, runCli } from '../helpers/infra';
 import { type Keys, type Role, asUser, createUsers, removeUsers, s3Admin, s3Client, s3Refusal } from '../helpers/s3-admin';
+import { runVerify, signingKeyFile } from '../helpers/trust';
 
 const OBJECTS = 20;
 const EVENTS = 1200;
@@ -94,6 +95,7 @@ describe('S3 Object Lock on MinIO (infra/s3-admin.sh lock-bucket; real Kafka, co
   const as = (role: Role, extra: Record<string, string> = {}) => ({ ...vars, ...asUser(keys[role]), ...extra });
 
   beforeAll(async () => {
+    vars.AUDIT_SIGNING_KEY_FILE = (await signingKeyFile()).path;
     lockOutput = (await s3Admin(['lock-bucket', bucket], { AUDIT_S3_LOCK_MODE: 'GOVERNANCE', AUDIT_S3_LOCK_DAYS: '1' })).stdout;
     keys = await createUsers(bucket, prefix, `-${id}`);
     // Spread over three days (May 2026), so compaction and retention act on several day partitions.
@@ -164,6 +166,9 @@ describe('S3 Object Lock on MinIO (infra/s3-admin.sh lock-bucket; real Kafka, co
 
     const events = await history(as('auditor'), 'order:3');
     expect(events.map((e) => e.event_id).sort()).toEqual([...object3].sort());
+    // The signed digests of the consumer's cuts and of the compaction check out, read with the auditor's keys.
+    const verify = await runVerify(as('auditor'));
+    expect({ code: verify.code, findings: verify.findings, stderr: verify.code === 0 ? '' : verify.stderr.slice(-1000) }).toEqual({ code: 0, findings: [], stderr: '' });
   }, 240_000);
 
   it('retention shorter than the lock: the maintainer, with its keys, sees each retention and keeps the locked days whole', async () => {
@@ -187,6 +192,10 @@ describe('S3 Object Lock on MinIO (infra/s3-admin.sh lock-bucket; real Kafka, co
     expect(put.VersionId).not.toBe(v0);
     expect((await bodyOf(s3, bucket, full)).toString()).toBe('PAR1 forged');
     expect((await bodyOf(s3, bucket, full, v0)).equals(original)).toBe(true);
+    // The lock keeps the original; the digests tell that the current bytes are not it.
+    const verify = await runVerify(as('auditor'));
+    expect(verify.code).toBe(1);
+    expect(verify.findings).toContain(`file-modified ${key!}`);
 
     // Deleting the locked version: refused.
     const refused = await s3Refusal(s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: full, VersionId: v0 })));
