@@ -54,9 +54,10 @@ async function main(argv: string[]): Promise<number> {
     // with the reason, naming what failed (a DependencyError names Kafka or the store).
     await service.stop(err as Error).catch(() => undefined);
     // A dependency missing at start-up is said once, in the line below; later failures are logged too.
-    if (!(err instanceof DependencyError)) log.error({ err: (err as Error).message }, 'audit-consumer failed');
+    if (!(err instanceof DependencyError || err instanceof ConfigError)) log.error({ err: (err as Error).message }, 'audit-consumer failed');
     process.stderr.write(`audit-consumer: ${oneLine((err as Error).message)}\n`);
-    return 1;
+    // A configuration found wrong only once the store is open (a missing signing key) is still one: exit 2.
+    return err instanceof ConfigError ? 2 : 1;
   }
 }
 

@@ -68,6 +68,9 @@ export class ParquetWriter {
       // Never reach out to the network for extensions (air-gapped sites).
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
+      // Every file it reads (a staging file, a written file hashed for its digest) is read once
+      // and deleted: caching them only grows memory (see maintenance/compactor.ts).
+      enable_external_file_cache: 'false',
     });
     return new ParquetWriter(instance, opts.rowGroupRows, opts.compression ?? 'zstd', opts.zstdLevel ?? DEFAULT_ZSTD_LEVEL, Math.max(1, opts.concurrentWrites ?? 2));
   }

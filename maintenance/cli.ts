@@ -2,7 +2,9 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError, readEnv } from '../config/env';
 import { createLogger } from '../config/logger';
+import { writeFile } from 'node:fs/promises';
 import { isDt } from '../storage';
+import { generateSigningKey } from '../trust/signer';
 import { MaintenanceService } from './service';
 
 interface MaintainFlags {
@@ -35,6 +37,14 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .action((flags: MaintainFlags) => {
       action = maintain(flags);
+    });
+  program
+    .command('keygen')
+    .description('creates an Ed25519 key pair for signing digests: the private key (for AUDIT_SIGNING_KEY_FILE) and <file>.pub')
+    .requiredOption('--out <file>', 'where to write the private key (mode 600; never overwritten)')
+    .exitOverride()
+    .action((flags: { out: string }) => {
+      action = keygen(flags.out);
     });
   try {
     await program.parseAsync(argv);
@@ -82,8 +92,22 @@ async function maintain(flags: MaintainFlags): Promise<number> {
   } catch (err) {
     log.error({ err: (err as Error).message }, 'maintenance failed');
     process.stderr.write(`audit-admin: ${(err as Error).message}\n`);
-    return 1;
+    return err instanceof ConfigError ? 2 : 1;
   }
+}
+
+async function keygen(out: string): Promise<number> {
+  const key = generateSigningKey();
+  try {
+    // 'wx': an existing key is never replaced (its digests would no longer be signable).
+    await writeFile(out, key.privateKeyPem, { mode: 0o600, flag: 'wx' });
+    await writeFile(`${out}.pub`, key.publicKeyPem, { flag: 'wx' });
+  } catch (err) {
+    process.stderr.write(`audit-admin: cannot write ${out}: ${(err as NodeJS.ErrnoException).code === 'EEXIST' ? 'it exists (keys are never overwritten)' : (err as Error).message}\n`);
+    return 2;
+  }
+  process.stdout.write(`${JSON.stringify({ keyId: key.keyId, privateKey: out, publicKey: `${out}.pub` })}\n`);
+  return 0;
 }
 
 main(process.argv).then(

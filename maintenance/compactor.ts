@@ -69,6 +69,9 @@ export class Compactor {
       // Never reach out to the network for extensions (air-gapped sites).
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
+      // Each input is read once: DuckDB's cache of read files only grew, about 25 MB per day
+      // compacted (peak RSS 434 MB for a 3-day quiet store, 1 GB for 30; 244 MB flat without it).
+      enable_external_file_cache: 'false',
     });
     return new Compactor(instance, opts);
   }

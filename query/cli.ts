@@ -180,6 +180,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--format <format>', 'text (default) or json')
     .option('--trust <file...>', 'trust only these public keys (PEM files) instead of the keys published in the store')
     .option('--concurrency <n>', 'objects read at once (default 16)')
+    .option('--kafka', "also check the chains reach the consumer group's committed offsets (AUDIT_KAFKA_BROKERS, AUDIT_CONSUMER_GROUP)")
     .action((flags: VerifyFlags) => {
       const root = program.opts<HistoryFlags>();
       result = runVerify({ ...definedOnly({ since: root.since, until: root.until, format: root.format }), ...definedOnly(flags) }, write);

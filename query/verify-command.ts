@@ -1,5 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { ConfigError, readEnv } from '../config/env';
+import { ConfigError, type Env, readEnv } from '../config/env';
+import { createLogger } from '../config/logger';
+import { kafkaCommittedOffsets } from '../maintenance/committed-offsets';
+import { DIGEST_ROOT } from '../trust/format';
 import { StorageError, dtOfMicros, openStore } from '../storage';
 import { type VerifyReport, VerifyError, verifyStore } from '../trust/verify';
 import { UsageError, parseInstant } from './args';
@@ -10,6 +13,7 @@ export interface VerifyFlags {
   format?: string;
   trust?: string[];
   concurrency?: string;
+  kafka?: boolean;
 }
 
 /**
@@ -27,7 +31,9 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
     const concurrency = flags.concurrency === undefined ? 16 : Number(flags.concurrency);
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a positive integer');
     const trustedKeys = flags.trust ? await Promise.all(flags.trust.map((f) => readFile(f, 'utf8').catch(() => { throw new UsageError(`--trust: cannot read ${f}`); }))) : undefined;
-    const store = openStore(readEnv());
+    const env = readEnv();
+    const store = openStore(env);
+    const committed = flags.kafka ? await committedOffsets(env) : undefined;
     let last = 0;
     const report = await verifyStore({
       store,
@@ -35,6 +41,7 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
       until,
       concurrency,
       ...(trustedKeys ? { trustedKeys } : {}),
+      ...(committed ? { committed } : {}),
       onProgress: err.isTTY
         ? (what, done, total) => {
             const now = Date.now();
@@ -56,6 +63,21 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
       err.write(`audit-query verify: ${oneLine(why)}\n`);
     }
     return 2;
+  }
+}
+
+/** The consumer group's committed offsets for every topic with a chain (AUDIT_KAFKA_BROKERS, AUDIT_CONSUMER_GROUP). */
+async function committedOffsets(env: Env): Promise<Map<string, bigint>> {
+  const store = openStore(env);
+  const topics = (await store.listPrefixes(`${DIGEST_ROOT}chain/`)).map((p) => p.slice(`${DIGEST_ROOT}chain/`.length, -1));
+  store.close();
+  const reader = kafkaCommittedOffsets(env, createLogger('audit-query', 'silent'));
+  try {
+    return await reader.read(topics);
+  } catch (e) {
+    throw new VerifyError(`--kafka: cannot read the committed offsets of ${env.AUDIT_CONSUMER_GROUP} from ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(e as Error).message}`);
+  } finally {
+    await reader.close().catch(() => undefined);
   }
 }
 

@@ -79,6 +79,12 @@ export interface VerifyOptions {
   /** Pinned public keys (SPKI PEM): only these are trusted. Unset: the keys published in the store. */
   trustedKeys?: string[];
   concurrency: number;
+  /**
+   * Where the consumer group has committed, per `<topic>/<partition>` (read from Kafka
+   * with `verify --kafka`): the group never commits past a digest, so a chain ending
+   * below it lost its newest digests.
+   */
+  committed?: ReadonlyMap<string, bigint>;
   onProgress?: (what: string, done: number, total: number) => void;
   now?: () => number;
 }
@@ -252,6 +258,16 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
       for (const f of d.files) expect(f, key);
       prev = s as Signed<ChainDigest>;
     }
+    const committed = o.committed?.get(id);
+    const last = entries[entries.length - 1]!;
+    const end = prev && prev.body.seq === last.seq ? BigInt(prev.body.to) : null;
+    if (committed !== undefined && end !== null && end + 1n < committed) {
+      find('offsets-unaccounted', last.key.replace(/\d{12}\.json$/, `${String(last.seq + 1).padStart(12, '0')}.json`),
+        `${id}: the consumer group committed offset ${committed}, the digests end at ${end}: offsets ${end + 1n}-${committed - 1n} are unaccounted for (newest digests deleted?)`);
+    }
+  }
+  for (const [id, committed] of o.committed ?? []) {
+    if (!byPartition.has(id) && committed > 0n) find('offsets-unaccounted', `${DIGEST_ROOT}chain/${id}/`, `${id}: the consumer group committed offset ${committed} but there is no digest at all`);
   }
   stats.offsets = offsets.toString();
   stats.skippedOffsets = skipped.toString();

@@ -21,6 +21,7 @@ import type { ObjectStore } from '../../storage';
 import { EventGenerator, type EventGenOptions } from './events';
 import { PgCopy, type PgTarget, copyLine, psql, tableDdl } from './pg';
 import { storeCut, type StoredFile } from './store-writer';
+import type { DigestChainWriter } from '../../trust/chain-writer';
 
 // The Kafka default partitioner's hash (kafkajs ships the Java client's murmur2).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -43,6 +44,8 @@ export interface DatasetOptions extends EventGenOptions {
   log: (msg: string) => void;
   /** Cuts stored at once (default 1); small cuts need many in flight to keep the writer and the uploads busy. */
   cutsInFlight?: number;
+  /** Signs a chain digest per cut, as the consumer does with AUDIT_SIGNING_KEY_FILE. */
+  chain?: DigestChainWriter;
 }
 
 export interface DatasetSummary {
@@ -70,6 +73,7 @@ export async function loadDataset(store: ObjectStore, opts: DatasetOptions): Pro
   const files: StoredFile[] = [];
   let cuts = 0;
   const inFlight = new Set<Promise<void>>();
+  const chainTails = new Map<number, Promise<void>>();
   const maxInFlight = Math.max(1, opts.cutsInFlight ?? 1);
   let copy: PgCopy | null = null;
   if (opts.pg) {
@@ -95,10 +99,19 @@ export async function loadDataset(store: ObjectStore, opts: DatasetOptions): Pro
     cuts++;
     // Up to maxInFlight cuts written at a time, while the next ones are generated.
     while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
-    const p: Promise<void> = storeCut(store, writer, { topic: opts.topic, partition: buf.partition, rows, workDir: opts.workDir }).then((stored) => {
+    const chain = opts.chain;
+    const before = chainTails.get(buf.partition) ?? Promise.resolve();
+    const p: Promise<void> = storeCut(store, writer, { topic: opts.topic, partition: buf.partition, rows, workDir: opts.workDir, digest: chain !== undefined }).then(async (stored) => {
       files.push(...stored);
+      if (chain) {
+        // Digests of one partition are appended in offset order, whichever cut finished first.
+        await before;
+        const offsets = rows.map((r) => BigInt(r.offset));
+        await chain.append({ partition: buf.partition, first: offsets[0]!, last: offsets[offsets.length - 1]!, files: stored.map((f) => f.entry!), rowOffsets: offsets, deadLetters: [] });
+      }
       inFlight.delete(p);
     });
+    chainTails.set(buf.partition, p);
     inFlight.add(p);
   };
 

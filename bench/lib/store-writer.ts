@@ -6,12 +6,13 @@
  * `buildFileIndex`; data first, index second. For benchmarks and tests that need
  * a big or a very specific store without going through Kafka.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ParquetWriter, StoredRow } from '../../consumer/parquet-writer';
 import { withRetry } from '../../consumer/retry';
 import { objectKey } from '../../schemas';
 import { type FileIndex, type ObjectStore, buildFileIndex, objectKeyBloom, dataFileName, dataKey, dtOfMicros, indexKey } from '../../storage';
+import { type FileEntry, sha256Hex } from '../../trust/format';
 
 export interface StoredFile {
   key: string;
@@ -20,6 +21,8 @@ export interface StoredFile {
   indexBytes: number;
   rows: number;
   index: FileIndex;
+  /** With `digest`: the file's digest entry, as the consumer signs it. */
+  entry?: FileEntry;
 }
 
 /** Rows of one cut grouped by the UTC date of their event time (late events form their own, older, groups). */
@@ -38,7 +41,7 @@ export function groupByDt(rows: readonly StoredRow[]): Map<string, StoredRow[]> 
 export async function storeDataFile(
   store: ObjectStore,
   writer: ParquetWriter,
-  opts: { topic: string; partition: number; dt: string; rows: readonly StoredRow[]; workDir: string; withIndex?: boolean },
+  opts: { topic: string; partition: number; dt: string; rows: readonly StoredRow[]; workDir: string; withIndex?: boolean; digest?: boolean },
 ): Promise<StoredFile> {
   let lo = BigInt(opts.rows[0]!.offset);
   let hi = lo;
@@ -59,7 +62,10 @@ export async function storeDataFile(
     const retry = <T>(op: () => Promise<T>) => withRetry(op, { retries: 10, maxMs: 15_000 });
     await retry(() => store.putFile(key, local));
     if (opts.withIndex !== false) await retry(() => store.put(indexKey(opts.dt, name), indexText));
-    return { key, dt: opts.dt, bytes: written.bytes, indexBytes: opts.withIndex === false ? 0 : Buffer.byteLength(indexText), rows: written.rows, index };
+    const entry: FileEntry | undefined = opts.digest
+      ? { key, size: written.bytes, sha256: sha256Hex(await readFile(local)), rows: written.rows, first: lo.toString(), last: hi.toString(), rowHash: (await writer.rowHash(local)).rowHash }
+      : undefined;
+    return { key, dt: opts.dt, bytes: written.bytes, indexBytes: opts.withIndex === false ? 0 : Buffer.byteLength(indexText), rows: written.rows, index, ...(entry ? { entry } : {}) };
   } finally {
     await rm(local, { force: true });
   }
@@ -69,7 +75,7 @@ export async function storeDataFile(
 export async function storeCut(
   store: ObjectStore,
   writer: ParquetWriter,
-  opts: { topic: string; partition: number; rows: readonly StoredRow[]; workDir: string },
+  opts: { topic: string; partition: number; rows: readonly StoredRow[]; workDir: string; digest?: boolean },
 ): Promise<StoredFile[]> {
   const out: StoredFile[] = [];
   for (const [dt, rows] of groupByDt(opts.rows)) out.push(await storeDataFile(store, writer, { ...opts, dt, rows }));

@@ -68,6 +68,7 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
     const clean = await verify(vars);
     expect({ code: clean.code, findings: findings(clean) }).toEqual({ code: 0, findings: [] });
     expect(clean.stats).toMatchObject({ offsets: '602', deadLetters: 2, skippedOffsets: '0' });
+    expect((await verify(vars, ['--kafka'])).code).toBe(0);
     // Pinning the right key works; pinning another key refuses every digest.
     expect((await verify(vars, ['--trust', key.publicPem])).code).toBe(0);
     const other = await keyFile();
@@ -82,7 +83,7 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
     const chain0 = (await keys(store, `_digests/chain/${topic}/`)).filter((k) => /\/0\/\d{12}\.json$/.test(k));
     expect(chain0.length).toBeGreaterThanOrEqual(3);
 
-    const cases: { name: string; tamper: (s: ObjectStore) => Promise<void>; expect: string[] }[] = [
+    const cases: { name: string; tamper: (s: ObjectStore) => Promise<void>; expect: string[]; args?: string[] }[] = [
       { name: 'deleted', tamper: (s) => s.delete(data[0]!), expect: [`file-missing ${data[0]}`] },
       { name: 'replaced', tamper: async (s) => s.put(data[1]!, (await s.get(data[2]!))!), expect: [`file-modified ${data[1]}`] },
       {
@@ -105,11 +106,24 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
       },
       expect: [`digest-missing ${chain0[1]}`],
     });
+    // The newest digest and its files removed together: only the consumer group's committed offset tells (verify --kafka).
+    const tail = chain0[chain0.length - 1]!;
+    const tailDigest = JSON.parse(JSON.parse((await store.get(tail))!.toString()).body) as { seq: number; files: { key: string }[] };
+    cases.push({
+      name: 'tail',
+      tamper: async (s) => {
+        await s.delete(tail);
+        for (const f of tailDigest.files) await s.delete(f.key);
+      },
+      args: ['--kafka'],
+      // Named after the digest that should follow the chain's (new) end: the deleted one's number.
+      expect: [`offsets-unaccounted ${tail}`],
+    });
     for (const c of cases) {
       const copy = await copyStore(vars, c.name);
       await c.tamper(copy.store);
       copy.store.close();
-      const v = await verify(copy.vars);
+      const v = await verify(copy.vars, c.args);
       expect({ case: c.name, code: v.code }).toEqual({ case: c.name, code: 1 });
       for (const f of c.expect) expect({ case: c.name, findings: findings(v) }).toEqual({ case: c.name, findings: expect.arrayContaining([f]) });
       if (c.name === 'gap') {
@@ -139,4 +153,26 @@ describe.each(S3_SERVERS)('signed digests and audit-query verify on $name (real 
     expect(findings(await verify(tamperedCompaction.vars))).toEqual([`file-modified ${compacted[0]}`]);
     store.close();
   }, 600_000);
+});
+
+describe('verify and signing: bad input', () => {
+  it('exits 2 with one line when it cannot run; services refuse a missing or wrong key where the store is signed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'verify-bad-'));
+    const vars = { AUDIT_STORE_URL: `file://${dir}/store`, AUDIT_KAFKA_BROKERS: '127.0.0.1:1', AUDIT_LOG_LEVEL: 'silent' };
+    const empty = await runCli('query', ['verify'], vars);
+    expect({ code: empty.code, lines: empty.stderr.trim().split('\n') }).toEqual({ code: 2, lines: [expect.stringMatching(/^audit-query verify: the store has no published digest keys/)] });
+    const badFormat = await runCli('query', ['verify', '--format', 'xml'], vars);
+    expect({ code: badFormat.code, lines: badFormat.stderr.trim().split('\n').length }).toEqual({ code: 2, lines: 1 });
+
+    const key = await keyFile();
+    const store = openStore(envOf(vars));
+    await store.put('_digests/keys/0000000000000000.json', '{}');
+    store.close();
+    const unsigned = await runCli('consumer', [], vars);
+    expect({ code: unsigned.code, stderr: unsigned.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/holds signed digests .* AUDIT_SIGNING_KEY_FILE is unset/) });
+    const publicOnly = await runCli('consumer', [], { ...vars, AUDIT_SIGNING_KEY_FILE: key.publicPem });
+    expect({ code: publicOnly.code, stderr: publicOnly.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/AUDIT_SIGNING_KEY_FILE .*not a PEM private key/) });
+    const maintainer = await runCli('maintenance', ['maintain', '--once'], vars);
+    expect({ code: maintainer.code, stderr: maintainer.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/AUDIT_SIGNING_KEY_FILE is unset/) });
+  }, 120_000);
 });

@@ -1,0 +1,212 @@
+/**
+ * Signed digests: what they cost and how fast `audit-query verify` reads them.
+ *
+ * 1. verify on the 10M-event store (the query benchmark's dataset shape, loaded
+ *    with a chain digest per cut, as the consumer signs them): seconds, files/s,
+ *    MB/s hashed, CPU seconds and peak RSS.
+ * 2. The consumer with digests off and on, side by side: one topic, rounds
+ *    interleaved (off, on, off, on, ...), each round a new consumer group and
+ *    store prefix; events/s, CPU-s per 1M events, peak RSS and stored bytes per
+ *    event (every object the round wrote: data, indexes, claims, digests).
+ *
+ *   npm run bench:verify      (needs Kafka and MinIO: bash infra/up.sh kafka s3)
+ *
+ * Environment (defaults): BENCH_EVENTS (10000000) BENCH_DAYS (30) BENCH_OBJECTS (100000)
+ * BENCH_PARTITIONS (3) BENCH_CUT_RECORDS (200000) BENCH_CONSUMER_EVENTS (300000)
+ * BENCH_ROUNDS (3) BENCH_FRESH (0) AUDIT_S3_ENDPOINT (http://127.0.0.1:9000) BENCH_BUCKET (audit)
+ * AUDIT_KAFKA_BROKERS (localhost:9092). Writes bench/results/verify.json.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { encodeRecord, objectKey } from '../schemas';
+import { S3ObjectStore } from '../storage';
+import { DigestChainWriter } from '../trust/chain-writer';
+import { DigestSigner, generateSigningKey } from '../trust/signer';
+import { kafkaPartition, loadDataset, workDirFor } from './lib/dataset';
+import { envNumber, projectRoot } from './lib/env';
+import { EventGenerator } from './lib/events';
+import { type MeasuredRun, runMeasured } from './lib/proc';
+import { median, table } from './lib/stats';
+
+const ROOT = projectRoot(__dirname);
+const cfg = {
+  events: envNumber('BENCH_EVENTS', 10_000_000),
+  days: envNumber('BENCH_DAYS', 30),
+  objects: envNumber('BENCH_OBJECTS', 100_000),
+  partitions: envNumber('BENCH_PARTITIONS', 3),
+  cutRecords: envNumber('BENCH_CUT_RECORDS', 200_000),
+  consumerEvents: envNumber('BENCH_CONSUMER_EVENTS', 300_000),
+  rounds: envNumber('BENCH_ROUNDS', 3),
+  fresh: process.env.BENCH_FRESH === '1',
+  endpoint: process.env.AUDIT_S3_ENDPOINT ?? 'http://127.0.0.1:9000',
+  bucket: process.env.BENCH_BUCKET ?? 'audit',
+  brokers: process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092',
+};
+const log = (m: string) => process.stderr.write(`${m}\n`);
+const storeEnv = (prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+  ...process.env,
+  AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'minioadmin',
+  AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'minioadmin',
+  AUDIT_STORE_URL: `s3://${cfg.bucket}/${prefix}`,
+  AUDIT_S3_ENDPOINT: cfg.endpoint,
+  AUDIT_LOG_LEVEL: 'warn',
+  ...extra,
+});
+const s3 = (prefix: string) => new S3ObjectStore({ bucket: cfg.bucket, prefix, region: 'us-east-1', endpoint: cfg.endpoint });
+
+async function storedBytes(prefix: string): Promise<{ all: number; data: number; digests: number; objects: number }> {
+  const store = s3(prefix);
+  const out = { all: 0, data: 0, digests: 0, objects: 0 };
+  for await (const o of store.list('')) {
+    out.all += o.size;
+    out.objects++;
+    if (o.key.startsWith('dt=')) out.data += o.size;
+    if (o.key.startsWith('_digests/')) out.digests += o.size;
+  }
+  store.close();
+  return out;
+}
+
+async function verifyStore(): Promise<Record<string, number | string>> {
+  const id = `e${cfg.events}-d${cfg.days}-o${cfg.objects}-p${cfg.partitions}-c${cfg.cutRecords}`;
+  const prefix = `bench/verify/${id}`;
+  const store = s3(prefix);
+  let loaded = false;
+  for await (const _ of store.list('_digests/keys/')) loaded = true;
+  if (!loaded || cfg.fresh) {
+    log(`loading ${cfg.events.toLocaleString('en')} events with a signed digest per cut into s3://${cfg.bucket}/${prefix}`);
+    const signer = DigestSigner.fromPem(generateSigningKey().privateKeyPem, 'bench');
+    await signer.publish(store, 'bench');
+    const summary = await loadDataset(store, {
+      events: cfg.events, days: cfg.days, objects: cfg.objects, start: Date.UTC(2026, 8, 1), seed: 42, lateShare: 0.002, profile: 'typical',
+      topic: 'audit.events', partitions: cfg.partitions, cutRecords: cfg.cutRecords, cutBytes: 64 * 1024 * 1024, rowGroupRows: 16_384, zstdLevel: 3,
+      workDir: workDirFor('verify'), pg: null, log, cutsInFlight: 2, chain: new DigestChainWriter(store, signer, 'audit.events', 'bench'),
+    });
+    log(`  loaded: ${summary.files} files, ${(summary.parquetBytes / 1e6).toFixed(0)} MB, ${summary.seconds.toFixed(0)} s`);
+  }
+  store.close();
+  log('audit-query verify on it');
+  const r = await runMeasured(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'verify', '--format', 'json'], storeEnv(prefix));
+  if (r.code !== 0) throw new Error(`verify exited ${r.code}: ${r.stderr.slice(-2000)} ${r.stdout.slice(0, 2000)}`);
+  const stats = (JSON.parse(r.stdout) as { stats: { filesChecked: number; bytesChecked: number; chainDigests: number; offsets: string } }).stats;
+  return {
+    events: cfg.events,
+    files: stats.filesChecked,
+    digests: stats.chainDigests,
+    offsets: stats.offsets,
+    mb: Math.round(stats.bytesChecked / 1e5) / 10,
+    seconds: round(r.seconds),
+    filesPerSecond: round(stats.filesChecked / r.seconds),
+    mbPerSecond: round(stats.bytesChecked / 1e6 / r.seconds),
+    cpuSeconds: round(r.cpuSeconds),
+    peakRssMb: Math.round(r.peakRss / 2 ** 20),
+  };
+}
+
+async function produce(topic: string): Promise<void> {
+  const kafka = new Kafka({ clientId: 'bench-verify', brokers: cfg.brokers.split(','), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: cfg.partitions, replicationFactor: 1 }] });
+  await admin.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  const gen = new EventGenerator({ events: cfg.consumerEvents, days: 3, objects: 20_000, start: Date.UTC(2026, 9, 1), seed: 7, lateShare: 0.002, profile: 'typical' });
+  let batch: { key: string; value: Buffer; partition: number }[] = [];
+  for (const r of gen.events()) {
+    const key = objectKey(r);
+    batch.push({ key, value: encodeRecord(r), partition: kafkaPartition(key, cfg.partitions) });
+    if (batch.length === 2000) {
+      await producer.send({ topic, messages: batch });
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await producer.send({ topic, messages: batch });
+  await producer.disconnect();
+}
+
+interface Round {
+  digests: boolean;
+  run: MeasuredRun;
+  bytes: Awaited<ReturnType<typeof storedBytes>>;
+}
+
+async function consumerRounds(): Promise<Round[]> {
+  const topic = `bench.verify.${randomUUID().slice(0, 8)}`;
+  log(`producing ${cfg.consumerEvents.toLocaleString('en')} events to ${topic}`);
+  await produce(topic);
+  const dir = await mkdtemp(join(tmpdir(), 'bench-key-'));
+  const keyFile = join(dir, 'signing.pem');
+  await writeFile(keyFile, generateSigningKey().privateKeyPem, { mode: 0o600 });
+  const rounds: Round[] = [];
+  for (let i = 0; i < cfg.rounds * 2; i++) {
+    const digests = i % 2 === 1;
+    const id = `${topic}-${i}`;
+    const prefix = `bench/verify-consumer/${id}`;
+    const run = await runMeasured(process.execPath, [join(ROOT, 'dist', 'consumer', 'cli.js'), '--drain'], storeEnv(prefix, {
+      AUDIT_KAFKA_BROKERS: cfg.brokers,
+      AUDIT_TOPIC: topic,
+      AUDIT_CONSUMER_GROUP: `bench-${id}`,
+      AUDIT_WORK_DIR: join(tmpdir(), 'bench-verify', id),
+      ...(digests ? { AUDIT_SIGNING_KEY_FILE: keyFile } : {}),
+    }));
+    if (run.code !== 0) throw new Error(`consumer exited ${run.code}: ${run.stderr.slice(-2000)}`);
+    const bytes = await storedBytes(prefix);
+    rounds.push({ digests, run, bytes });
+    log(`  round ${i + 1}: digests ${digests ? 'on ' : 'off'}  ${round(cfg.consumerEvents / run.seconds)} events/s, ${round(run.cpuSeconds)} CPU-s, ${Math.round(run.peakRss / 2 ** 20)} MB, ${round(bytes.all / cfg.consumerEvents)} B/event`);
+  }
+  return rounds;
+}
+
+function summarize(rounds: Round[], digests: boolean) {
+  const rs = rounds.filter((r) => r.digests === digests);
+  return {
+    eventsPerSecond: round(median(rs.map((r) => cfg.consumerEvents / r.run.seconds))),
+    cpuSecondsPer1M: round(median(rs.map((r) => (r.run.cpuSeconds * 1e6) / cfg.consumerEvents))),
+    peakRssMb: Math.max(...rs.map((r) => Math.round(r.run.peakRss / 2 ** 20))),
+    bytesPerEvent: round(median(rs.map((r) => r.bytes.all / cfg.consumerEvents))),
+    dataBytesPerEvent: round(median(rs.map((r) => r.bytes.data / cfg.consumerEvents))),
+    digestBytesPerEvent: round(median(rs.map((r) => r.bytes.digests / cfg.consumerEvents))),
+    objects: median(rs.map((r) => r.bytes.objects)),
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+async function main(): Promise<void> {
+  const rounds = await consumerRounds();
+  const off = summarize(rounds, false);
+  const on = summarize(rounds, true);
+  const verify = await verifyStore();
+  const ratios = {
+    eventsPerSecond: round(on.eventsPerSecond / off.eventsPerSecond),
+    cpuSecondsPer1M: round(on.cpuSecondsPer1M / off.cpuSecondsPer1M),
+    bytesPerEvent: round(on.bytesPerEvent / off.bytesPerEvent),
+  };
+  process.stdout.write(
+    `\nconsumer, ${cfg.consumerEvents.toLocaleString('en')} events, ${cfg.rounds} interleaved rounds each (medians)\n` +
+      table(['', 'digests off', 'digests on', 'on / off'], [
+        ['events/s', String(off.eventsPerSecond), String(on.eventsPerSecond), String(ratios.eventsPerSecond)],
+        ['CPU-s per 1M events', String(off.cpuSecondsPer1M), String(on.cpuSecondsPer1M), String(ratios.cpuSecondsPer1M)],
+        ['stored bytes/event (all objects)', String(off.bytesPerEvent), String(on.bytesPerEvent), String(ratios.bytesPerEvent)],
+        ['of which digests', '0', String(on.digestBytesPerEvent), ''],
+        ['peak RSS, MB', String(off.peakRssMb), String(on.peakRssMb), ''],
+      ]) +
+      `\naudit-query verify, ${Number(verify.events).toLocaleString('en')}-event store\n` +
+      table(['files', 'MB hashed', 'seconds', 'files/s', 'MB/s', 'CPU-s', 'peak RSS MB'], [[String(verify.files), String(verify.mb), String(verify.seconds), String(verify.filesPerSecond), String(verify.mbPerSecond), String(verify.cpuSeconds), String(verify.peakRssMb)]]) +
+      '\n',
+  );
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench', 'results', 'verify.json'), `${JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, consumer: { off, on, ratios }, verify }, null, 2)}\n`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
