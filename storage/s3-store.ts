@@ -4,7 +4,6 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
-  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -230,7 +229,11 @@ export class S3ObjectStore implements ObjectStore {
 
   async check(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      // A one-key listing of the store's own prefix, not HeadBucket: HeadBucket needs
+      // s3:ListBucket with no prefix condition, which a least-privilege policy scoped
+      // to the prefix (infra/iam/) does not grant. It answers 404 for a missing
+      // bucket and 403 without access just the same.
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 }));
     } catch (err) {
       const status = httpStatus(err);
       const reason =

@@ -17,6 +17,8 @@ cleanup() {
 trap cleanup EXIT
 
 bash infra/up.sh kafka s3 postgres s3b registry
+# MinIO's admin client, for the Object Lock and least-privilege tests (infra/s3-admin.sh).
+bash infra/s3-admin.sh mc-path >/dev/null
 # confluent-kafka's AvroDeserializer, the independent reader of registry-framed records.
 AUDIT_TEST_PYTHON="$(bash infra/pytools.sh)"
 export AUDIT_TEST_PYTHON

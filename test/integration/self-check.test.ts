@@ -42,11 +42,14 @@ function careless(): { server: Server; keys: () => string[]; conditionalPuts: ()
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    // Path-style: /bucket/ (the SDK's HeadBucket) or /bucket/key.
+    // Path-style: /bucket/ (the store's start-up check: a one-key listing) or /bucket/key.
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).slice(1).replace(/\/$/, '');
     const isBucket = !path.includes('/');
     if (req.method === 'HEAD' && isBucket) {
       res.writeHead(200).end();
+    } else if (req.method === 'GET' && isBucket) {
+      // Listing: the check only needs a well-formed answer; the fake's keys are not listed.
+      res.writeHead(200, { 'Content-Type': 'application/xml' }).end('<?xml version="1.0"?><ListBucketResult><Name>audit</Name><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>');
     } else if (req.method === 'PUT' && !isBucket) {
       if (req.headers['if-none-match'] === '*') conditional++;
       objects.set(path, Buffer.concat(chunks));
