@@ -127,8 +127,6 @@ export class AuditConsumerService {
     const selfCheck = await checkCreateIfAbsent(this.store, { owner: `${hostname()}:${process.pid}` });
     log.info({ ms: selfCheck.ms, rounds: selfCheck.rounds.length, left: selfCheck.leftBehind.length }, 'store enforces create-if-absent');
     const signer = await signerForService(env, this.store, 'consumer');
-    if (signer) log.info({ keyId: signer.keyId }, 'signing a digest of every stored cut');
-    else log.warn('digests off (AUDIT_SIGNING_KEY_FILE unset): `audit-query verify` cannot prove this store complete');
     this.writer = await ParquetWriter.create({
       rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
       compression: env.AUDIT_PARQUET_COMPRESSION,
@@ -146,6 +144,9 @@ export class AuditConsumerService {
     } catch (err) {
       throw new DependencyError('kafka', `Kafka unavailable at ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(err as Error).message}`, err);
     }
+    // Said once the dependencies are up, so a failed start-up still ends in its one line.
+    if (signer) log.info({ keyId: signer.keyId }, 'signing a digest of every stored cut');
+    else log.warn('digests off (AUDIT_SIGNING_KEY_FILE unset): `audit-query verify` cannot prove this store complete');
 
     this.sink = new AuditSink({
       topic,
