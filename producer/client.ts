@@ -4,7 +4,7 @@ import { CURRENT_SCHEMA_ID, confluentHeader, objectKey, singleObjectHeader, type
 import { RegistryClient, SchemaRegistryRefusedError, registerWriterSchema } from '../schema-registry';
 import { type AuditEventInput, buildRecord } from './build-record';
 import { currentAuditContext } from './context';
-import { AuditInputError, AuditUnavailableError } from './errors';
+import { AuditConfigError, AuditInputError, AuditUnavailableError } from './errors';
 import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
 import { encodeCurrent } from './encode';
 import { needsTruncation, truncateRecord } from './truncate';
@@ -90,7 +90,17 @@ interface Pending {
 /** A Confluent header whose id is filled in once the registry answered. */
 const UNFRAMED_HEADER = confluentHeader(0);
 
-const DEFAULT_CLIENT: KafkaClientKind = 'platformatic';
+/**
+ * @platformatic/kafka where this Node runs it (>= 22.22 on the 22 line, >= 24.6 on 24, any
+ * later major); kafkajs elsewhere, so an app on an older Node still records (and a started
+ * worker never crash-loops on an import it cannot load).
+ */
+export function platformaticSupported(version = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major > 24 || (major === 24 && minor >= 6) || (major === 22 && minor >= 22);
+}
+
+const DEFAULT_CLIENT: KafkaClientKind = platformaticSupported() ? 'platformatic' : 'kafkajs';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -143,6 +153,9 @@ export class AuditClient {
       maxMessageBytes: options.maxMessageBytes ?? 900_000,
       compression: options.compression ?? 'gzip',
     };
+    if (options.sender?.client === 'platformatic' && !platformaticSupported()) {
+      throw new AuditConfigError(`sender.client 'platformatic' needs Node >= 22.22 or >= 24.6 (this is ${process.version}); use 'kafkajs' or leave it unset`);
+    }
     if (options.producer) {
       this.transport = new KafkajsTransport({ producer: options.producer });
     } else {

@@ -24,3 +24,11 @@ export class AuditUnavailableError extends Error {
     this.name = 'AuditUnavailableError';
   }
 }
+
+/** The client was configured with something this process cannot run (thrown by the constructor, at the app's start). */
+export class AuditConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuditConfigError';
+  }
+}

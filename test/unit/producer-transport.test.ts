@@ -2,6 +2,7 @@
  * The cheaper record path gives the same bytes as the one it replaced, and a batch
  * crosses into the sender's worker thread intact.
  */
+import { AuditClient as AuditClientForVersion, AuditConfigError, platformaticSupported } from '../../producer';
 import { randomUUID } from 'node:crypto';
 import { buildRecord, DEFAULT_MASKED_FIELDS, fieldMatcher, maskValue, toJson } from '../../producer';
 import { encodeCurrent } from '../../producer/encode';
@@ -91,5 +92,14 @@ describe('packBatch / unpackBatch', () => {
     expect(back.compression).toBe('gzip');
     expect(back.messages.map((m) => m.key.toString())).toEqual(messages.map((m) => m.key));
     back.messages.forEach((m, i) => expect(m.value.equals(messages[i]!.value)).toBe(true));
+  });
+});
+
+describe('the default Kafka client by Node version', () => {
+  it('is @platformatic/kafka only where its Node floor is met; asking for it elsewhere is a clear error at start', () => {
+    expect(['22.21.0', '22.22.0', '23.11.0', '24.5.1', '24.6.0', '26.0.0'].map((v) => platformaticSupported(v))).toEqual([false, true, false, false, true, true]);
+    if (!platformaticSupported()) {
+      expect(() => new AuditClientForVersion({ brokers: ["127.0.0.1:1"], sender: { client: 'platformatic' } })).toThrow(AuditConfigError);
+    }
   });
 });
