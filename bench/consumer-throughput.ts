@@ -204,6 +204,9 @@ async function main(): Promise<void> {
   // Consumer variants, side by side in the same rounds (BENCH_CONSUMERS picks some: a comma list of keys).
   const variants: Reader[] = [
     { key: 'consumer', name: 'audit-consumer --drain (-> Parquet -> S3)', run: consumer('consumer', {}) },
+    // Before/after of the transcode workers: the same consumer transcoding on its event loop, and with two workers.
+    { key: 'consumerInThread', name: 'audit-consumer, transcoding in-thread', run: consumer('inthread', { AUDIT_TRANSCODE_WORKERS: '0' }) },
+    { key: 'consumer2Workers', name: 'audit-consumer, 2 transcode workers', run: consumer('workers2', { AUDIT_TRANSCODE_WORKERS: '2' }) },
   ];
   if (registryTopic) {
     const rt = registryTopic;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { type Env, brokers, dlqTopic, schemaRegistryConfig } from '../config/env';
+import { CURRENT_SCHEMA_ID } from '../schemas';
 import { RegistryClient, RegistrySchemaIds, SchemaRegistryUnavailableError } from '../schema-registry';
 import { StorageError, checkCreateIfAbsent, openStore, type ObjectStore } from '../storage';
 import { deadLetterPublisher } from './dead-letter';
@@ -12,6 +13,7 @@ import { startOpsServer } from './ops-server';
 import { FETCH_SETTINGS } from './fetch-settings';
 import { ParquetWriter } from './parquet-writer';
 import { AuditSink } from './sink';
+import { TranscodePool } from './staging/transcode-pool';
 
 /** --drain: how often to look, how long without a batch means "read to the end", how often to ask the broker again. */
 const DRAIN_CHECK_MS = 100;
@@ -47,6 +49,7 @@ export class AuditConsumerService {
   private readonly store: ObjectStore;
   private writer: ParquetWriter | null = null;
   private sink: AuditSink | null = null;
+  private transcodePool: TranscodePool | null = null;
   private ops: Server | null = null;
   private assigned: number[] = [];
   /** Highest offset this process committed per partition: a late cut never moves it back. */
@@ -125,7 +128,12 @@ export class AuditConsumerService {
       throw new DependencyError('kafka', `Kafka unavailable at ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(err as Error).message}`, err);
     }
 
+    if (env.AUDIT_TRANSCODE_WORKERS > 0) {
+      // The sink reads records as the current schema (its RecordDecoder's default): so do the workers.
+      this.transcodePool = new TranscodePool(env.AUDIT_TRANSCODE_WORKERS, CURRENT_SCHEMA_ID, schemaIds?.lookup);
+    }
     this.sink = new AuditSink({
+      transcodePool: this.transcodePool ?? undefined,
       topic,
       schemaIds,
       store: this.store,
@@ -303,6 +311,7 @@ export class AuditConsumerService {
       log.error({ err: (err as Error).message }, 'final flush failed; uncommitted records will be re-read on restart');
     }
     await this.kafka.stop();
+    await this.transcodePool?.close();
     this.ops?.close();
     this.writer?.close();
     this.store.close();
