@@ -21,7 +21,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { CompressionTypes, Kafka, logLevel, Partitioners } from 'kafkajs';
@@ -185,9 +185,13 @@ async function main(): Promise<void> {
   const node = process.execPath;
   const drainEnv = { ...process.env, AUDIT_KAFKA_BROKERS: BROKERS };
   /** audit-consumer --drain to the S3 server, with commits and indexes; `extra` selects a variant. */
-  const consumer = (name: string, extra: NodeJS.ProcessEnv, t = topic) => (run: number) => {
+  const cli = join(ROOT, 'dist', 'consumer', 'cli.js');
+  chmodSync(cli, 0o755); // npm does this on install; tsc does not
+  const consumer = (name: string, extra: NodeJS.ProcessEnv, t = topic, plainNode = false) => (run: number) => {
     const id = `${name}-${run}-${Date.now()}`;
-    return timed(node, [join(ROOT, 'dist', 'consumer', 'cli.js'), '--drain'], {
+    // Run as the installed bin runs: through its shebang (its Node flags), unless a variant asks for plain `node`.
+    const [cmd, args] = plainNode ? [node, [cli, '--drain']] : [cli, ['--drain']];
+    return timed(cmd, args, {
       ...process.env,
       ...consumerEnv,
       AUDIT_TOPIC: t,
@@ -207,6 +211,8 @@ async function main(): Promise<void> {
     // Before/after of the transcode workers: the same consumer transcoding on its event loop, and with two workers.
     { key: 'consumerInThread', name: 'audit-consumer, transcoding in-thread', run: consumer('inthread', { AUDIT_TRANSCODE_WORKERS: '0' }) },
     { key: 'consumer2Workers', name: 'audit-consumer, 2 transcode workers', run: consumer('workers2', { AUDIT_TRANSCODE_WORKERS: '2' }) },
+    // Without the bin's Node flags (--max-semi-space-size=8): `node dist/consumer/cli.js`.
+    { key: 'consumerNodeDefaults', name: 'audit-consumer, node defaults', run: consumer('nodedefaults', {}, topic, true) },
   ];
   if (registryTopic) {
     const rt = registryTopic;
