@@ -154,6 +154,10 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  if (major < 22 || (major === 22 && minor < 22) || (major === 24 && minor < 6)) {
+    throw new Error(`node ${process.version}: @platformatic/kafka needs >= 22.22 or >= 24.6 (CI's Node 24: .ci/.node24)`);
+  }
   const kcat = ensureKcat();
   let topic = process.env.BENCH_TOPIC;
   let registryTopic: string | null = null;

@@ -5,6 +5,8 @@ import { type SchemaVersionLookup, StringCache, utf8 } from './avro-transcoder';
 import type { StagedRow } from './staged-row';
 import type { ResolvedId, TranscodeRequest, TranscodeResponse } from './transcode-protocol';
 
+const WORKER_YOUNG_GENERATION_MB = 4;
+
 /** A transcode worker failed or exited: the batch was not staged (the consumer stops; a restart re-reads it). */
 export class TranscodeWorkerError extends Error {
   constructor(message: string) {
@@ -73,7 +75,11 @@ export class TranscodePool {
     private readonly registry?: SchemaVersionLookup,
   ) {
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(workerScript(), { workerData: { readerSchemaId, registry: registry !== undefined } });
+      const worker = new Worker(workerScript(), {
+        workerData: { readerSchemaId, registry: registry !== undefined },
+        // Its garbage is a few typed arrays and offset strings per batch: a small young generation is plenty.
+        resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+      });
       const slot: Slot = { worker, pending: new Map(), sent: new Set() };
       worker.on('message', (res: TranscodeResponse) => {
         const p = slot.pending.get(res.seq);
