@@ -212,8 +212,8 @@ async function main(): Promise<void> {
   // Consumer variants, side by side in the same rounds (BENCH_CONSUMERS picks some: a comma list of keys).
   const variants: Reader[] = [
     { key: 'consumer', name: 'audit-consumer --drain (-> Parquet -> S3)', run: consumer('consumer', {}) },
-    // Before/after of the transcode workers: the same consumer transcoding on its event loop, and with two workers.
-    { key: 'consumerInThread', name: 'audit-consumer, transcoding in-thread', run: consumer('inthread', { AUDIT_TRANSCODE_WORKERS: '0' }) },
+    // With and without transcode workers (the default transcodes on the event loop).
+    { key: 'consumerWorker', name: 'audit-consumer, 1 transcode worker', run: consumer('worker1', { AUDIT_TRANSCODE_WORKERS: '1' }) },
     { key: 'consumer2Workers', name: 'audit-consumer, 2 transcode workers', run: consumer('workers2', { AUDIT_TRANSCODE_WORKERS: '2' }) },
     // Without the bin's Node flags (--max-semi-space-size=8): `node dist/consumer/cli.js`.
     { key: 'consumerNodeDefaults', name: 'audit-consumer, node defaults', run: consumer('nodedefaults', {}, topic, true) },
