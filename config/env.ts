@@ -88,6 +88,11 @@ export const envSchema = z.object({
     .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a size such as 128MB or 1GiB')
     .default('128MB'),
   AUDIT_DUCKDB_THREADS: intVar(1, 1),
+  /**
+   * Worker threads that transcode Kafka batches into staging lines; 0 = on the consumer's event loop.
+   * Default 0: on the 2-core benchmark host (both cores busy) a worker gained nothing and cost ~65 MB RSS.
+   */
+  AUDIT_TRANSCODE_WORKERS: intVar(0, 0),
   /** Storage down for up to this long is ridden out (retries with backoff); beyond it the consumer exits 1 without committing. */
   AUDIT_STORE_RETRY_MS: intVar(300_000, 0),
   AUDIT_METRICS_PORT: intVar(0, 0),

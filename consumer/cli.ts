@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
+// A smaller young generation than Node 24's default: on the consumer benchmark, peak RSS
+// ~480 MB instead of ~585 MB and ~10 % less CPU (the garbage is short-lived staging
+// bookkeeping). `node dist/consumer/cli.js` skips this line: pass the flag there yourself.
 import { Command, CommanderError } from 'commander';
 import { ConfigError, readEnv, schemaRegistryConfig } from '../config/env';
 import { createLogger } from '../config/logger';

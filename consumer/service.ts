@@ -3,18 +3,19 @@ import { signerForService } from '../trust/signing-setup';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { type Env, brokers, dlqTopic, schemaRegistryConfig } from '../config/env';
+import { CURRENT_SCHEMA_ID } from '../schemas';
 import { RegistryClient, RegistrySchemaIds, SchemaRegistryUnavailableError } from '../schema-registry';
-import { kafkaLogCreator } from '../config/logger';
 import { StorageError, checkCreateIfAbsent, openStore, type ObjectStore } from '../storage';
 import { deadLetterPublisher } from './dead-letter';
+import { openKafkaSource, type KafkaSource } from './kafka';
 import { createMetrics, type SinkMetrics } from './metrics';
 import { startOpsServer } from './ops-server';
 import { FETCH_SETTINGS } from './fetch-settings';
 import { ParquetWriter } from './parquet-writer';
 import { AuditSink } from './sink';
+import { TranscodePool } from './staging/transcode-pool';
 
 /** --drain: how often to look, how long without a batch means "read to the end", how often to ask the broker again. */
 const DRAIN_CHECK_MS = 100;
@@ -46,13 +47,11 @@ export interface ConsumerOptions {
  */
 export class AuditConsumerService {
   readonly metrics: SinkMetrics;
-  private readonly kafka: Kafka;
-  private readonly consumer: Consumer;
-  private readonly producer: Producer;
-  private readonly admin: Admin;
+  private readonly kafka: KafkaSource;
   private readonly store: ObjectStore;
   private writer: ParquetWriter | null = null;
   private sink: AuditSink | null = null;
+  private transcodePool: TranscodePool | null = null;
   private ops: Server | null = null;
   private assigned: number[] = [];
   /** Highest offset this process committed per partition: a late cut never moves it back. */
@@ -71,28 +70,17 @@ export class AuditConsumerService {
     private readonly opts: ConsumerOptions,
   ) {
     this.metrics = createMetrics();
-    this.kafka = new Kafka({
-      clientId: env.AUDIT_CLIENT_ID,
-      brokers: brokers(env),
-      logLevel: logLevel.WARN,
-      logCreator: kafkaLogCreator(opts.log.child({ component: 'kafkajs' })),
-      retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
-    });
-    this.consumer = this.kafka.consumer({
-      groupId: env.AUDIT_CONSUMER_GROUP,
-      sessionTimeout: env.AUDIT_KAFKA_SESSION_TIMEOUT_MS,
-      rebalanceTimeout: env.AUDIT_KAFKA_REBALANCE_TIMEOUT_MS,
-      heartbeatInterval: 3_000,
-      ...FETCH_SETTINGS,
-    });
-    // Dead letters must not be lost or reordered: idempotent, retried until the broker answers.
-    this.producer = this.kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
-    });
-    this.admin = this.kafka.admin();
+    this.kafka = openKafkaSource(
+      {
+        clientId: env.AUDIT_CLIENT_ID,
+        brokers: brokers(env),
+        groupId: env.AUDIT_CONSUMER_GROUP,
+        sessionTimeoutMs: env.AUDIT_KAFKA_SESSION_TIMEOUT_MS,
+        rebalanceTimeoutMs: env.AUDIT_KAFKA_REBALANCE_TIMEOUT_MS,
+        partitionsConcurrently: env.AUDIT_PARTITIONS_CONCURRENTLY,
+      },
+      opts.log,
+    );
     this.store = openStore(env);
     this.workDir = env.AUDIT_WORK_DIR ?? join(tmpdir(), 'audit-consumer');
   }
@@ -137,10 +125,8 @@ export class AuditConsumerService {
     });
     const topic = env.AUDIT_TOPIC;
     try {
-      await this.admin.connect();
-      await this.ensureTopics([topic, dlqTopic(env)]);
-      await this.producer.connect();
-      await this.consumer.connect();
+      await this.kafka.connect();
+      await this.kafka.ensureTopics([topic, dlqTopic(env)]);
     } catch (err) {
       throw new DependencyError('kafka', `Kafka unavailable at ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(err as Error).message}`, err);
     }
@@ -148,13 +134,18 @@ export class AuditConsumerService {
     if (signer) log.info({ keyId: signer.keyId }, 'signing a digest of every stored cut');
     else log.warn('digests off (AUDIT_SIGNING_KEY_FILE unset): `audit-query verify` cannot prove this store complete');
 
+    if (env.AUDIT_TRANSCODE_WORKERS > 0) {
+      // The sink reads records as the current schema (its RecordDecoder's default): so do the workers.
+      this.transcodePool = new TranscodePool(env.AUDIT_TRANSCODE_WORKERS, CURRENT_SCHEMA_ID, schemaIds?.lookup);
+    }
     this.sink = new AuditSink({
+      transcodePool: this.transcodePool ?? undefined,
       topic,
       schemaIds,
       store: this.store,
       writer: this.writer,
       commit: (partition, offset) => this.commit(partition, offset),
-      deadLetter: deadLetterPublisher(this.producer, topic, dlqTopic(env)),
+      deadLetter: deadLetterPublisher(this.kafka, topic, dlqTopic(env)),
       log,
       metrics: this.metrics,
       limits: {
@@ -173,17 +164,6 @@ export class AuditConsumerService {
     });
     const sink = this.sink;
 
-    this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
-      this.assigned = e.payload.memberAssignment[topic] ?? [];
-      this.joined = true;
-      log.info({ partitions: this.assigned, generation: e.payload.groupId }, 'joined the consumer group');
-      void sink.resetAll();
-    });
-    this.consumer.on(this.consumer.events.CRASH, (e) => {
-      log.error({ err: e.payload.error.message, restart: e.payload.restart }, 'kafka consumer crashed');
-      if (!e.payload.restart) this.finished(e.payload.error);
-    });
-
     if (env.AUDIT_METRICS_PORT > 0) {
       this.ops = await startOpsServer(env.AUDIT_METRICS_PORT, this.metrics.registry, {
         live: () => this.stopping === null,
@@ -195,16 +175,21 @@ export class AuditConsumerService {
       this.finished = (err) => (err ? reject(err) : resolve());
     });
 
-    await this.consumer.subscribe({ topic, fromBeginning: true });
     this.consuming = true;
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      // Partitions are independent in the sink: one partition's upload need not stall the rest.
-      partitionsConsumedConcurrently: env.AUDIT_PARTITIONS_CONCURRENTLY,
-      eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+    await this.kafka.start(topic, {
+      onAssigned: (partitions, generation) => {
+        this.assigned = partitions;
+        this.joined = true;
+        log.info({ partitions, generation }, 'joined the consumer group');
+        void sink.resetAll();
+      },
+      onCrash: (err, restarting) => {
+        log.error({ err: err.message, restart: restarting }, 'kafka consumer crashed');
+        if (!restarting) this.finished(err);
+      },
+      onBatch: async (batch, heartbeat) => {
         this.lastBatchAt = Date.now();
-        if (this.stopping) return; // paused for shutdown; an in-flight fetch may still deliver
+        if (this.stopping) return false; // paused for shutdown; an in-flight fetch may still deliver
         try {
           await sink.append(batch.partition, batch.messages, heartbeat);
         } catch (err) {
@@ -213,18 +198,14 @@ export class AuditConsumerService {
           // give the same files.
           log.error({ err: (err as Error).message, partition: batch.partition }, 'appending a batch failed; stopping');
           void this.stop(err as Error);
-          return;
+          return false;
         }
-        // Resolving only moves the fetch position; offsets are committed by the sink after upload.
-        // The last offset covers the batch (resolving each message cost kafkajs a Long parse apiece).
-        const last = batch.messages.at(-1);
-        if (last) resolveOffset(last.offset);
-        if (this.opts.drain && batch.offsetLag() === '0') {
+        if (this.opts.drain && batch.lag === 0n) {
           // Read to the end: store the rest now rather than after the quiet period.
           sink.sealPartition(batch.partition, 'drain').catch((err: Error) => log.warn({ err: err.message, partition: batch.partition }, 'sealing at the end of the topic failed; retried at drain'));
         }
-        this.metrics.lag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
-        await heartbeat();
+        this.metrics.lag.set({ partition: String(batch.partition) }, Number(batch.lag));
+        return true;
       },
     });
 
@@ -285,7 +266,7 @@ export class AuditConsumerService {
     }
     if (next <= (this.committed.get(partition) ?? -1n)) return;
     try {
-      await this.consumer.commitOffsets([{ topic: this.env.AUDIT_TOPIC, partition, offset }]);
+      await this.kafka.commit(partition, offset);
       this.committed.set(partition, next);
       this.refused.delete(partition);
     } catch (err) {
@@ -305,29 +286,13 @@ export class AuditConsumerService {
     // A refused commit (a broker hiccup) would otherwise keep the group behind for ever.
     for (const [partition, offset] of [...this.refused]) await this.commit(partition, offset);
     const topic = this.env.AUDIT_TOPIC;
-    const [ends, committed] = await Promise.all([
-      this.admin.fetchTopicOffsets(topic),
-      this.admin.fetchOffsets({ groupId: this.env.AUDIT_CONSUMER_GROUP, topics: [topic] }),
-    ]);
-    const done = new Map<number, bigint>();
-    for (const p of committed[0]?.partitions ?? []) done.set(p.partition, BigInt(p.offset));
+    const [ends, done] = await Promise.all([this.kafka.endOffsets(topic), this.kafka.committedOffsets(topic)]);
     // Every partition, not only ours: a member killed without leaving keeps its partitions
     // until its session times out, and "drained" must not mean "drained except those".
     for (const end of ends) {
-      const high = BigInt(end.high);
-      const low = BigInt(end.low);
-      const at = done.get(end.partition) ?? -1n;
-      if ((at >= 0n ? at : low) < high) return false;
+      if ((done.get(end.partition) ?? end.low) < end.high) return false;
     }
     return sink.isIdle;
-  }
-
-  private async ensureTopics(topics: string[]): Promise<void> {
-    const existing = new Set(await this.admin.listTopics());
-    const missing = topics.filter((t) => !existing.has(t));
-    if (missing.length > 0) {
-      await this.admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true });
-    }
   }
 
   /** Stops consuming, stores and commits what is buffered, then disconnects. Idempotent. */
@@ -342,8 +307,8 @@ export class AuditConsumerService {
     try {
       // Pause first so no new batch arrives, but keep the group membership: commits need it.
       // A start-up failure stops before consuming: nothing was read, so nothing to store (and
-      // kafkajs refuses to pause a consumer that never ran).
-      if (this.consuming) this.consumer.pause([{ topic: this.env.AUDIT_TOPIC }]);
+      // the client cannot pause a consumer that never ran).
+      if (this.consuming) this.kafka.pause();
       if (this.consuming && this.sink && !cause) {
         const complete = await this.sink.flushAll('shutdown');
         if (!complete) log.warn('a claimed cut was not reached before shutdown; it will be completed on restart');
@@ -352,9 +317,8 @@ export class AuditConsumerService {
       failure = failure ?? (err as Error);
       log.error({ err: (err as Error).message }, 'final flush failed; uncommitted records will be re-read on restart');
     }
-    await this.consumer.disconnect().catch(() => undefined);
-    await this.producer.disconnect().catch(() => undefined);
-    await this.admin.disconnect().catch(() => undefined);
+    await this.kafka.stop();
+    await this.transcodePool?.close();
     this.ops?.close();
     this.writer?.close();
     this.store.close();

@@ -18,6 +18,7 @@ import { PartitionBuffer } from './partition-buffer';
 import type { ParquetWriter } from './parquet-writer';
 import { AvroStagingTranscoder } from './staging/avro-transcoder';
 import { type StagedRow, stageRow } from './staging/staged-row';
+import type { TranscodedBatch, TranscodePool } from './staging/transcode-pool';
 import { withRetry } from './retry';
 
 export interface InboundMessage {
@@ -68,6 +69,8 @@ export interface SinkDeps {
   owner: string;
   /** Signed digests of every stored cut (trust/); absent = digests off. */
   chain?: DigestChainWriter;
+  /** Transcodes batches on worker threads; without it, on this thread. */
+  transcodePool?: TranscodePool;
   now?: () => number;
   /**
    * Called when a sealed cut could not be stored or committed (after the retry
@@ -76,6 +79,9 @@ export interface SinkDeps {
    */
   onError?: (err: Error, partition: number) => void;
 }
+
+/** Smaller batches are transcoded in-thread: a round trip to a worker costs more than it saves. */
+const MIN_WORKER_BATCH = 64;
 
 /**
  * Turns Kafka messages into Parquet files and decides when offsets may be committed.
@@ -192,10 +198,25 @@ export class AuditSink {
 
   private async appendNow(partition: number, messages: readonly InboundMessage[]): Promise<void> {
     const buf = this.buffer(partition);
-    const now = this.now();
     const ids = this.deps.schemaIds;
+    const pool = this.deps.transcodePool;
+    let staged: TranscodedBatch | null = null;
+    if (pool !== undefined && messages.length >= MIN_WORKER_BATCH) {
+      // The worker sees the ids resolved when the batch is sent: resolve the new ones first.
+      if (ids !== undefined) {
+        for (const m of messages) {
+          const v = m.value;
+          if (v !== null && v.length >= 5 && v[0] === 0 && ids.lookup(v.readInt32BE(1)) === undefined) {
+            await ids.ensure(v.readInt32BE(1), this.heartbeats.get(partition));
+          }
+        }
+      }
+      staged = await pool.transcode(partition, messages);
+    }
+    const now = this.now();
     let consumed = 0;
-    for (const m of messages) {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
       const offset = BigInt(m.offset);
       if (!buf.accepts(offset)) continue;
       const v = m.value;
@@ -203,7 +224,7 @@ export class AuditSink {
       if (ids !== undefined && v !== null && v.length >= 5 && v[0] === 0 && ids.lookup(v.readInt32BE(1)) === undefined) {
         await ids.ensure(v.readInt32BE(1), this.heartbeats.get(partition));
       }
-      let row = this.transcoder.transcode(m.value, partition, m.offset, buf.arena);
+      let row = staged !== null ? staged.row(i, m) : this.transcoder.transcode(m.value, partition, m.offset, buf.arena);
       if (row === null) {
         // The general path: anything unusual is decoded with avsc, validated, and dead-lettered when bad.
         try {

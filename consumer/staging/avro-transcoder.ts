@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { type RegistryLookup, MAX_OCCURRED_AT_MICROS, MIN_OCCURRED_AT_MICROS, isKnownVersion, knownSchemaIds, schemaJson, singleObjectHeader } from '../../schemas';
+import { MAX_OCCURRED_AT_MICROS, MIN_OCCURRED_AT_MICROS, isKnownVersion, knownSchemaIds, schemaJson, singleObjectHeader } from '../../schemas';
 import type { LineArena } from './line-arena';
 import { COLUMN_TYPES, type StagedRow, jsonValueText, stagingKeyPrefix } from './staged-row';
 
@@ -152,7 +152,7 @@ class Decline {}
 const DECLINE = new Decline();
 
 /** What a kernel reports about the record besides its line. */
-interface Captured {
+export interface Captured {
   occurredAt: number;
   typeStart: number;
   typeEnd: number;
@@ -257,6 +257,13 @@ function isUuidAt(src: Buffer, start: number): boolean {
   return isUuid(src, start, 36);
 }
 
+/**
+ * What the transcoder needs of a resolved registry id: whether it exists and which
+ * of our versions it is (a schemas RegistryLookup is one; the transcode worker
+ * builds one from what the main thread resolved).
+ */
+export type SchemaVersionLookup = (id: number) => { kind: 'absent' } | { kind: 'found'; version: number | null } | undefined;
+
 export class AvroStagingTranscoder {
   /** By schema version. */
   private readonly kernels = new Map<number, Kernel | null>();
@@ -282,7 +289,7 @@ export class AvroStagingTranscoder {
 
   constructor(
     readerSchemaId: number,
-    private readonly registry?: RegistryLookup,
+    private readonly registry?: SchemaVersionLookup,
   ) {
     for (const id of knownSchemaIds()) {
       const program = compile(id, readerSchemaId);
@@ -297,11 +304,44 @@ export class AvroStagingTranscoder {
 
   /** The staged row for a message, or null when it must take the general path. */
   transcode(value: Buffer | null, partition: number, offset: string, arena: LineArena): StagedRow | null {
-    if (value === null || value.length < CONFLUENT_HEADER_BYTES) return null;
+    if (value === null) return null;
+    arena.reserve(AvroStagingTranscoder.lineBound(value.length));
+    const out = arena.buffer;
+    const o = this.transcodeLine(value, partition, offset, out, arena.start);
+    if (o < 0) return null;
+    const start = arena.commit(o);
+    const r = this.captured;
+    return {
+      partition,
+      offset,
+      size: value.length,
+      occurredAt: r.occurredAt,
+      objectType: this.types.get(value, r.typeStart, r.typeEnd),
+      objectId: utf8(value, r.idStart, r.idEnd),
+      chunk: out,
+      start,
+      end: o,
+    };
+  }
+
+  /** Room `transcodeLine` may need in `out` for a value of `length` bytes. */
+  static lineBound(length: number): number {
+    // Worst case: every byte escaped twice (\\u00xx), plus names and framing.
+    return length * 12 + 1024;
+  }
+
+  /**
+   * Writes a message's staging line into `out` from `o` (room: `lineBound`), and
+   * returns where the line ends, or -1 when the message must take the general path.
+   * Event time and where the object type and id are in `value` are then in `captured`
+   * (the transcode worker hands those over instead of strings).
+   */
+  transcodeLine(value: Buffer, partition: number, offset: string, out: Buffer, o: number): number {
+    if (value.length < CONFLUENT_HEADER_BYTES) return -1;
     let kernel: Kernel | null | undefined = null;
     let p: number;
     if (value[0] === 0xc3) {
-      if (value[1] !== 0x01 || value.length < SINGLE_OBJECT_HEADER_BYTES) return null;
+      if (value[1] !== 0x01 || value.length < SINGLE_OBJECT_HEADER_BYTES) return -1;
       const low = value.readUInt32LE(2);
       const high = value.readUInt32LE(6);
       for (let i = 0; i < this.fpLow.length; i++) {
@@ -317,44 +357,34 @@ export class AvroStagingTranscoder {
       if (kernel === undefined) kernel = this.kernelOfId(id);
       p = CONFLUENT_HEADER_BYTES;
     } else {
-      return null;
+      return -1;
     }
-    if (!kernel) return null;
-    // Worst case: every byte escaped twice (\\u00xx), plus names and framing.
-    arena.reserve(value.length * 12 + 1024);
-    const out = arena.buffer;
+    if (!kernel) return -1;
     const r = this.captured;
-    let o: number;
     this.src = value;
     this.end = value.length;
     this.out = out;
     try {
-      o = kernel(this, value, p, value.length, out, arena.start, r);
+      o = kernel(this, value, p, value.length, out, o, r);
     } catch (err) {
-      if (err === DECLINE) return null;
+      if (err === DECLINE) return -1;
       throw err;
     } finally {
       this.src = this.out = EMPTY;
     }
-    if (o < 0) return null;
+    if (o < 0) return -1;
     for (let i = 0; i < this.partitionPrefix.length; i++) out[o++] = this.partitionPrefix[i]!;
     o = writeInt(out, o, partition);
     for (let i = 0; i < this.offsetPrefix.length; i++) out[o++] = this.offsetPrefix[i]!;
     for (let i = 0; i < offset.length; i++) out[o++] = offset.charCodeAt(i);
     out[o++] = 0x7d;
     out[o++] = 0x0a;
-    const start = arena.commit(o);
-    return {
-      partition,
-      offset,
-      size: value.length,
-      occurredAt: r.occurredAt,
-      objectType: this.types.get(value, r.typeStart, r.typeEnd),
-      objectId: utf8(value, r.idStart, r.idEnd),
-      chunk: out,
-      start,
-      end: o,
-    };
+    return o;
+  }
+
+  /** What the last successful `transcodeLine` captured. */
+  get lastCaptured(): Readonly<Captured> {
+    return this.captured;
   }
 
   /**
@@ -633,7 +663,7 @@ function matches(src: Buffer, start: number, bytes: Buffer): boolean {
  * Strings for a low-cardinality column (object_type), reused instead of decoded
  * for every record: a few recent values are compared byte by byte.
  */
-class StringCache {
+export class StringCache {
   private readonly bytes: Buffer[] = [];
   private readonly strings: string[] = [];
 
@@ -658,7 +688,7 @@ class StringCache {
  * Decodes UTF-8 without Buffer#toString's argument handling (a measurable share
  * per record); utf8Slice is the binding toString itself ends in, also used by avsc.
  */
-function utf8(src: Buffer, start: number, end: number): string {
+export function utf8(src: Buffer, start: number, end: number): string {
   return (src as Buffer & { utf8Slice(start: number, end: number): string }).utf8Slice(start, end);
 }
 
