@@ -13,7 +13,7 @@
  *
  * Environment (defaults): BENCH_EVENTS (10000000) BENCH_DAYS (30) BENCH_OBJECTS (100000)
  * BENCH_PARTITIONS (3) BENCH_CUT_RECORDS (200000) BENCH_CONSUMER_EVENTS (300000)
- * BENCH_ROUNDS (3) BENCH_FRESH (0) AUDIT_S3_ENDPOINT (http://127.0.0.1:9000) BENCH_BUCKET (audit)
+ * BENCH_ROUNDS (3) BENCH_FRESH (0) BENCH_PARTS (consumer,verify) BENCH_OUT (verify.json) AUDIT_S3_ENDPOINT (http://127.0.0.1:9000) BENCH_BUCKET (audit)
  * AUDIT_KAFKA_BROKERS (localhost:9092). Writes bench/results/verify.json.
  */
 import { randomUUID } from 'node:crypto';
@@ -180,30 +180,40 @@ function round(x: number): number {
 }
 
 async function main(): Promise<void> {
-  const rounds = await consumerRounds();
-  const off = summarize(rounds, false);
-  const on = summarize(rounds, true);
-  const verify = await verifyStore();
-  const ratios = {
-    eventsPerSecond: round(on.eventsPerSecond / off.eventsPerSecond),
-    cpuSecondsPer1M: round(on.cpuSecondsPer1M / off.cpuSecondsPer1M),
-    bytesPerEvent: round(on.bytesPerEvent / off.bytesPerEvent),
-  };
-  process.stdout.write(
-    `\nconsumer, ${cfg.consumerEvents.toLocaleString('en')} events, ${cfg.rounds} interleaved rounds each (medians)\n` +
+  // BENCH_PARTS=verify skips the consumer rounds (no Kafka needed), =consumer the store.
+  const parts = process.env.BENCH_PARTS ?? 'consumer,verify';
+  const rounds = parts.includes('consumer') ? await consumerRounds() : [];
+  const verify = parts.includes('verify') ? await verifyStore() : null;
+  let consumer: { off: ReturnType<typeof summarize>; on: ReturnType<typeof summarize>; ratios: Record<string, number> } | null = null;
+  let out = '';
+  if (rounds.length > 0) {
+    const off = summarize(rounds, false);
+    const on = summarize(rounds, true);
+    const ratios = {
+      eventsPerSecond: round(on.eventsPerSecond / off.eventsPerSecond),
+      cpuSecondsPer1M: round(on.cpuSecondsPer1M / off.cpuSecondsPer1M),
+      bytesPerEvent: round(on.bytesPerEvent / off.bytesPerEvent),
+    };
+    consumer = { off, on, ratios };
+    out +=
+      `\nconsumer, ${cfg.consumerEvents.toLocaleString('en')} events, ${cfg.rounds} interleaved rounds each (medians)\n` +
       table(['', 'digests off', 'digests on', 'on / off'], [
         ['events/s', String(off.eventsPerSecond), String(on.eventsPerSecond), String(ratios.eventsPerSecond)],
         ['CPU-s per 1M events', String(off.cpuSecondsPer1M), String(on.cpuSecondsPer1M), String(ratios.cpuSecondsPer1M)],
         ['stored bytes/event (all objects)', String(off.bytesPerEvent), String(on.bytesPerEvent), String(ratios.bytesPerEvent)],
         ['of which digests', '0', String(on.digestBytesPerEvent), ''],
         ['peak RSS, MB', String(off.peakRssMb), String(on.peakRssMb), ''],
-      ]) +
+      ]);
+  }
+  if (verify) {
+    out +=
       `\naudit-query verify, ${Number(verify.events).toLocaleString('en')}-event store\n` +
-      table(['files', 'MB hashed', 'seconds', 'files/s', 'MB/s', 'CPU-s', 'peak RSS MB'], [[String(verify.files), String(verify.mb), String(verify.seconds), String(verify.filesPerSecond), String(verify.mbPerSecond), String(verify.cpuSeconds), String(verify.peakRssMb)]]) +
-      '\n',
-  );
+      table(['files', 'MB hashed', 'seconds', 'files/s', 'MB/s', 'CPU-s', 'peak RSS MB'], [[String(verify.files), String(verify.mb), String(verify.seconds), String(verify.filesPerSecond), String(verify.mbPerSecond), String(verify.cpuSeconds), String(verify.peakRssMb)]]);
+  }
+  process.stdout.write(`${out}\n`);
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results', 'verify.json'), `${JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, consumer: { off, on, ratios }, verify }, null, 2)}\n`);
+  const file = process.env.BENCH_OUT ?? 'verify.json';
+  writeFileSync(join(ROOT, 'bench', 'results', file), `${JSON.stringify({ date: new Date().toISOString(), node: process.version, config: cfg, consumer, verify }, null, 2)}\n`);
 }
 
 main().catch((err: Error) => {
