@@ -259,7 +259,7 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
     expect(files.filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts'))).toEqual([]);
     expect(files.filter((f) => /^(test|bench|infra|dist\/bench|dist\/test|dist\/producer\/examples)\//.test(f) || f.endsWith('.map'))).toEqual([]);
     const manifest = JSON.parse(await readFile(join(esmDir, 'node_modules', 'audit-pipeline', 'package.json'), 'utf8')) as Record<string, unknown>;
-    expect(manifest).toMatchObject({ name: 'audit-pipeline', license: 'MIT', engines: { node: '>=22' } });
+    expect(manifest).toMatchObject({ name: 'audit-pipeline', license: 'MIT', engines: { node: '>=22.22.0' } });
     expect(manifest.private).toBeUndefined();
   });
 
