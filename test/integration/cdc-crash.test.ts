@@ -44,6 +44,8 @@ it('stores every change exactly once after a SIGKILL mid-stream and a restart (f
   while ((await confirmed()) === startLsn) await new Promise((r) => setTimeout(r, 20));
   const killed = await first.stop('SIGKILL');
   expect(killed.signal).toBe('SIGKILL');
+  // Everything the killed process got onto the topic, not just what the reader had read by then.
+  await reader.caughtUp();
   const beforeRestart = reader.records.length;
   await writing;
 
