@@ -20,13 +20,12 @@
  * installed here with apt-get when missing and running as root).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { CompressionTypes, Kafka, logLevel, Partitioners } from 'kafkajs';
-import { encodeRecord, CURRENT_SCHEMA_ID, singleObjectHeader, type AuditRecord } from '../schemas';
+import { CURRENT_SCHEMA_ID, singleObjectHeader } from '../schemas';
 import { RegistryClient, registerWriterSchema } from '../schema-registry';
+import { produceBenchTopic } from './lib/bench-topic';
 
 const ROOT = join(__dirname, '..', '..');
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
@@ -46,60 +45,9 @@ function ensureKcat(): string {
   }
 }
 
-/** A realistic record: an ORM update with a couple of changed fields, request context and metadata. */
-function record(i: number): AuditRecord {
-  const day0 = Date.UTC(2026, 6, 1);
-  return {
-    event_id: randomUUID(),
-    occurred_at: (day0 + ((i * 7919) % (3 * 86_400_000))) * 1000,
-    object_type: i % 5 === 0 ? 'customer' : 'invoice',
-    object_id: String(i % 100_000),
-    action: i % 10 === 0 ? 'create' : 'update',
-    actor_id: `user-${i % 5000}`,
-    actor_type: 'user',
-    tenant_id: `tenant-${i % 50}`,
-    request_id: randomUUID(),
-    trace_id: null,
-    ip: `10.0.${(i >> 8) & 255}.${i & 255}`,
-    user_agent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36',
-    http_method: 'PATCH',
-    http_path: `/api/invoices/${i % 100_000}`,
-    http_status: 200,
-    changes: { status: { old: '"draft"', new: '"sent"' }, total: { old: String(i), new: String(i + 10) } },
-    before: null,
-    after: null,
-    metadata: { source: 'api' },
-    source_service: 'billing',
-    schema_version: CURRENT_SCHEMA_ID,
-    duration_ms: 12.5,
-    error_type: null,
-    error_message: null,
-    error_stack: null,
-  };
-}
-
+/** The benchmark topic (bench/lib/bench-topic.ts, shared with bench:peer); returns the bytes on the wire. */
 async function produce(topic: string, header: Buffer = singleObjectHeader(CURRENT_SCHEMA_ID)): Promise<number> {
-  const kafka = new Kafka({ clientId: 'bench-producer', brokers: BROKERS.split(','), logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
-  await admin.disconnect();
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
-  let bytes = 0;
-  const batch = 5000;
-  for (let i = 0; i < EVENTS; i += batch) {
-    const messages = [];
-    for (let j = i; j < Math.min(EVENTS, i + batch); j++) {
-      const r = record(j);
-      const value = encodeRecord(r, CURRENT_SCHEMA_ID, header);
-      bytes += value.length;
-      messages.push({ key: `${r.object_type}:${r.object_id}`, value });
-    }
-    await producer.send({ topic, acks: 1, compression: CompressionTypes.None, messages });
-  }
-  await producer.disconnect();
-  return bytes;
+  return (await produceBenchTopic(BROKERS.split(','), topic, EVENTS, header)).wireBytes;
 }
 
 interface RunResult {
