@@ -122,6 +122,18 @@ it('stitches the context onto TypeORM transactions (save) through the subscriber
   expect(ormRecorder.records).toHaveLength(0);
 });
 
+it('captures QueryBuilder writes, which the ORM subscriber never sees, with their transaction context', async () => {
+  await runWithAuditContext({ actorId: 'dave', requestId: 'req-querybuilder' }, () =>
+    ds.transaction(async (m) => {
+      await m.createQueryBuilder().update('CdcItem').set({ status: 'qb' }).where('id IN (:...ids)', { ids: [11, 12] }).execute();
+      await m.createQueryBuilder().insert().into('CdcItem').values({ id: 101, status: 'qb', label: null, internal: null }).execute();
+    }),
+  );
+  const events = await reader.waitFor((r) => r.request_id === 'req-querybuilder', 3);
+  expect(events.map((e) => `${e.action}:${e.object_id}:${e.actor_id}`).sort()).toEqual(['create:101:dave', 'update:11:dave', 'update:12:dave']);
+  expect(ormRecorder.records).toHaveLength(0);
+});
+
 it('stitches the context onto Sequelize transactions through the wrapper', async () => {
   await runWithAuditContext({ actorId: 'carol', requestId: 'req-sequelize' }, () =>
     sequelizeAuditTransaction(seq, async (t) => {
