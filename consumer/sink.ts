@@ -275,30 +275,37 @@ export class AuditSink {
    * lock while holding this one's could deadlock, two partitions each waiting
    * for the other); then reading waits for sealed cuts to be stored. A buffer
    * that must first reach an adopted claim cannot be sealed: it is skipped.
+   *
+   * Sealing frees nothing by itself: it gives a partition's store loop work.
+   * So while a sealed cut is on its way to storage, only buffers holding a fair
+   * share of the budget are sealed; a smaller one keeps filling while reading
+   * waits for that store. Otherwise, once the writer is the bottleneck, a
+   * partition whose last cut had just been committed was cut at its next batch,
+   * and files shrank to one batch each (~1k rows, each paying a COPY, two
+   * uploads and a claim), which made the writer slower still. With nothing on
+   * its way to storage, the largest buffer is sealed whatever its size.
    */
   private async enforceMemoryBound(current: PartitionBuffer): Promise<void> {
     const limit = this.deps.limits.memoryMaxBytes;
     while (this.heldBytes > limit) {
-      // Sealing frees nothing by itself: it gives a partition's store loop work. A partition
-      // that still has a cut queued is not sealed again; otherwise, once the writer is the
-      // bottleneck, every batch became a cut of its own (files of ~1k rows, each paying a
-      // COPY, two uploads and a claim), which made the writer slower still.
-      if (this.mayCut(current)) {
+      const fair = (buf: PartitionBuffer) => fairShareReached(buf, limit, this.buffers.size);
+      const storing = this.queues.heaviest() !== null;
+      if (this.mayCut(current) && (fair(current) || (!storing && this.isLargestCuttable(current)))) {
         const before = current.firstOffset;
         await this.seal(current, 'memory');
         if (current.firstOffset !== before) continue;
       }
       for (const other of this.buffers.values()) {
-        if (other !== current && this.mayCut(other) && !this.memorySeals.has(other.partition)) {
-          this.memorySeals.add(other.partition);
-          void this.serialize(other.partition, async () => {
-            if (this.buffers.get(other.partition) === other && this.mayCut(other) && this.heldBytes > limit) {
-              await this.seal(other, 'memory');
-            }
-          })
-            .catch((err: Error) => this.deps.log.error({ err: err.message, partition: other.partition }, 'memory-bound seal failed'))
-            .finally(() => this.memorySeals.delete(other.partition));
-        }
+        if (other === current || !this.mayCut(other) || this.memorySeals.has(other.partition)) continue;
+        if (!fair(other) && (storing || !this.isLargestCuttable(other))) continue;
+        this.memorySeals.add(other.partition);
+        void this.serialize(other.partition, async () => {
+          if (this.buffers.get(other.partition) === other && this.mayCut(other) && this.heldBytes > limit) {
+            await this.seal(other, 'memory');
+          }
+        })
+          .catch((err: Error) => this.deps.log.error({ err: err.message, partition: other.partition }, 'memory-bound seal failed'))
+          .finally(() => this.memorySeals.delete(other.partition));
       }
       // Nothing stored can free memory: the rest is buffers waiting for more records.
       const heaviest = this.queues.heaviest();
@@ -306,6 +313,12 @@ export class AuditSink {
       // Wait for the partition holding the most sealed memory to store a cut (no lock is held by its loop).
       await this.queues.wait(heaviest, true);
     }
+  }
+
+  /** Is no other cuttable buffer larger than this one? */
+  private isLargestCuttable(buf: PartitionBuffer): boolean {
+    for (const other of this.buffers.values()) if (other !== buf && other.held > buf.held && this.mayCut(other)) return false;
+    return true;
   }
 
   /** Can the buffer be cut now, with no earlier cut of its partition still waiting to be stored? */

@@ -37,13 +37,14 @@ describe('AuditSink (file store, fake commits)', () => {
   let writer: ParquetWriter;
   let commits: Array<[number, string]>;
   let letters: DeadLetter[];
+  let sinks: AuditSink[];
 
   const limits = (over: Partial<SinkLimits> = {}): SinkLimits => ({
     maxRecords: 1000, maxBytes: 1 << 30, maxAgeMs: 1 << 30, memoryMaxBytes: 1 << 30, storeRetryMs: 0, ...over,
   });
 
   function sink(l: SinkLimits, commit?: (p: number, o: string) => Promise<void>) {
-    return new AuditSink({
+    const created = new AuditSink({
       topic: 'audit.events',
       store,
       writer,
@@ -55,6 +56,8 @@ describe('AuditSink (file store, fake commits)', () => {
       workDir: join(dir, 'work'),
       owner: 'test',
     });
+    sinks.push(created);
+    return created;
   }
 
   async function storedKeys(): Promise<string[]> {
@@ -76,8 +79,11 @@ describe('AuditSink (file store, fake commits)', () => {
     writer = await ParquetWriter.create({ rowGroupRows: 1024 });
     commits = [];
     letters = [];
+    sinks = [];
   });
   afterEach(async () => {
+    // A test may end while a cut is still being stored: let it finish before its directory goes.
+    await Promise.allSettled(sinks.map((s) => s.settle()));
     writer.close();
     await rm(dir, { recursive: true, force: true });
   });
