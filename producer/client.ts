@@ -8,7 +8,7 @@ import { AuditConfigError, AuditInputError, AuditUnavailableError } from './erro
 import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
 import { encodeCurrent } from './encode';
 import { needsTruncation, truncateRecord } from './truncate';
-import { KafkajsTransport, createTransport, type KafkaClientKind, type KafkaTransport, type SenderThread } from './transport';
+import { KafkajsTransport, createTransport, partitionOf, type KafkaClientKind, type KafkaTransport, type OutgoingBatch, type SenderThread } from './transport';
 
 /** What happens to a new event when the buffer is full (Kafka down or slow). */
 export type BufferFullPolicy = 'drop' | 'block' | 'fail';
@@ -39,11 +39,19 @@ export interface AuditClientOptions {
   onBufferFull?: BufferFullPolicy;
   /**
    * Messages per Kafka request (default 2,000) and bytes per request (default 512 KiB): a
-   * backlog goes out in few large requests, one at a time (ordering), so a broker's round
-   * trip is paid per ~1,500 events of 330 bytes rather than per 500.
+   * backlog goes out in few large requests, so a broker's round trip is paid per ~1,500
+   * events of 330 bytes rather than per 500.
    */
   batchSize?: number;
   batchBytes?: number;
+  /**
+   * Kafka requests in flight at once (default 5), never more than one per partition: a
+   * request for a partition goes out only once the previous one for it was acknowledged,
+   * so a retry can never put an object's events after later ones. 1 = one request at a
+   * time, its batch spanning partitions (the previous behaviour). Clients that cannot tell
+   * the topic's partition count (kafkajs) keep one request in flight.
+   */
+  maxInFlight?: number;
   /** Waits this long for more events before sending a partial batch (default 10 ms). */
   lingerMs?: number;
   /** Text/JSON fields longer than this are truncated with a marker (default 16 KiB). */
@@ -87,6 +95,18 @@ interface Pending {
   framed: boolean;
 }
 
+/**
+ * The events bound for one partition (or, when requests are not split by partition, for
+ * all of them), oldest first. At most one request per lane is in flight: it carries the
+ * lane's first `sending` events, which stay in the lane until acknowledged, so a failed
+ * request is resent before anything that came after it.
+ */
+interface Lane {
+  items: Pending[];
+  /** Events at the head of `items` in the request in flight (0: none). */
+  sending: number;
+}
+
 /** A Confluent header whose id is filled in once the registry answered. */
 const UNFRAMED_HEADER = confluentHeader(0);
 
@@ -126,13 +146,28 @@ export class AuditClient {
   private readonly sourceService: string | null;
   private readonly isSensitive: FieldMatcher;
   private readonly log: AuditLogger;
-  private readonly queue: Pending[] = [];
+  /** Accepted events not yet given to a lane (the pump does that, off the `record()` path). */
+  private incoming: Pending[] = [];
+  /** When the oldest event of `incoming` arrived. */
+  private incomingSince = 0;
+  /** One lane per partition once the partition count is known and requests may overlap; otherwise one. */
+  private lanes: Lane[] = [newLane()];
+  /** Accepted events not yet acknowledged nor dropped: what `bufferSize` bounds. */
+  private held = 0;
+  /** Requests in flight. */
+  private inFlight = 0;
+  /** Bumped when the buffer is abandoned: answers to requests sent before are then ignored. */
+  private generation = 0;
+  /** No request is sent before this time (backoff after a failure). */
+  private pausedUntil = 0;
+  private backoff = 100;
+  /** The topic's partition count; undefined until asked (only when requests may overlap), null if unknown. */
+  private partitions: number | null | undefined;
   private readonly roomWaiters: (() => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];
   private wake: (() => void) | null = null;
   private connected = false;
   private closed = false;
-  private sending = false;
   private pump: Promise<void>;
   private readonly counters = { accepted: 0, delivered: 0, dropped: 0, invalid: 0, truncated: 0, sendFailures: 0 };
 
@@ -148,11 +183,15 @@ export class AuditClient {
       onBufferFull: options.onBufferFull ?? 'drop',
       batchSize: options.batchSize ?? 2_000,
       batchBytes: options.batchBytes ?? 512 * 1024,
+      maxInFlight: options.maxInFlight ?? 5,
       lingerMs: options.lingerMs ?? 10,
       maxFieldBytes: options.maxFieldBytes ?? 16 * 1024,
       maxMessageBytes: options.maxMessageBytes ?? 900_000,
       compression: options.compression ?? 'gzip',
     };
+    if (!Number.isInteger(this.opts.maxInFlight) || this.opts.maxInFlight < 1) {
+      throw new AuditConfigError(`maxInFlight must be a whole number >= 1 (got ${String(options.maxInFlight)})`);
+    }
     if (options.sender?.client === 'platformatic' && !platformaticSupported()) {
       throw new AuditConfigError(`sender.client 'platformatic' needs Node >= 22.22 or >= 24.6 (this is ${process.version}); use 'kafkajs' or leave it unset`);
     }
@@ -199,6 +238,20 @@ export class AuditClient {
       await this.transport.connect();
       this.connected = true;
     }
+    if (this.partitions === undefined) {
+      // Asked once: a partition count that changed under a running client would move objects
+      // between partitions while earlier requests of theirs may still be retried.
+      this.partitions = this.opts.maxInFlight > 1 ? await this.transport.partitionCount(this.topic) : null;
+      if (this.partitions !== null && this.partitions > 1) this.splitLanes(this.partitions);
+    }
+  }
+
+  /** From one lane to one per partition; only ever before the first request (the one lane is then empty or unsent). */
+  private splitLanes(partitions: number): void {
+    const first = this.lanes[0]!;
+    if (this.lanes.length !== 1 || first.sending > 0) return;
+    this.lanes = Array.from({ length: partitions }, newLane);
+    this.incoming = first.items.concat(this.incoming);
   }
 
   /**
@@ -251,7 +304,7 @@ export class AuditClient {
   private enqueue(p: Pending): Promise<void> {
     if (this.closed) return this.refuse('audit client is closed');
     if (this.fatal) return this.refuse(`audit client not started: ${this.fatal.message}`);
-    if (this.queue.length < this.opts.bufferSize) {
+    if (this.held < this.opts.bufferSize) {
       this.accept(p);
       // One settled promise for every event that found room: no allocation on the common path.
       return RESOLVED;
@@ -260,11 +313,11 @@ export class AuditClient {
   }
 
   private async enqueueWhenFull(p: Pending): Promise<void> {
-    while (this.queue.length >= this.opts.bufferSize) {
+    while (this.held >= this.opts.bufferSize) {
       if (this.opts.onBufferFull === 'drop') {
         this.counters.dropped++;
         if (this.counters.dropped === 1 || this.counters.dropped % 1000 === 0) {
-          this.log.warn({ dropped: this.counters.dropped, buffered: this.queue.length }, 'audit buffer full: event dropped');
+          this.log.warn({ dropped: this.counters.dropped, buffered: this.held }, 'audit buffer full: event dropped');
         }
         return;
       }
@@ -276,9 +329,15 @@ export class AuditClient {
   }
 
   private accept(p: Pending): void {
-    this.queue.push(p);
+    const n = this.incoming.push(p);
+    this.held++;
     this.counters.accepted++;
-    this.wake?.();
+    // The pump is woken only when it has something new to decide (a first event to linger on,
+    // or a full batch), not once per event.
+    if (n === 1) {
+      this.incomingSince = Date.now();
+      this.wake?.();
+    } else if (n === this.opts.batchSize) this.wake?.();
   }
 
   private refuse(message: string): Promise<void> {
@@ -288,67 +347,177 @@ export class AuditClient {
     return Promise.resolve();
   }
 
+  /**
+   * Sends what is buffered: events wait in `incoming` until a full batch is there or the
+   * oldest has waited `lingerMs`, then go to their partition's lane; every lane whose
+   * previous request was acknowledged sends its oldest events, up to `maxInFlight`
+   * requests at once. A failed request stays at the head of its lane and is resent after a
+   * backoff, before anything later of that partition.
+   */
   private async runPump(): Promise<void> {
-    let backoff = 100;
     while (true) {
-      if (this.queue.length === 0) {
+      if (this.held === 0 && this.inFlight === 0) {
         this.notifyIdle();
         if (this.closed) return;
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        this.wake = null;
+        await this.idle(null);
         continue;
       }
-      if (this.queue.length < this.opts.batchSize && this.opts.lingerMs > 0 && !this.closed) {
-        await sleep(this.opts.lingerMs);
+      if (this.held === 0) {
+        // Abandoned while requests were in flight: wait for their answers before closing the transport.
+        await this.idle(null);
+        continue;
       }
-      const batch: Pending[] = [];
-      let bytes = 0;
-      for (const p of this.queue) {
-        if (batch.length >= this.opts.batchSize || (batch.length > 0 && bytes + p.value.length > this.opts.batchBytes)) break;
-        batch.push(p);
-        bytes += p.value.length;
+      const now = Date.now();
+      if (now < this.pausedUntil) {
+        if (this.closed && this.closeDeadline !== null && now >= this.closeDeadline) {
+          this.abandonQueue();
+          continue;
+        }
+        await this.idle(this.pausedUntil - now);
+        continue;
       }
       try {
-        this.sending = true;
         await this.start();
-        for (const p of batch) {
-          if (!p.framed) {
-            p.value.writeInt32BE(this.registryId, 1);
-            p.framed = true;
-          }
-        }
-        await this.transport.send({ topic: this.topic, compression: this.opts.compression, messages: batch });
-        this.queue.splice(0, batch.length);
-        this.counters.delivered += batch.length;
-        backoff = 100;
-        for (const w of this.roomWaiters.splice(0, batch.length)) w();
       } catch (err) {
         if (this.fatal) {
           // The registry refused the schema: nothing of this client is ever sent.
           this.log.error({ err: this.fatal.message }, 'audit client cannot send: schema refused by the registry');
-          this.sending = false;
           this.abandonQueue();
           return;
         }
-        this.counters.sendFailures++;
-        this.log.error({ err: (err as Error).message, queued: this.queue.length }, 'audit send failed; will retry');
-        if (this.closed && this.closeDeadline !== null && Date.now() >= this.closeDeadline) {
-          this.abandonQueue();
-          return;
-        }
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 5_000);
-      } finally {
-        this.sending = false;
+        this.sendFailed(err);
+        continue;
       }
+      let lingering: number | null = null;
+      if (this.incoming.length > 0) {
+        const readyAt = this.incomingSince + this.opts.lingerMs;
+        if (this.closed || this.incoming.length >= this.opts.batchSize || Date.now() >= readyAt) this.route();
+        else lingering = readyAt - Date.now();
+      }
+      this.launch();
+      await this.idle(lingering);
+    }
+  }
+
+  /** Waits until woken (an event when none was waiting, a full batch, an answer, flush, close) or `ms` passed. */
+  private idle(ms: number | null): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake = () => {
+        clearTimeout(timer);
+        if (this.wake === wake) this.wake = null;
+        resolve();
+      };
+      this.wake = wake;
+      if (ms !== null) timer = setTimeout(wake, Math.max(0, ms));
+    });
+  }
+
+  /** Moves `incoming` to the lanes, each event to its partition's. */
+  private route(): void {
+    const incoming = this.incoming;
+    this.incoming = [];
+    const lanes = this.lanes;
+    if (lanes.length === 1) {
+      const items = lanes[0]!.items;
+      for (let i = 0; i < incoming.length; i++) items.push(incoming[i]!);
+      return;
+    }
+    for (let i = 0; i < incoming.length; i++) {
+      const p = incoming[i]!;
+      lanes[partitionOf(p.key, lanes.length)]!.items.push(p);
+    }
+  }
+
+  /** Sends a request for every lane that has events and none in flight, while the window has room. */
+  private launch(): void {
+    const n = this.lanes.length;
+    // Lanes are visited from a rotating start, so no partition waits behind the others for a slot.
+    const from = this.nextLane;
+    this.nextLane = (from + 1) % n;
+    for (let j = 0; j < n && this.inFlight < this.opts.maxInFlight; j++) {
+      const i = (from + j) % n;
+      const lane = this.lanes[i]!;
+      if (lane.sending === 0 && lane.items.length > 0) this.sendLane(lane, i);
+    }
+  }
+
+  private nextLane = 0;
+
+  private sendLane(lane: Lane, index: number): void {
+    const items = lane.items;
+    const max = Math.min(items.length, this.opts.batchSize);
+    let count = 0;
+    let bytes = 0;
+    while (count < max) {
+      const len = items[count]!.value.length;
+      if (count > 0 && bytes + len > this.opts.batchBytes) break;
+      bytes += len;
+      count++;
+    }
+    const messages = items.slice(0, count);
+    for (const p of messages) {
+      if (!p.framed) {
+        p.value.writeInt32BE(this.registryId, 1);
+        p.framed = true;
+      }
+    }
+    lane.sending = count;
+    this.inFlight++;
+    const generation = this.generation;
+    const batch: OutgoingBatch =
+      this.lanes.length > 1
+        ? { topic: this.topic, compression: this.opts.compression, messages, partition: index }
+        : { topic: this.topic, compression: this.opts.compression, messages };
+    this.transport.send(batch).then(
+      () => this.acknowledged(lane, count, generation),
+      (err: unknown) => {
+        this.inFlight--;
+        if (generation === this.generation) {
+          lane.sending = 0;
+          this.sendFailed(err);
+        }
+        this.wake?.();
+      },
+    );
+  }
+
+  private acknowledged(lane: Lane, count: number, generation: number): void {
+    this.inFlight--;
+    if (generation === this.generation) {
+      lane.items.splice(0, count);
+      lane.sending = 0;
+      this.held -= count;
+      this.counters.delivered += count;
+      this.backoff = 100;
+      for (const w of this.roomWaiters.splice(0, count)) w();
+    }
+    this.wake?.();
+  }
+
+  /** Counts and logs a failed request (or connect); no request goes out before the backoff passed. */
+  private sendFailed(err: unknown): void {
+    this.counters.sendFailures++;
+    this.log.error({ err: err instanceof Error ? err.message : String(err), queued: this.held }, 'audit send failed; will retry');
+    const now = Date.now();
+    // Requests failing together (every lane when the broker is down) lengthen the backoff once.
+    if (now >= this.pausedUntil) {
+      this.pausedUntil = now + this.backoff;
+      this.backoff = Math.min(this.backoff * 2, 5_000);
     }
   }
 
   private closeDeadline: number | null = null;
 
   private abandonQueue(): void {
-    const lost = this.queue.length;
-    this.queue.length = 0;
+    const lost = this.held;
+    this.incoming = [];
+    for (const lane of this.lanes) {
+      lane.items = [];
+      lane.sending = 0;
+    }
+    this.held = 0;
+    this.generation++;
     this.counters.dropped += lost;
     if (lost > 0) this.log.error({ lost }, 'audit client closed with undelivered events');
     for (const w of this.roomWaiters.splice(0)) w();
@@ -356,12 +525,12 @@ export class AuditClient {
   }
 
   private notifyIdle(): void {
-    if (this.queue.length === 0 && !this.sending) for (const w of this.idleWaiters.splice(0)) w();
+    if (this.held === 0 && this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Resolves when every event recorded so far is acknowledged by Kafka (or `timeoutMs` passed: false). */
   async flush(timeoutMs = 30_000): Promise<boolean> {
-    if (this.queue.length === 0 && !this.sending) return true;
+    if (this.held === 0 && this.inFlight === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     const idle = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
     const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
@@ -388,7 +557,7 @@ export class AuditClient {
   }
 
   stats(): AuditStats {
-    return { ...this.counters, queued: this.queue.length };
+    return { ...this.counters, queued: this.held };
   }
 }
 
@@ -408,8 +577,8 @@ function copyForTruncation(r: AuditRecord): AuditRecord {
   return { ...r, changes, metadata: Object.assign(Object.create(null) as AuditRecord['metadata'], r.metadata) };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function newLane(): Lane {
+  return { items: [], sending: 0 };
 }
 
 export function createAuditClient(options?: AuditClientOptions): AuditClient {

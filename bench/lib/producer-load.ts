@@ -23,6 +23,8 @@ export interface LoadSpec {
   producerDir?: string;
   /** Messages per Kafka request; default: the client's. */
   batchSize?: number;
+  /** Kafka requests in flight at once; default: the client's (1: one at a time, the previous default). */
+  maxInFlight?: number;
   n: number;
   warmup: number;
   brokers: string[];
@@ -106,6 +108,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
           onBufferFull: 'block',
           compression: spec.compression,
           ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
+          ...(spec.maxInFlight ? { maxInFlight: spec.maxInFlight } : {}),
           ...(spec.producerDir ? {} : { sender: { client: spec.client, thread: spec.thread } }),
         });
   const record = client

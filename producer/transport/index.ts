@@ -16,3 +16,4 @@ export function inlineTransport(settings: TransportSettings): KafkaTransport {
 export function createTransport(settings: TransportSettings, thread: 'worker' | 'inline'): KafkaTransport {
   return thread === 'worker' ? new WorkerTransport(settings) : inlineTransport(settings);
 }
+export { murmur2, partitionOf } from './partition';

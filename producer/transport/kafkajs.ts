@@ -41,8 +41,19 @@ export class KafkajsTransport implements KafkaTransport {
       topic: batch.topic,
       acks: -1,
       compression: batch.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-      messages: batch.messages.map((m) => ({ key: m.key, value: m.value })),
+      messages:
+        batch.partition === undefined
+          ? batch.messages.map((m) => ({ key: m.key, value: m.value }))
+          : batch.messages.map((m) => ({ key: m.key, value: m.value, partition: batch.partition })),
     });
+  }
+
+  /**
+   * Unknown: kafkajs's producer does not expose its metadata, and its idempotent sends keep
+   * no order between concurrent requests, so the audit client keeps one request in flight.
+   */
+  partitionCount(): Promise<number | null> {
+    return Promise.resolve(null);
   }
 
   async close(): Promise<void> {

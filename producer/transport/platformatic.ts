@@ -1,5 +1,5 @@
-import type { Producer as PlatformaticProducer } from '@platformatic/kafka';
-import type { KafkaTransport, OutgoingBatch, TransportSettings } from './types';
+import type { MessageToProduce, Producer as PlatformaticProducer } from '@platformatic/kafka';
+import { KafkaTransportError, type KafkaTransport, type OutgoingBatch, type TransportSettings } from './types';
 
 type Module = typeof import('@platformatic/kafka');
 type Producer = PlatformaticProducer<Buffer, Buffer, Buffer, Buffer>;
@@ -46,11 +46,24 @@ export class PlatformaticTransport implements KafkaTransport {
     await this.connect();
     const producer = await this.client();
     const topic = batch.topic;
-    await producer.send({
-      acks: -1,
-      compression: batch.compression === 'gzip' ? 'gzip' : 'none',
-      messages: batch.messages.map((m) => ({ topic, key: typeof m.key === 'string' ? Buffer.from(m.key) : m.key, value: m.value })),
-    });
+    const partition = batch.partition;
+    const n = batch.messages.length;
+    // One object per message, built in a counted loop: the library copies each into its own record anyway.
+    const messages = new Array<MessageToProduce<Buffer, Buffer, Buffer, Buffer>>(n);
+    for (let i = 0; i < n; i++) {
+      const m = batch.messages[i]!;
+      const key = typeof m.key === 'string' ? Buffer.from(m.key) : m.key;
+      messages[i] = partition === undefined ? { topic, key, value: m.value } : { topic, key, value: m.value, partition };
+    }
+    await producer.send({ acks: -1, compression: batch.compression === 'gzip' ? 'gzip' : 'none', messages });
+  }
+
+  async partitionCount(topic: string): Promise<number | null> {
+    const producer = await this.client();
+    const metadata = await producer.metadata({ topics: [topic], autocreateTopics: true });
+    const count = metadata.topics.get(topic)?.partitionsCount;
+    if (!count) throw new KafkaTransportError(`no partitions known for topic ${topic}`, 'platformatic');
+    return count;
   }
 
   async close(): Promise<void> {

@@ -23,6 +23,11 @@ export interface OutgoingBatch {
   topic: string;
   compression: Compression;
   messages: readonly OutgoingMessage[];
+  /**
+   * Every message goes to this partition (the client computed it with Kafka's default
+   * partitioner); unset: the Kafka client partitions each message by its key.
+   */
+  partition?: number;
 }
 
 /** Settings a transport is built from; plain data, so they can cross into a worker thread. */
@@ -37,6 +42,12 @@ export interface KafkaTransport {
   connect(): Promise<void>;
   /** Resolves once the broker acknowledged every message of the batch (acks=all); rejects otherwise. */
   send(batch: OutgoingBatch): Promise<void>;
+  /**
+   * The topic's partition count (creating the topic if the broker does so), or null when this
+   * client cannot tell: the audit client then keeps one request in flight, its batches
+   * spanning partitions. Rejects when the broker cannot be reached.
+   */
+  partitionCount(topic: string): Promise<number | null>;
   /** Disconnects; never rejects. */
   close(): Promise<void>;
 }

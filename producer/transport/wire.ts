@@ -8,10 +8,12 @@ import type { Compression, OutgoingBatch, TransportSettings } from './types';
  */
 export type ToWorker =
   | { type: 'connect'; id: number }
-  | { type: 'send'; id: number; topic: string; compression: Compression; count: number; lengths: ArrayBuffer; bytes: ArrayBuffer }
+  | { type: 'send'; id: number; topic: string; compression: Compression; partition: number; count: number; lengths: ArrayBuffer; bytes: ArrayBuffer }
+  | { type: 'partitions'; id: number; topic: string }
   | { type: 'close'; id: number };
 
-export type FromWorker = { type: 'done'; id: number; error: string | null };
+/** A request's outcome; `value` is the answer to `partitions` (null otherwise or unknown). */
+export type FromWorker = { type: 'done'; id: number; error: string | null; value: number | null };
 
 export interface WorkerData {
   settings: TransportSettings;
@@ -37,7 +39,16 @@ export function packBatch(batch: OutgoingBatch, id: number): Extract<ToWorker, {
     at += typeof m.key === 'string' ? out.write(m.key, at, 'utf8') : m.key.copy(out, at);
     at += m.value.copy(out, at);
   }
-  return { type: 'send', id, topic: batch.topic, compression: batch.compression, count: n, lengths: lengths.buffer, bytes };
+  return {
+    type: 'send',
+    id,
+    topic: batch.topic,
+    compression: batch.compression,
+    partition: batch.partition ?? -1,
+    count: n,
+    lengths: lengths.buffer,
+    bytes,
+  };
 }
 
 /** The worker's side of packBatch: keys and values as views on the one buffer (no copy). */
@@ -52,5 +63,7 @@ export function unpackBatch(msg: Extract<ToWorker, { type: 'send' }>): OutgoingB
     messages[i] = { key: buf.subarray(at, at + k), value: buf.subarray(at + k, at + k + v) };
     at += k + v;
   }
-  return { topic: msg.topic, compression: msg.compression, messages };
+  return msg.partition < 0
+    ? { topic: msg.topic, compression: msg.compression, messages }
+    : { topic: msg.topic, compression: msg.compression, messages, partition: msg.partition };
 }

@@ -29,7 +29,7 @@ function workerEntry(): string {
 export class WorkerTransport implements KafkaTransport {
   private worker: Worker | null = null;
   private nextId = 1;
-  private readonly inFlight = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  private readonly inFlight = new Map<number, { resolve: (value: number | null) => void; reject: (err: Error) => void }>();
 
   constructor(private readonly settings: TransportSettings) {}
 
@@ -41,7 +41,7 @@ export class WorkerTransport implements KafkaTransport {
       const call = this.inFlight.get(msg.id);
       if (!call) return;
       this.settle(msg.id);
-      if (msg.error === null) call.resolve();
+      if (msg.error === null) call.resolve(msg.value);
       else call.reject(new KafkaTransportError(msg.error, this.settings.kind));
     });
     const fail = (why: string) => {
@@ -62,11 +62,11 @@ export class WorkerTransport implements KafkaTransport {
     if (this.inFlight.size === 0) this.worker?.unref();
   }
 
-  private call(make: (id: number) => ToWorker): Promise<void> {
+  private call(make: (id: number) => ToWorker): Promise<number | null> {
     const worker = this.start();
     const id = this.nextId++;
     const msg = make(id);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<number | null>((resolve, reject) => {
       if (this.inFlight.size === 0) worker.ref();
       this.inFlight.set(id, { resolve, reject });
       // The batch's buffers are moved, not copied, into the worker.
@@ -74,12 +74,17 @@ export class WorkerTransport implements KafkaTransport {
     });
   }
 
-  connect(): Promise<void> {
-    return this.call((id) => ({ type: 'connect', id }));
+  async connect(): Promise<void> {
+    await this.call((id) => ({ type: 'connect', id }));
   }
 
-  send(batch: OutgoingBatch): Promise<void> {
-    return this.call((id) => packBatch(batch, id));
+  /** Several may be in flight at once: the worker answers each by its id, in whatever order they complete. */
+  async send(batch: OutgoingBatch): Promise<void> {
+    await this.call((id) => packBatch(batch, id));
+  }
+
+  partitionCount(topic: string): Promise<number | null> {
+    return this.call((id) => ({ type: 'partitions', id, topic }));
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { buildRecord, DEFAULT_MASKED_FIELDS, fieldMatcher, maskValue, toJson } from '../../producer';
 import { encodeCurrent } from '../../producer/encode';
 import { maskedJson } from '../../producer/mask';
+import { murmur2, partitionOf } from '../../producer/transport/partition';
 import { packBatch, unpackBatch } from '../../producer/transport/wire';
 import { needsTruncation, truncateRecord } from '../../producer/truncate';
 import { CURRENT_SCHEMA_ID, confluentHeader, encodeRecord, singleObjectHeader } from '../../schemas';
@@ -92,6 +93,23 @@ describe('packBatch / unpackBatch', () => {
     expect(back.compression).toBe('gzip');
     expect(back.messages.map((m) => m.key.toString())).toEqual(messages.map((m) => m.key));
     back.messages.forEach((m, i) => expect(m.value.equals(messages[i]!.value)).toBe(true));
+    expect(back.partition).toBeUndefined();
+    expect(unpackBatch(packBatch({ topic: 't', compression: 'none', messages, partition: 2 }, 8)).partition).toBe(2);
+  });
+});
+
+describe('partitionOf', () => {
+  // kafkajs ships the Java client's murmur2: the reference for where an object's events go.
+  const reference = require('kafkajs/src/producer/partitioners/default/murmur2') as (key: string | Buffer) => number;
+
+  it("is Kafka's default partitioner, for ASCII, non-ASCII, long and empty keys, from strings and bytes", () => {
+    const keys = ['', 'a', 'ab', 'abc', 'abcd', 'invoice:42', 'http_request:req-1', 'dossier:é✓', '𝄞:日本', 'x'.repeat(1500) + 'é', 'y'.repeat(4001)];
+    for (let i = 0; i < 2000; i++) keys.push(`${i % 3 ? 'invoice' : 'user'}:${i * 7919}${i % 5 === 0 ? 'ü' : ''}`);
+    for (const k of keys) {
+      expect(murmur2(k)).toBe(reference(k));
+      expect(murmur2(Buffer.from(k))).toBe(reference(k));
+      expect(partitionOf(k, 3)).toBe((reference(k) & 0x7fffffff) % 3);
+    }
   });
 });
 
