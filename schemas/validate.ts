@@ -1,6 +1,21 @@
 import type { AuditRecord } from './types';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * `/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i`, by hand: every event
+ * is checked on the app's thread by the producer, and the regular expression took ~0.3 µs.
+ */
+export function isUuid(s: string): boolean {
+  if (s.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const c = s.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 0x2d) return false;
+    } else if (!((c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66))) {
+      return false;
+    }
+  }
+  return true;
+}
 
 /**
  * Accepted event times, in microseconds since the epoch, both ends included:
@@ -34,7 +49,7 @@ function instant(micros: number): string {
 /** Semantic checks Avro cannot express. Returns the problems found (empty when valid). */
 export function recordProblems(r: AuditRecord): string[] {
   const problems: string[] = [];
-  if (!UUID.test(r.event_id)) problems.push(`event_id is not a UUID: ${JSON.stringify(r.event_id)}`);
+  if (!isUuid(r.event_id)) problems.push(`event_id is not a UUID: ${JSON.stringify(r.event_id)}`);
   if (!Number.isSafeInteger(r.occurred_at) || r.occurred_at < MIN_OCCURRED_AT_MICROS || r.occurred_at > MAX_OCCURRED_AT_MICROS) {
     problems.push(
       `occurred_at out of range: ${instant(r.occurred_at)} (accepted: ${instant(MIN_OCCURRED_AT_MICROS)} to ${instant(MAX_OCCURRED_AT_MICROS)})`,

@@ -10,7 +10,7 @@ import { maskedJson } from '../../producer/mask';
 import { murmur2, partitionOf } from '../../producer/transport/partition';
 import { packBatch, unpackBatch } from '../../producer/transport/wire';
 import { needsTruncation, truncateRecord } from '../../producer/truncate';
-import { CURRENT_SCHEMA_ID, confluentHeader, encodeRecord, singleObjectHeader } from '../../schemas';
+import { CURRENT_SCHEMA_ID, confluentHeader, encodeRecord, isUuid, singleObjectHeader } from '../../schemas';
 
 const isSensitive = fieldMatcher(DEFAULT_MASKED_FIELDS);
 
@@ -95,6 +95,21 @@ describe('packBatch / unpackBatch', () => {
     back.messages.forEach((m, i) => expect(m.value.equals(messages[i]!.value)).toBe(true));
     expect(back.partition).toBeUndefined();
     expect(unpackBatch(packBatch({ topic: 't', compression: 'none', messages, partition: 2 }, 8)).partition).toBe(2);
+  });
+});
+
+describe('isUuid', () => {
+  it('accepts exactly what the regular expression it replaced accepts', () => {
+    const re = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    const samples = ['', 'x', randomUUID().toUpperCase(), '00000000-0000-0000-0000-000000000000', `${randomUUID()} `, `{${randomUUID().slice(1)}`];
+    const alphabet = '0123456789abcdefABCDEFgGzZ-_ é@`/:[{';
+    for (let i = 0; i < 3000; i++) {
+      const id = randomUUID().split('');
+      // One or two characters replaced by anything: a dash moved, a non-hex letter, a neighbour of a hex range.
+      for (let k = 0; k < 1 + (i % 2); k++) id[(i * 7 + k * 13) % 36] = alphabet[(i + k * 5) % alphabet.length]!;
+      samples.push(id.join(''), randomUUID());
+    }
+    for (const s of samples) expect([s, isUuid(s)]).toEqual([s, re.test(s)]);
   });
 });
 
