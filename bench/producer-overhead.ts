@@ -36,7 +36,9 @@
  * adds the previous release's client (kafkajs on the app's thread, its record path) side by side.
  *
  * Environment: BENCH_HTTP_N, BENCH_ORM_N, BENCH_ROUNDS, BENCH_WARMUP, BENCH_PG_HOST/PORT/USER/DATABASE,
- * AUDIT_KAFKA_BROKERS, BENCH_SCHEMA_REGISTRY_URL (default: the local Apicurio of infra/up.sh registry). Writes bench/results/producer-overhead.json.
+ * AUDIT_KAFKA_BROKERS, BENCH_SCHEMA_REGISTRY_URL (default: the local Apicurio of infra/up.sh registry),
+ * BENCH_PARTS, BENCH_TP_N, BENCH_TP_ROUNDS, BENCH_TP_VARIANTS (sender names, comma-separated: only those).
+ * Writes bench/results/producer-overhead.json (BENCH_RESULT_NAME: another name in bench/results/).
  */
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -354,7 +356,13 @@ const tpName = (v: Pick<LoadSpec, 'client' | 'thread' | 'compression' | 'batchSi
     ? 'build-only'
     : `${v.producerDir ? 'previous-release-' : ''}${v.client}-${v.thread}-${v.compression}${v.batchSize ? `-batch${v.batchSize}` : ''}${v.maxInFlight ? `-inflight${v.maxInFlight}` : ''}`;
 
+/** BENCH_TP_VARIANTS=name,name: only those senders (e.g. an A/B of two over more rounds). */
+const TP_ONLY = process.env.BENCH_TP_VARIANTS ? new Set(process.env.BENCH_TP_VARIANTS.split(',').map((v) => v.trim())) : null;
+
 const tpVariants = (): Omit<LoadSpec, 'n' | 'warmup' | 'brokers' | 'topic'>[] =>
+  allTpVariants().filter((v) => !TP_ONLY || TP_ONLY.has(tpName(v)));
+
+const allTpVariants = (): Omit<LoadSpec, 'n' | 'warmup' | 'brokers' | 'topic'>[] =>
   PREVIOUS
     ? [
         ...TP_VARIANTS,
@@ -503,8 +511,9 @@ async function main(): Promise<void> {
   };
   const outDir = join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'producer-overhead.json'), `${JSON.stringify(result, null, 2)}\n`);
-  log('written bench/results/producer-overhead.json');
+  const name = process.env.BENCH_RESULT_NAME ?? 'producer-overhead.json';
+  writeFileSync(join(outDir, name), `${JSON.stringify(result, null, 2)}\n`);
+  log(`written bench/results/${name}`);
 }
 
 if (process.argv[2] === '--throughput') {
