@@ -8,7 +8,7 @@ import { AuditConfigError, AuditInputError, AuditUnavailableError } from './erro
 import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
 import { encodeCurrent } from './encode';
 import { needsTruncation, truncateRecord } from './truncate';
-import { KafkajsTransport, createTransport, partitionOf, type KafkaClientKind, type KafkaTransport, type OutgoingBatch, type SenderThread } from './transport';
+import { KafkajsTransport, createTransport, partitionOf, type KafkaClientKind, type KafkaTransport, type SenderThread } from './transport';
 
 /** What happens to a new event when the buffer is full (Kafka down or slow). */
 export type BufferFullPolicy = 'drop' | 'block' | 'fail';
@@ -93,6 +93,8 @@ interface Pending {
   value: Buffer;
   /** False while the registry id is not known yet: its header bytes are written before sending. */
   framed: boolean;
+  /** Set when events are routed to one lane per partition; -1: the Kafka client partitions by key. */
+  partition: number;
 }
 
 /**
@@ -298,7 +300,7 @@ export class AuditClient {
     if (value.length > this.opts.maxMessageBytes) {
       throw new AuditInputError(`event is ${value.length} bytes even after truncation (limit ${this.opts.maxMessageBytes})`);
     }
-    return { key: objectKey(record), value, framed: this.header !== null };
+    return { key: objectKey(record), value, framed: this.header !== null, partition: -1 };
   }
 
   private enqueue(p: Pending): Promise<void> {
@@ -425,56 +427,70 @@ export class AuditClient {
     }
     for (let i = 0; i < incoming.length; i++) {
       const p = incoming[i]!;
-      lanes[partitionOf(p.key, lanes.length)]!.items.push(p);
+      p.partition = partitionOf(p.key, lanes.length);
+      lanes[p.partition]!.items.push(p);
     }
   }
 
-  /** Sends a request for every lane that has events and none in flight, while the window has room. */
+  /**
+   * Sends what the lanes hold: every lane with events and nothing in flight goes out, the
+   * free lanes spread over the free slots of the window (a topic with more partitions than
+   * `maxInFlight` gets requests of several partitions, as Kafka clients make them).
+   */
   private launch(): void {
     const n = this.lanes.length;
+    const ready: Lane[] = [];
     // Lanes are visited from a rotating start, so no partition waits behind the others for a slot.
     const from = this.nextLane;
     this.nextLane = (from + 1) % n;
-    for (let j = 0; j < n && this.inFlight < this.opts.maxInFlight; j++) {
-      const i = (from + j) % n;
-      const lane = this.lanes[i]!;
-      if (lane.sending === 0 && lane.items.length > 0) this.sendLane(lane, i);
+    for (let j = 0; j < n; j++) {
+      const lane = this.lanes[(from + j) % n]!;
+      if (lane.sending === 0 && lane.items.length > 0) ready.push(lane);
+    }
+    let at = 0;
+    for (let slots = this.opts.maxInFlight - this.inFlight; at < ready.length && slots > 0; slots--) {
+      const take = Math.ceil((ready.length - at) / slots);
+      this.sendLanes(ready.slice(at, at + take));
+      at += take;
     }
   }
 
   private nextLane = 0;
 
-  private sendLane(lane: Lane, index: number): void {
-    const items = lane.items;
-    const max = Math.min(items.length, this.opts.batchSize);
-    let count = 0;
+  /** One request with the oldest events of each of `lanes`, up to a batch; lanes the batch had no room for stay free. */
+  private sendLanes(lanes: readonly Lane[]): void {
+    const messages: Pending[] = [];
+    const taken: Lane[] = [];
     let bytes = 0;
-    while (count < max) {
-      const len = items[count]!.value.length;
-      if (count > 0 && bytes + len > this.opts.batchBytes) break;
-      bytes += len;
-      count++;
+    for (const lane of lanes) {
+      const items = lane.items;
+      const max = Math.min(items.length, this.opts.batchSize - messages.length);
+      let count = 0;
+      while (count < max) {
+        const len = items[count]!.value.length;
+        if (messages.length + count > 0 && bytes + len > this.opts.batchBytes) break;
+        bytes += len;
+        count++;
+      }
+      if (count === 0) break;
+      for (let i = 0; i < count; i++) messages.push(items[i]!);
+      lane.sending = count;
+      taken.push(lane);
     }
-    const messages = items.slice(0, count);
     for (const p of messages) {
       if (!p.framed) {
         p.value.writeInt32BE(this.registryId, 1);
         p.framed = true;
       }
     }
-    lane.sending = count;
     this.inFlight++;
     const generation = this.generation;
-    const batch: OutgoingBatch =
-      this.lanes.length > 1
-        ? { topic: this.topic, compression: this.opts.compression, messages, partition: index }
-        : { topic: this.topic, compression: this.opts.compression, messages };
-    this.transport.send(batch).then(
-      () => this.acknowledged(lane, count, generation),
+    this.transport.send({ topic: this.topic, compression: this.opts.compression, messages }).then(
+      () => this.acknowledged(taken, messages.length, generation),
       (err: unknown) => {
         this.inFlight--;
         if (generation === this.generation) {
-          lane.sending = 0;
+          for (const lane of taken) lane.sending = 0;
           this.sendFailed(err);
         }
         this.wake?.();
@@ -482,11 +498,13 @@ export class AuditClient {
     );
   }
 
-  private acknowledged(lane: Lane, count: number, generation: number): void {
+  private acknowledged(lanes: readonly Lane[], count: number, generation: number): void {
     this.inFlight--;
     if (generation === this.generation) {
-      lane.items.splice(0, count);
-      lane.sending = 0;
+      for (const lane of lanes) {
+        lane.items.splice(0, lane.sending);
+        lane.sending = 0;
+      }
       this.held -= count;
       this.counters.delivered += count;
       this.backoff = 100;

@@ -41,10 +41,9 @@ export class KafkajsTransport implements KafkaTransport {
       topic: batch.topic,
       acks: -1,
       compression: batch.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-      messages:
-        batch.partition === undefined
-          ? batch.messages.map((m) => ({ key: m.key, value: m.value }))
-          : batch.messages.map((m) => ({ key: m.key, value: m.value, partition: batch.partition })),
+      messages: batch.messages.map((m) =>
+        m.partition === undefined || m.partition < 0 ? { key: m.key, value: m.value } : { key: m.key, value: m.value, partition: m.partition },
+      ),
     });
   }
 

@@ -46,14 +46,14 @@ export class PlatformaticTransport implements KafkaTransport {
     await this.connect();
     const producer = await this.client();
     const topic = batch.topic;
-    const partition = batch.partition;
     const n = batch.messages.length;
     // One object per message, built in a counted loop: the library copies each into its own record anyway.
     const messages = new Array<MessageToProduce<Buffer, Buffer, Buffer, Buffer>>(n);
     for (let i = 0; i < n; i++) {
       const m = batch.messages[i]!;
       const key = typeof m.key === 'string' ? Buffer.from(m.key) : m.key;
-      messages[i] = partition === undefined ? { topic, key, value: m.value } : { topic, key, value: m.value, partition };
+      const partition = m.partition;
+      messages[i] = partition === undefined || partition < 0 ? { topic, key, value: m.value } : { topic, key, value: m.value, partition };
     }
     await producer.send({ acks: -1, compression: batch.compression === 'gzip' ? 'gzip' : 'none', messages });
   }

@@ -17,17 +17,17 @@ export interface OutgoingMessage {
   /** `type:id` of the object; bytes when it comes out of the worker's transfer buffer (no decode, no re-encode). */
   key: string | Buffer;
   value: Buffer;
+  /**
+   * The partition, when the audit client computed it (Kafka's default partitioner);
+   * absent or negative: the Kafka client partitions the message by its key.
+   */
+  partition?: number;
 }
 
 export interface OutgoingBatch {
   topic: string;
   compression: Compression;
   messages: readonly OutgoingMessage[];
-  /**
-   * Every message goes to this partition (the client computed it with Kafka's default
-   * partitioner); unset: the Kafka client partitions each message by its key.
-   */
-  partition?: number;
 }
 
 /** Settings a transport is built from; plain data, so they can cross into a worker thread. */

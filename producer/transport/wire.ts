@@ -2,13 +2,13 @@ import type { Compression, OutgoingBatch, TransportSettings } from './types';
 
 /**
  * The messages between the app thread and the sender's worker thread. A batch
- * crosses as one ArrayBuffer (keys and values back to back, their lengths in a
- * second one), moved with a transfer list: no per-message cloning, and the app
+ * crosses as one ArrayBuffer (keys and values back to back, their lengths and
+ * partitions in a second one), moved with a transfer list: no per-message cloning, and the app
  * thread's only work per batch is one copy of the encoded bytes.
  */
 export type ToWorker =
   | { type: 'connect'; id: number }
-  | { type: 'send'; id: number; topic: string; compression: Compression; partition: number; count: number; lengths: ArrayBuffer; bytes: ArrayBuffer }
+  | { type: 'send'; id: number; topic: string; compression: Compression; count: number; lengths: ArrayBuffer; bytes: ArrayBuffer }
   | { type: 'partitions'; id: number; topic: string }
   | { type: 'close'; id: number };
 
@@ -19,16 +19,17 @@ export interface WorkerData {
   settings: TransportSettings;
 }
 
-/** Packs a batch: for message i, its key then its value, lengths at [2i] and [2i+1]. */
+/** Packs a batch: for message i, its key then its value; key length, value length and partition (-1: none) at [3i], [3i+1], [3i+2]. */
 export function packBatch(batch: OutgoingBatch, id: number): Extract<ToWorker, { type: 'send' }> {
   const n = batch.messages.length;
-  const lengths = new Uint32Array(2 * n);
+  const lengths = new Int32Array(3 * n);
   let total = 0;
   for (let i = 0; i < n; i++) {
     const m = batch.messages[i]!;
     const k = typeof m.key === 'string' ? Buffer.byteLength(m.key) : m.key.length;
-    lengths[2 * i] = k;
-    lengths[2 * i + 1] = m.value.length;
+    lengths[3 * i] = k;
+    lengths[3 * i + 1] = m.value.length;
+    lengths[3 * i + 2] = m.partition ?? -1;
     total += k + m.value.length;
   }
   const bytes = new ArrayBuffer(total);
@@ -39,31 +40,20 @@ export function packBatch(batch: OutgoingBatch, id: number): Extract<ToWorker, {
     at += typeof m.key === 'string' ? out.write(m.key, at, 'utf8') : m.key.copy(out, at);
     at += m.value.copy(out, at);
   }
-  return {
-    type: 'send',
-    id,
-    topic: batch.topic,
-    compression: batch.compression,
-    partition: batch.partition ?? -1,
-    count: n,
-    lengths: lengths.buffer,
-    bytes,
-  };
+  return { type: 'send', id, topic: batch.topic, compression: batch.compression, count: n, lengths: lengths.buffer, bytes };
 }
 
 /** The worker's side of packBatch: keys and values as views on the one buffer (no copy). */
 export function unpackBatch(msg: Extract<ToWorker, { type: 'send' }>): OutgoingBatch {
-  const lengths = new Uint32Array(msg.lengths);
+  const lengths = new Int32Array(msg.lengths);
   const buf = Buffer.from(msg.bytes);
-  const messages = new Array<{ key: Buffer; value: Buffer }>(msg.count);
+  const messages = new Array<{ key: Buffer; value: Buffer; partition: number }>(msg.count);
   let at = 0;
   for (let i = 0; i < msg.count; i++) {
-    const k = lengths[2 * i]!;
-    const v = lengths[2 * i + 1]!;
-    messages[i] = { key: buf.subarray(at, at + k), value: buf.subarray(at + k, at + k + v) };
+    const k = lengths[3 * i]!;
+    const v = lengths[3 * i + 1]!;
+    messages[i] = { key: buf.subarray(at, at + k), value: buf.subarray(at + k, at + k + v), partition: lengths[3 * i + 2]! };
     at += k + v;
   }
-  return msg.partition < 0
-    ? { topic: msg.topic, compression: msg.compression, messages }
-    : { topic: msg.topic, compression: msg.compression, messages, partition: msg.partition };
+  return { topic: msg.topic, compression: msg.compression, messages };
 }

@@ -84,6 +84,9 @@ function clientWith(transport: ScriptedTransport, options: ConstructorParameters
   return client;
 }
 
+/** The partitions a request's messages carry (-1: left to the Kafka client). */
+const partitionsOf = (c: Call) => [...new Set(c.batch.messages.map((m) => m.partition ?? -1))];
+
 const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 
 /** Records `count` events over `objects` objects; event n has id uuid(n). */
@@ -100,9 +103,11 @@ it('keeps one request per partition in flight, several partitions at once, and r
   const first = await transport.waitPending(3);
   await new Promise((r) => setTimeout(r, 30));
   expect(transport.pending.size).toBe(3);
-  expect(new Set(first.map((c) => c.batch.partition))).toEqual(new Set([0, 1, 2]));
+  // Three partitions, five slots: a request per partition.
+  expect(first.map((c) => partitionsOf(c).length)).toEqual([1, 1, 1]);
+  expect(new Set(first.map((c) => partitionsOf(c)[0]))).toEqual(new Set([0, 1, 2]));
   for (const c of first) {
-    for (const m of c.batch.messages) expect(partitionOf(m.key, 3)).toBe(c.batch.partition);
+    for (const m of c.batch.messages) expect(partitionOf(m.key, 3)).toBe(m.partition);
   }
   // One fails: its partition sends the same events again (after the backoff), not the next ones.
   const failed = first[0]!;
@@ -114,7 +119,7 @@ it('keeps one request per partition in flight, several partitions at once, and r
   for (;;) {
     const [next] = await transport.waitPending(1, drained);
     if (!next) break;
-    if (next.batch.partition === failed.batch.partition && !resent) {
+    if (partitionsOf(next)[0] === partitionsOf(failed)[0] && !resent) {
       resent = next;
       expect(next.ids).toEqual(failed.ids);
     }
@@ -205,7 +210,7 @@ it('sends one request at a time, spanning partitions, with maxInFlight 1 or when
       const pending = [...transport.pending];
       if (pending.length === 0) continue;
       expect(pending.length).toBe(1);
-      expect(pending[0]!.batch.partition).toBeUndefined();
+      expect(partitionsOf(pending[0]!)).toEqual([-1]);
       order.push(...pending[0]!.ids);
       pending[0]!.resolve();
     }
@@ -217,4 +222,20 @@ it('sends one request at a time, spanning partitions, with maxInFlight 1 or when
 
 it('refuses a maxInFlight that is not a whole number of at least 1', () => {
   for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => new AuditClient({ brokers: ['127.0.0.1:1'], maxInFlight: bad })).toThrow(AuditConfigError);
+});
+
+it('puts several partitions in one request when the topic has more partitions than free slots', async () => {
+  const transport = new ScriptedTransport(12);
+  const client = clientWith(transport, { batchSize: 1000, maxInFlight: 3 });
+  recordEvents(client, 0, 240, 48);
+  const first = await transport.waitPending(3);
+  await new Promise((r) => setTimeout(r, 30));
+  expect(transport.pending.size).toBe(3);
+  // 12 partitions over 3 slots: 4 each, no partition in two requests.
+  expect(first.map((c) => partitionsOf(c).length)).toEqual([4, 4, 4]);
+  expect(new Set(first.flatMap((c) => partitionsOf(c))).size).toBe(12);
+  for (const c of first) c.resolve();
+  expect(await client.flush(1_000)).toBe(true);
+  expect(client.stats()).toMatchObject({ delivered: 240, queued: 0 });
+  await client.close();
 });

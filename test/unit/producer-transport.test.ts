@@ -93,8 +93,9 @@ describe('packBatch / unpackBatch', () => {
     expect(back.compression).toBe('gzip');
     expect(back.messages.map((m) => m.key.toString())).toEqual(messages.map((m) => m.key));
     back.messages.forEach((m, i) => expect(m.value.equals(messages[i]!.value)).toBe(true));
-    expect(back.partition).toBeUndefined();
-    expect(unpackBatch(packBatch({ topic: 't', compression: 'none', messages, partition: 2 }, 8)).partition).toBe(2);
+    expect(back.messages.map((m) => m.partition)).toEqual([-1, -1, -1]);
+    const placed = messages.map((m, i) => ({ ...m, partition: i * 5 }));
+    expect(unpackBatch(packBatch({ topic: 't', compression: 'none', messages: placed }, 8)).messages.map((m) => m.partition)).toEqual([0, 5, 10]);
   });
 });
 
