@@ -90,8 +90,8 @@ export class AuditCdcService {
         // Never drop, never block the synchronous decoding: reading pauses instead at AUDIT_CDC_MAX_BUFFERED.
         onBufferFull: 'block',
         bufferSize: Number.MAX_SAFE_INTEGER,
-        // Large requests: with one request in flight (ordering), throughput is batch size / broker round trip.
-        // 2 MiB of Avro compresses (gzip) far below the broker's 1 MB default message.max.bytes.
+        // Large requests: a partition has one request in flight at a time (ordering), so its throughput is batch
+        // size / broker round trip. 2 MiB of Avro compresses (gzip) far below the broker's 1 MB default message.max.bytes.
         batchSize: 5000,
         batchBytes: 2 * 1024 * 1024,
         logger: this.log,
@@ -245,7 +245,8 @@ export class AuditCdcService {
     this.metrics.skipped.inc(d.skipped - this.counted.skipped);
     this.counted = { ...d };
     let n = 0;
-    while (n < this.checkpoints.length && this.checkpoints[n]!.seq <= stats.delivered) n++;
+    // The prefix, not the count: with several requests in flight, later events can be acknowledged before earlier ones.
+    while (n < this.checkpoints.length && this.checkpoints[n]!.seq <= stats.deliveredPrefix) n++;
     if (n > 0) {
       const reached = this.checkpoints[n - 1]!.lsn;
       if (reached > this.confirmed) this.confirmed = reached;

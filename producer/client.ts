@@ -76,6 +76,13 @@ export interface AuditStats {
   accepted: number;
   /** Events acknowledged by Kafka. */
   delivered: number;
+  /**
+   * The first N events accepted are all acknowledged: what a caller that checkpoints by
+   * acceptance order may confirm (audit-cdc does). With several requests in flight, a
+   * partition's events can be acknowledged before older ones of another, so `delivered`
+   * can run ahead of this; events abandoned at `close()` stop it for good.
+   */
+  deliveredPrefix: number;
   /** Events dropped (buffer full in `drop` mode, undeliverable at close, oversized beyond repair). */
   dropped: number;
   /** Events rejected as invalid input. */
@@ -95,6 +102,8 @@ interface Pending {
   framed: boolean;
   /** Set when events are routed to one lane per partition; -1: the Kafka client partitions by key. */
   partition: number;
+  /** Its rank among accepted events (1 = the first). */
+  seq: number;
 }
 
 /**
@@ -300,7 +309,7 @@ export class AuditClient {
     if (value.length > this.opts.maxMessageBytes) {
       throw new AuditInputError(`event is ${value.length} bytes even after truncation (limit ${this.opts.maxMessageBytes})`);
     }
-    return { key: objectKey(record), value, framed: this.header !== null, partition: -1 };
+    return { key: objectKey(record), value, framed: this.header !== null, partition: -1, seq: 0 };
   }
 
   private enqueue(p: Pending): Promise<void> {
@@ -331,9 +340,9 @@ export class AuditClient {
   }
 
   private accept(p: Pending): void {
+    p.seq = ++this.counters.accepted;
     const n = this.incoming.push(p);
     this.held++;
-    this.counters.accepted++;
     // The pump is woken only when it has something new to decide (a first event to linger on,
     // or a full batch), not once per event.
     if (n === 1) {
@@ -529,6 +538,7 @@ export class AuditClient {
 
   private abandonQueue(): void {
     const lost = this.held;
+    if (lost > 0) this.prefixFrozenAt ??= this.oldestHeld() - 1;
     this.incoming = [];
     for (const lane of this.lanes) {
       lane.items = [];
@@ -575,7 +585,18 @@ export class AuditClient {
   }
 
   stats(): AuditStats {
-    return { ...this.counters, queued: this.held };
+    const deliveredPrefix = this.prefixFrozenAt ?? (this.held === 0 ? this.counters.accepted : this.oldestHeld() - 1);
+    return { ...this.counters, deliveredPrefix, queued: this.held };
+  }
+
+  /** Set when accepted events were abandoned: the delivered prefix ends before the first of them. */
+  private prefixFrozenAt: number | null = null;
+
+  /** The rank of the oldest event not yet acknowledged (each lane and `incoming` hold theirs oldest first). */
+  private oldestHeld(): number {
+    let oldest = this.incoming.length > 0 ? this.incoming[0]!.seq : Infinity;
+    for (const lane of this.lanes) if (lane.items.length > 0 && lane.items[0]!.seq < oldest) oldest = lane.items[0]!.seq;
+    return oldest === Infinity ? this.counters.accepted + 1 : oldest;
   }
 }
 

@@ -192,6 +192,27 @@ it('gives up at the close deadline and does not count answers that come after', 
   expect(stats.delivered).toBe(held[1]!.ids.length);
   expect(stats.dropped).toBe(30 - held[1]!.ids.length);
   expect(stats.queued).toBe(0);
+  // The delivered prefix stops before the first abandoned event, for good.
+  const delivered = new Set(held[1]!.ids);
+  const firstLost = Array.from({ length: 30 }, (_, n) => n).find((n) => !delivered.has(uuid(n)))!;
+  expect(stats.deliveredPrefix).toBe(firstLost);
+});
+
+it('counts the delivered prefix in acceptance order when a later partition is acknowledged first', async () => {
+  const transport = new ScriptedTransport(3);
+  const client = clientWith(transport, { batchSize: 100 });
+  recordEvents(client, 0, 30, 9);
+  const calls = await transport.waitPending(3);
+  const oldest = calls.find((c) => c.ids.includes(uuid(0)))!;
+  const others = calls.filter((c) => c !== oldest);
+  for (const c of others) c.resolve();
+  await new Promise((r) => setTimeout(r, 20));
+  const later = others.reduce((n, c) => n + c.ids.length, 0);
+  expect(client.stats()).toMatchObject({ delivered: later, deliveredPrefix: 0 });
+  oldest.resolve();
+  expect(await client.flush(1_000)).toBe(true);
+  expect(client.stats()).toMatchObject({ delivered: 30, deliveredPrefix: 30 });
+  await client.close();
 });
 
 it('sends one request at a time, spanning partitions, with maxInFlight 1 or when the partition count is unknown', async () => {
