@@ -77,6 +77,10 @@ export class RecordReader {
     this.consumer = this.kafka.consumer({ groupId: `reader-${randomUUID()}` });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    // Reading starts only once the group is joined (seconds): a test that waits for records while
+    // changes stream must not find the stream already over when the first records arrive.
+    const consumer = this.consumer;
+    const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
     await this.consumer.run({
       eachBatch: async ({ batch }) => {
         for (const m of batch.messages) this.records.push({ ...decoder.decode(m.value), partition: batch.partition, offset: m.offset });
@@ -84,6 +88,13 @@ export class RecordReader {
         if (last) this.next.set(batch.partition, BigInt(last.offset) + 1n);
       },
     });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`reader of ${this.topic} did not join its group in 60 s`)), 60_000)));
+    try {
+      await Promise.race([joined, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async waitFor(pred: (r: ReadRecord) => boolean, count = 1, timeoutMs = 60_000): Promise<ReadRecord[]> {
