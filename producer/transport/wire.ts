@@ -19,28 +19,41 @@ export interface WorkerData {
   settings: TransportSettings;
 }
 
-/** Packs a batch: for message i, its key then its value; key length, value length and partition (-1: none) at [3i], [3i+1], [3i+2]. */
+/**
+ * Packs a batch: for message i, its key then its value; key length, value length and
+ * partition (-1: none) at [3i], [3i+1], [3i+2]. One pass: the buffer is sized for the
+ * longest UTF-8 a key can have (3 bytes per UTF-16 unit) and not zero-filled, so keys are
+ * not measured before they are written; the worker reads only the bytes the lengths cover.
+ */
 export function packBatch(batch: OutgoingBatch, id: number): Extract<ToWorker, { type: 'send' }> {
-  const n = batch.messages.length;
+  const messages = batch.messages;
+  const n = messages.length;
   const lengths = new Int32Array(3 * n);
-  let total = 0;
+  let bound = 0;
   for (let i = 0; i < n; i++) {
-    const m = batch.messages[i]!;
-    const k = typeof m.key === 'string' ? Buffer.byteLength(m.key) : m.key.length;
+    const m = messages[i]!;
+    bound += (typeof m.key === 'string' ? 3 * m.key.length : m.key.length) + m.value.length;
+  }
+  // Its own ArrayBuffer (not a slice of the pool), so it can be moved to the worker.
+  const out = Buffer.allocUnsafeSlow(bound);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const m = messages[i]!;
+    let k: number;
+    if (typeof m.key === 'string') {
+      k = out.write(m.key, at, 'utf8');
+    } else {
+      out.set(m.key, at);
+      k = m.key.length;
+    }
+    at += k;
+    out.set(m.value, at);
+    at += m.value.length;
     lengths[3 * i] = k;
     lengths[3 * i + 1] = m.value.length;
     lengths[3 * i + 2] = m.partition ?? -1;
-    total += k + m.value.length;
   }
-  const bytes = new ArrayBuffer(total);
-  const out = Buffer.from(bytes);
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    const m = batch.messages[i]!;
-    at += typeof m.key === 'string' ? out.write(m.key, at, 'utf8') : m.key.copy(out, at);
-    at += m.value.copy(out, at);
-  }
-  return { type: 'send', id, topic: batch.topic, compression: batch.compression, count: n, lengths: lengths.buffer, bytes };
+  return { type: 'send', id, topic: batch.topic, compression: batch.compression, count: n, lengths: lengths.buffer, bytes: out.buffer as ArrayBuffer };
 }
 
 /** The worker's side of packBatch: keys and values as views on the one buffer (no copy). */

@@ -85,17 +85,22 @@ describe('packBatch / unpackBatch', () => {
       { key: 'invoice:42', value: Buffer.from([1, 2, 3]) },
       { key: 'dossier:é✓', value: Buffer.alloc(0) },
       { key: '', value: Buffer.from('x'.repeat(70_000)) },
+      { key: '𝄞:\ud800', value: Buffer.from([9]) },
     ];
     const packed = packBatch({ topic: 't', compression: 'gzip', messages }, 7);
-    expect(packed).toMatchObject({ type: 'send', id: 7, topic: 't', compression: 'gzip', count: 3 });
+    expect(packed).toMatchObject({ type: 'send', id: 7, topic: 't', compression: 'gzip', count: 4 });
     const back = unpackBatch(packed);
     expect(back.topic).toBe('t');
     expect(back.compression).toBe('gzip');
-    expect(back.messages.map((m) => m.key.toString())).toEqual(messages.map((m) => m.key));
+    back.messages.forEach((m, i) => expect(Buffer.from(m.key).equals(Buffer.from(messages[i]!.key))).toBe(true));
+    // A key that is already bytes crosses as they are.
+    const asBytes = unpackBatch(packBatch({ topic: 't', compression: 'none', messages: [{ key: Buffer.from([0xff, 0, 1]), value: Buffer.from('v') }] }, 9));
+    expect([...asBytes.messages[0]!.key]).toEqual([0xff, 0, 1]);
+    expect(asBytes.messages[0]!.value.toString()).toBe('v');
     back.messages.forEach((m, i) => expect(m.value.equals(messages[i]!.value)).toBe(true));
-    expect(back.messages.map((m) => m.partition)).toEqual([-1, -1, -1]);
+    expect(back.messages.map((m) => m.partition)).toEqual([-1, -1, -1, -1]);
     const placed = messages.map((m, i) => ({ ...m, partition: i * 5 }));
-    expect(unpackBatch(packBatch({ topic: 't', compression: 'none', messages: placed }, 8)).messages.map((m) => m.partition)).toEqual([0, 5, 10]);
+    expect(unpackBatch(packBatch({ topic: 't', compression: 'none', messages: placed }, 8)).messages.map((m) => m.partition)).toEqual([0, 5, 10, 15]);
   });
 });
 
