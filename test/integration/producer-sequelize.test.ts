@@ -7,10 +7,10 @@ import { AuditClient, auditSequelize, MASK, runWithAuditContext, type SequelizeA
 import type { AuditRecord } from '../../schemas';
 import { KAFKA_BROKERS } from '../helpers/infra';
 import { TopicReader } from '../helpers/topic-reader';
+import { PG_URL } from '../helpers/cdc';
 
 jest.setTimeout(90_000);
 
-const PG_URL = 'postgres://postgres@127.0.0.1:54329/audit_test';
 const suffix = randomUUID().slice(0, 8);
 const topic = `test.producer-sequelize-${randomUUID()}`;
 const reader = new TopicReader(topic);

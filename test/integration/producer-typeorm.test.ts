@@ -21,6 +21,7 @@ import {
   updateAuditContext,
 } from '../../producer';
 import type { AuditRecord } from '../../schemas';
+import { PG_URL } from '../helpers/cdc';
 import { KAFKA_BROKERS } from '../helpers/infra';
 import { TopicReader } from '../helpers/topic-reader';
 
@@ -104,10 +105,7 @@ beforeAll(async () => {
   client = new AuditClient({ brokers: [KAFKA_BROKERS], topic, sourceService: 'typeorm-it', lingerMs: 5 });
   ds = new DataSource({
     type: 'postgres',
-    host: '127.0.0.1',
-    port: 54329,
-    username: 'postgres',
-    database: 'audit_test',
+    url: PG_URL,
     entities: [InvoiceSchema, OrderLineSchema, ScratchSchema],
     synchronize: true,
     logging: false,
