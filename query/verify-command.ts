@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { oneLine } from '../config/bin';
 import { ConfigError, type Env, readEnv } from '../config/env';
 import { createLogger } from '../config/logger';
 import { kafkaCommittedOffsets } from '../maintenance/committed-offsets';
@@ -91,6 +92,3 @@ function summary(r: VerifyReport): string {
   return `verify: ${verdict}: ${s.partitions} partition(s), ${s.chainDigests} chain and ${s.compactionDigests} compaction digests, ${s.offsets} offsets (${s.deadLetters} dead letters, ${s.skippedOffsets} skipped by Kafka), ${s.filesChecked} files / ${(s.bytesChecked / 1e6).toFixed(1)} MB hashed, ${s.expiredDays} day(s) expired by retention, ${s.seconds.toFixed(1)} s`;
 }
 
-function oneLine(t: string): string {
-  return t.replace(/\s*\n\s*/g, ' ').trim();
-}
