@@ -283,6 +283,13 @@ export class AvroStagingTranscoder {
   private out: Buffer = EMPTY;
   /** @internal Output position, handed over like `pos`. */
   o = 0;
+  /**
+   * Keys of the map being read, as (start, length) pairs in `src`, and how many
+   * numbers are used: one array for every map (maps do not nest in the schema);
+   * a fresh one per map was about half of what the consumer allocated per event.
+   */
+  private readonly seen: number[] = [];
+  private seenUsed = 0;
 
   private readonly partitionPrefix = Buffer.from(`,${stagingKeyPrefix('kafka_partition')}`, 'latin1');
   private readonly offsetPrefix = Buffer.from(`,${stagingKeyPrefix('kafka_offset')}`, 'latin1');
@@ -505,17 +512,19 @@ export class AvroStagingTranscoder {
   }
 
   /** A map key, as a quoted inner string; declines keys JavaScript objects would reorder or drop. */
-  private mapKey(seen: number[], emit: boolean): void {
+  private mapKey(emit: boolean): void {
     const len = this.length();
     const start = this.pos;
     this.pos += len;
     // `__proto__` is kept here (it is text in the stored JSON); the general path cannot decode it.
     if (isArrayIndex(this.src, start, len)) throw DECLINE;
     // Map keys are few: compare each with those before it, byte by byte.
-    for (let i = 0; i < seen.length; i += 2) {
+    const seen = this.seen;
+    for (let i = 0; i < this.seenUsed; i += 2) {
       if (seen[i + 1] === len && this.src.compare(this.src, start, start + len, seen[i]!, seen[i]! + len) === 0) throw DECLINE;
     }
-    seen.push(start, len);
+    seen[this.seenUsed++] = start;
+    seen[this.seenUsed++] = len;
     if (!emit) {
       this.checkUtf8(start, start + len);
       return;
@@ -562,19 +571,19 @@ export class AvroStagingTranscoder {
 
   /** An Avro map written as a JSON object inside a string value; `value` reads (and writes) one entry's value. */
   private map(emit: boolean, value: (this: AvroStagingTranscoder, emit: boolean) => void): void {
-    const seen: number[] = [];
+    this.seenUsed = 0;
     const at = this.o;
     if (emit) this.out[this.o++] = 0x22;
     for (let n = this.blockCount(); n !== 0; n = this.blockCount()) {
       for (let i = 0; i < n; i++) {
-        if (emit) this.out[this.o++] = seen.length === 0 ? 0x7b : 0x2c;
-        this.mapKey(seen, emit);
+        if (emit) this.out[this.o++] = this.seenUsed === 0 ? 0x7b : 0x2c;
+        this.mapKey(emit);
         if (emit) this.out[this.o++] = 0x3a;
         value.call(this, emit);
       }
     }
     if (!emit) return;
-    if (seen.length === 0) {
+    if (this.seenUsed === 0) {
       this.o = at;
       this.raw(NULL);
     } else {
