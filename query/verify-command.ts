@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { oneLine } from '../config/bin';
 import { ConfigError, type Env, readEnv } from '../config/env';
 import { createLogger } from '../config/logger';
-import { kafkaCommittedOffsets } from '../maintenance/committed-offsets';
+import { kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
 import { DIGEST_ROOT } from '../trust/format';
 import { StorageError, dtOfMicros, openStore } from '../storage';
 import { type VerifyReport, VerifyError, verifyStore } from '../trust/verify';
@@ -72,7 +72,7 @@ async function committedOffsets(env: Env): Promise<Map<string, bigint>> {
   const store = openStore(env);
   const topics = (await store.listPrefixes(`${DIGEST_ROOT}chain/`)).map((p) => p.slice(`${DIGEST_ROOT}chain/`.length, -1));
   store.close();
-  const reader = kafkaCommittedOffsets(env, createLogger('audit-query', 'silent'));
+  const reader = kafkaCommittedOffsets(env, createLogger('audit-query', 'silent'), 'verify');
   try {
     return await reader.read(topics);
   } catch (e) {
