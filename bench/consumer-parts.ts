@@ -17,7 +17,8 @@
  * part also runs from that build in the same rounds, for ratios.
  *
  *   npm run bench:consumer-parts   (no services needed)
- *   BENCH_EVENTS (1000000) BENCH_ROUNDS (3) BENCH_CUT (100000) BENCH_BASELINE_DIST
+ *   BENCH_EVENTS (1000000) BENCH_ROUNDS (3) BENCH_CUT (100000) BENCH_PARTS (transcode,write,sink)
+ *   BENCH_BASELINE_DIST BENCH_OUT (consumer-parts.json)
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -150,10 +151,12 @@ async function main(): Promise<void> {
     if (!existsSync(join(baseline, 'consumer', 'sink.js'))) throw new Error(`BENCH_BASELINE_DIST=${baseline}: not a build's dist/ (no consumer/sink.js)`);
     builds.push(['baseline', resolve(baseline)]);
   }
+  const parts = (process.env.BENCH_PARTS ?? PARTS.join(',')).split(',') as Part[];
+  for (const p of parts) if (!PARTS.includes(p)) throw new Error(`BENCH_PARTS: unknown part ${p} (${PARTS.join(', ')})`);
   const results: PartResult[] = [];
   process.stderr.write(`consumer parts: ${events.toLocaleString('en')} events, cuts of ${cut.toLocaleString('en')}, ${rounds} rounds, Node ${process.version}, load ${loadavg()[0]!.toFixed(1)}\n`);
   for (let r = 0; r < rounds; r++) {
-    for (const part of PARTS) {
+    for (const part of parts) {
       for (const [build, dist] of r % 2 === 0 ? builds : [...builds].reverse()) {
         // As the bin runs (its shebang's young-generation size), each in a fresh process.
         const out = execFileSync(process.execPath, ['--max-semi-space-size=8', __filename, '--child', part, dist, String(events), String(cut)], {
@@ -169,7 +172,7 @@ async function main(): Promise<void> {
   }
   const rows: string[][] = [];
   const summary: Record<string, Record<string, number>> = {};
-  for (const part of PARTS) {
+  for (const part of parts) {
     for (const [build] of builds) {
       const of = results.filter((x) => x.part === part && x.build === build);
       const s = {
