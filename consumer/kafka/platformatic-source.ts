@@ -132,9 +132,10 @@ export class PlatformaticSource implements KafkaSource {
       // Java's and kafkajs's partitioner (murmur2 & 0x7fffffff), as the producer side uses.
       partitioner: kafka.compatibilityPartitioner,
     });
-    // A client emits 'error' when a background rejoin fails; unheard, that would throw.
-    for (const client of [this.admin, this.consumer, this.producer]) {
-      client.on('error', (err: Error) => this.onClientError(err));
+    // A client emits 'error' when a background operation fails (the consumer: a rejoin); unheard, that would throw.
+    this.consumer.on('error', (err: Error) => this.onMembershipLost(err));
+    for (const client of [this.admin, this.producer]) {
+      client.on('error', (err: Error) => this.log.warn({ err: errorText(err) }, 'Kafka client error'));
     }
     for (let attempt = 1; ; attempt++) {
       try {
@@ -187,7 +188,12 @@ export class PlatformaticSource implements KafkaSource {
       this.wake();
     });
     consumer.topics.track(topic);
-    await consumer.joinGroup(this.groupOptions());
+    try {
+      await consumer.joinGroup(this.groupOptions());
+    } catch (err) {
+      // As kafkajs's run(): a group that cannot be joined yet is a crash the loop recovers from (it rejoins).
+      this.onMembershipLost(err as Error);
+    }
     this.loop = this.run().catch((err: unknown) => {
       // The loop handles its own failures; this is a bug, reported as a crash for good.
       this.stopped = true;
@@ -240,16 +246,18 @@ export class PlatformaticSource implements KafkaSource {
 
   async send(topic: string, record: OutboundRecord): Promise<void> {
     const producer = this.requireProducer();
-    const headers: Record<string, Buffer> = {};
-    for (const [k, v] of Object.entries(record.headers)) headers[k] = typeof v === 'string' ? Buffer.from(v) : v;
+    // Without serializers the client writes header keys and values as they are: Buffers.
+    const headers = new Map<Buffer, Buffer>();
+    for (const [k, v] of Object.entries(record.headers)) headers.set(Buffer.from(k), typeof v === 'string' ? Buffer.from(v) : v);
     const message = { topic, key: Buffer.from(record.key), headers, ...(record.value !== null ? { value: record.value } : {}) };
     for (let attempt = 1; ; attempt++) {
       try {
         await producer.send({ acks: -1, compression: 'none', messages: [message] });
         return;
       } catch (err) {
-        // Until the broker answers, as kafkajs's producer did; stopping ends the wait.
-        if (this.stopped) throw new KafkaClientError(`send to ${topic}`, err);
+        // Until the broker answers, as kafkajs's producer did; stopping ends the wait, and a
+        // record the client refuses (a bug) would be refused for ever.
+        if (this.stopped || refusedByClient(err)) throw new KafkaClientError(`send to ${topic}`, err);
         const waitMs = backoff(attempt);
         this.log.warn({ err: errorText(err), topic, attempt, waitMs }, 'sending a dead letter failed; retrying');
         await sleep(waitMs);
@@ -278,10 +286,10 @@ export class PlatformaticSource implements KafkaSource {
     };
   }
 
-  /** A background rejoin failed (the broker is away): the membership is gone until the loop rejoins. */
-  private onClientError(err: Error): void {
+  /** Joining failed (the broker is away): no membership until the loop rejoins. */
+  private onMembershipLost(err: Error): void {
     if (this.stopped) return;
-    this.log.warn({ err: errorText(err) }, 'Kafka client error');
+    this.log.warn({ err: errorText(err) }, 'the consumer group could not be (re)joined; rejoining');
     if (!this.handlers) return;
     this.membershipLost = true;
     this.epoch++;
@@ -296,13 +304,13 @@ export class PlatformaticSource implements KafkaSource {
     wake?.();
   }
 
-  /** Waits for a join, resume or stop (or a second, in case one was missed). */
-  private idle(): Promise<void> {
+  /** Waits for a join, resume or stop, or `ms` (a backoff; by default a second, in case a wake-up was missed). */
+  private idle(ms = 1_000): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.wakeUp = null;
         resolve();
-      }, 1_000);
+      }, ms);
       this.wakeUp = () => {
         clearTimeout(timer);
         resolve();
@@ -328,7 +336,7 @@ export class PlatformaticSource implements KafkaSource {
             return;
           }
           handlers.onCrash(error, true);
-          await sleep(backoff(rejoins));
+          await this.idle(backoff(rejoins));
         }
         continue;
       }
@@ -354,7 +362,7 @@ export class PlatformaticSource implements KafkaSource {
         }
         failures++;
         handlers.onCrash(new KafkaClientError('fetch', err), true);
-        await sleep(backoff(failures));
+        await this.idle(backoff(failures));
       }
     }
   }
@@ -473,6 +481,15 @@ export class PlatformaticSource implements KafkaSource {
     if (!this.admin) throw new Error('PlatformaticSource: connect() first');
     return this.admin;
   }
+}
+
+/** A programming error under the client's wrappers (a TypeError, a UserError): retrying cannot help. */
+function refusedByClient(err: unknown, depth = 0): boolean {
+  if (depth > 6 || !(err instanceof Error)) return false;
+  if (err instanceof TypeError || err instanceof RangeError || (err as { code?: unknown }).code === 'PLT_KFK_USER') return true;
+  const nested = (err as { errors?: unknown }).errors;
+  if (Array.isArray(nested) && nested.some((e) => refusedByClient(e, depth + 1))) return true;
+  return refusedByClient(err.cause, depth + 1);
 }
 
 /** The client heartbeats on its own timer, whatever the batch handler does: nothing to do here. */
