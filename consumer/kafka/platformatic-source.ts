@@ -55,7 +55,7 @@ const REJOIN_ATTEMPTS = 10;
 const backoff = (attempt: number) => Math.min(10_000, 300 * 2 ** Math.min(attempt, 6));
 
 /** One partition's part of a fetch, with the position after it (control records included). */
-interface FetchedBatch extends SourceBatch {
+export interface FetchedBatch extends SourceBatch {
   next: bigint;
 }
 
@@ -409,42 +409,7 @@ export class PlatformaticSource implements KafkaSource {
       [...byNode].map(([node, partitions]) => consumer.fetch({ node, topics: [{ topicId: described.id, partitions }], maxWaitTime, minBytes, maxBytes })),
     );
     if (epoch !== this.epoch) return [];
-    return responses.flatMap((r) => this.batchesOf(r, described.id, requested));
-  }
-
-  private batchesOf(response: FetchResponse, topicId: string, requested: Map<number, bigint>): FetchedBatch[] {
-    const IS_CONTROL = this.lib!.IS_CONTROL;
-    const batches: FetchedBatch[] = [];
-    for (const t of response.responses) {
-      if (t.topicId !== topicId) continue;
-      for (const p of t.partitions) {
-        const from = requested.get(p.partitionIndex);
-        // A fetch session may return partitions this fetch did not ask for: their data is stale.
-        if (from === undefined || !p.records) continue;
-        const messages: InboundMessage[] = [];
-        let next = from;
-        for (const batch of p.records) {
-          const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
-          if (end > next) next = end;
-          if (batch.attributes & IS_CONTROL) continue;
-          // Offsets as numbers while they are exact (always, in practice): a BigInt per record costs.
-          const exact = end <= BigInt(Number.MAX_SAFE_INTEGER);
-          const first = Number(batch.firstOffset);
-          for (const r of batch.records) {
-            const offset = exact ? first + r.offsetDelta : batch.firstOffset + BigInt(r.offsetDelta);
-            // A compressed batch starts before the offset asked for: its head was read already.
-            if (offset < from) continue;
-            const m: InboundMessage = { offset: String(offset), key: r.key, value: r.value };
-            if (r.headers.length > 0) m.headers = headersOf(r.headers);
-            messages.push(m);
-          }
-        }
-        if (next === from) continue;
-        const lag = p.highWatermark - next;
-        batches.push({ partition: p.partitionIndex, messages, lag: lag > 0n ? lag : 0n, next });
-      }
-    }
-    return batches;
+    return responses.flatMap((r) => batchesOf(r, described.id, requested, this.lib!.IS_CONTROL));
   }
 
   /** Hands the batches over, up to `partitionsConcurrently` partitions at once; a position moves only when its batch is consumed. */
@@ -481,6 +446,45 @@ export class PlatformaticSource implements KafkaSource {
     if (!this.admin) throw new Error('PlatformaticSource: connect() first');
     return this.admin;
   }
+}
+
+/**
+ * One fetch response as batches per partition: only partitions this fetch asked for, only
+ * records at or after the offset asked for, transaction markers skipped; `next` is the
+ * position after everything returned (markers included), `lag` what is left after it.
+ */
+export function batchesOf(response: Pick<FetchResponse, 'responses'>, topicId: string, requested: ReadonlyMap<number, bigint>, controlBit: number): FetchedBatch[] {
+  const batches: FetchedBatch[] = [];
+  for (const t of response.responses) {
+    if (t.topicId !== topicId) continue;
+    for (const p of t.partitions) {
+      const from = requested.get(p.partitionIndex);
+      // A fetch session may return partitions this fetch did not ask for: their data is stale.
+      if (from === undefined || !p.records) continue;
+      const messages: InboundMessage[] = [];
+      let next = from;
+      for (const batch of p.records) {
+        const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+        if (end > next) next = end;
+        if (batch.attributes & controlBit) continue;
+        // Offsets as numbers while they are exact (always, in practice): a BigInt per record costs.
+        const exact = end <= BigInt(Number.MAX_SAFE_INTEGER);
+        const first = Number(batch.firstOffset);
+        for (const r of batch.records) {
+          const offset = exact ? first + r.offsetDelta : batch.firstOffset + BigInt(r.offsetDelta);
+          // A compressed batch starts before the offset asked for: its head was read already.
+          if (offset < from) continue;
+          const m: InboundMessage = { offset: String(offset), key: r.key, value: r.value };
+          if (r.headers.length > 0) m.headers = headersOf(r.headers);
+          messages.push(m);
+        }
+      }
+      if (next === from) continue;
+      const lag = p.highWatermark - next;
+      batches.push({ partition: p.partitionIndex, messages, lag: lag > 0n ? lag : 0n, next });
+    }
+  }
+  return batches;
 }
 
 /** A programming error under the client's wrappers (a TypeError, a UserError): retrying cannot help. */
