@@ -345,12 +345,21 @@ export class PlatformaticSource implements KafkaSource {
         continue;
       }
       const epoch = this.epoch;
+      const ahead = this.ahead;
+      this.ahead = null;
       try {
         if (this.positions.size === 0) await this.readPositions(epoch);
         if (epoch !== this.epoch) continue;
-        const batches = await this.fetchOnce(epoch);
+        const batches = await (ahead?.epoch === epoch && samePositions(ahead.from, this.positions) ? ahead.batches : this.fetchOnce(epoch, this.positions));
         failures = 0;
         if (epoch !== this.epoch || this.paused || this.stopped) continue;
+        // The next fetch goes out while these batches are appended, from where they lead;
+        // it is used only if every one of them is consumed (else the positions differ).
+        const next = new Map(this.positions);
+        for (const b of batches) next.set(b.partition, b.next);
+        const prefetch = this.fetchOnce(epoch, next);
+        prefetch.catch(() => undefined); // awaited (and its failure handled) on the next turn, or dropped
+        this.ahead = { epoch, from: next, batches: prefetch };
         await this.deliver(batches, epoch, handlers);
       } catch (err) {
         if (this.stopped) return;
@@ -368,6 +377,8 @@ export class PlatformaticSource implements KafkaSource {
   }
 
   private resetToEarliest = false;
+  /** The fetch sent ahead while the previous batches were appended. */
+  private ahead: { epoch: number; from: ReadonlyMap<number, bigint>; batches: Promise<FetchedBatch[]> } | null = null;
 
   /** Where each assigned partition is read from after a join: its committed offset, else the earliest. */
   private async readPositions(epoch: number): Promise<void> {
@@ -387,7 +398,7 @@ export class PlatformaticSource implements KafkaSource {
   }
 
   /** One fetch of every assigned partition from its leader (one request per broker). */
-  private async fetchOnce(epoch: number): Promise<FetchedBatch[]> {
+  private async fetchOnce(epoch: number, positions: ReadonlyMap<number, bigint>): Promise<FetchedBatch[]> {
     const consumer = this.requireConsumer();
     const topic = this.topic!;
     const metadata = await consumer.metadata({ topics: [topic] });
@@ -396,7 +407,7 @@ export class PlatformaticSource implements KafkaSource {
     const byNode = new Map<number, FetchRequestPartition[]>();
     const requested = new Map<number, bigint>();
     for (const partition of this.assignment) {
-      const fetchOffset = this.positions.get(partition);
+      const fetchOffset = positions.get(partition);
       const leader = described.partitions[partition]?.leader;
       if (fetchOffset === undefined || leader === undefined || leader < 0) continue;
       requested.set(partition, fetchOffset);
@@ -485,6 +496,12 @@ export function batchesOf(response: Pick<FetchResponse, 'responses'>, topicId: s
     }
   }
   return batches;
+}
+
+function samePositions(a: ReadonlyMap<number, bigint>, b: ReadonlyMap<number, bigint>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [p, offset] of a) if (b.get(p) !== offset) return false;
+  return true;
 }
 
 /** A programming error under the client's wrappers (a TypeError, a UserError): retrying cannot help. */
