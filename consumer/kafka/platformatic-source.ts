@@ -70,7 +70,8 @@ export interface FetchedBatch extends SourceBatch {
  * member had read to, with nothing fetched under the previous generation handed over
  * after the service heard of the new one.
  *
- * It is an ES module: loaded by connect() (require(esm) is not needed; Node >= 22.12).
+ * The library is an ES module: loaded on connect() (tsc turns the import() into require(esm),
+ * Node >= 22.12), so the kafkajs path never loads it.
  */
 export class PlatformaticSource implements KafkaSource {
   private lib: Module | null = null;
@@ -109,7 +110,8 @@ export class PlatformaticSource implements KafkaSource {
       clientId: this.opts.clientId,
       bootstrapBrokers: this.opts.brokers,
       connectTimeout: 3_000,
-      timeout: 30_000,
+      // A JoinGroup is answered only once every member rejoined, within the rebalance timeout.
+      timeout: Math.max(30_000, this.opts.rebalanceTimeoutMs + 5_000),
       retries: 5,
       retryDelay: 500,
     };
@@ -201,6 +203,13 @@ export class PlatformaticSource implements KafkaSource {
     });
   }
 
+  /**
+   * A commit the coordinator refuses for a rebalance (ILLEGAL_GENERATION, ...) is retried
+   * by the client once it rejoined, under the new generation, even if the partition moved
+   * to another member. That is safe here: the offset is the end of a stored cut, so at
+   * worst it moves the new owner's commit back and a range is re-read, never skipped
+   * (the claims give the re-read the same keys).
+   */
   async commit(partition: number, nextOffset: string): Promise<void> {
     const consumer = this.requireConsumer();
     try {
