@@ -181,6 +181,7 @@ export class PlatformaticSource implements KafkaSource {
     this.topic = topic;
     this.handlers = handlers;
     consumer.on('consumer:group:join', (payload) => {
+      if (this.stopped) return; // a join that completes while stopping: nothing more is read
       const partitions = [...(payload.assignments?.find((a) => a.topic === topic)?.partitions ?? [])].sort((a, b) => a - b);
       this.epoch++;
       this.assignment = partitions;
