@@ -1,3 +1,4 @@
+import { ConfigError, nodeRunsPlatformatic, readEnv } from '../../config/env';
 import { batchesOf, errorText } from '../../consumer/kafka/platformatic-source';
 
 /** @platformatic/kafka's IS_CONTROL attribute bit (protocol/records.ts). */
@@ -74,5 +75,18 @@ describe('platformatic source: error text', () => {
     const network = new Error('Connection to 127.0.0.1:1 failed.', { cause: refused });
     const retries = Object.assign(new AggregateError([new Error('first'), network], 'metadata failed 2 times.'), { code: 'PLT_KFK_MULTIPLE' });
     expect(errorText(retries)).toBe('metadata failed 2 times.: Connection to 127.0.0.1:1 failed.: connect ECONNREFUSED 127.0.0.1:1');
+  });
+});
+
+describe('AUDIT_KAFKA_CLIENT', () => {
+  it('defaults to kafkajs, takes platformatic, and refuses anything else at start-up', () => {
+    expect(readEnv({}).AUDIT_KAFKA_CLIENT).toBe('kafkajs');
+    expect(readEnv({ AUDIT_KAFKA_CLIENT: 'platformatic' }).AUDIT_KAFKA_CLIENT).toBe('platformatic');
+    expect(() => readEnv({ AUDIT_KAFKA_CLIENT: 'rdkafka' })).toThrow(ConfigError);
+    expect(() => readEnv({ AUDIT_KAFKA_CLIENT: 'rdkafka' })).toThrow(/AUDIT_KAFKA_CLIENT/);
+  });
+
+  it("knows @platformatic/kafka's Node lines", () => {
+    expect(['22.21.0', '22.22.0', '23.11.0', '24.5.0', '24.6.0', '25.0.0'].map((v) => nodeRunsPlatformatic(v))).toEqual([false, true, false, false, true, true]);
   });
 });
