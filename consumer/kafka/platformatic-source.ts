@@ -153,7 +153,11 @@ export class PlatformaticSource implements KafkaSource {
     }
   }
 
-  async ensureTopics(topics: string[]): Promise<void> {
+  ensureTopics(topics: string[]): Promise<void> {
+    return this.operation(`ensure topics ${topics.join(', ')}`, () => this.ensureTopicsNow(topics));
+  }
+
+  private async ensureTopicsNow(topics: string[]): Promise<void> {
     const admin = this.requireAdmin();
     const existing = new Set(await admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t));
@@ -229,7 +233,11 @@ export class PlatformaticSource implements KafkaSource {
     this.wake();
   }
 
-  async endOffsets(topic: string): Promise<PartitionEnds[]> {
+  endOffsets(topic: string): Promise<PartitionEnds[]> {
+    return this.operation(`watermarks of ${topic}`, () => this.endOffsetsNow(topic));
+  }
+
+  private async endOffsetsNow(topic: string): Promise<PartitionEnds[]> {
     const kafka = await this.load();
     const consumer = this.requireConsumer();
     const [low, high] = await Promise.all([
@@ -241,7 +249,11 @@ export class PlatformaticSource implements KafkaSource {
     return highs.map((h, partition) => ({ partition, low: lows[partition] ?? 0n, high: h }));
   }
 
-  async committedOffsets(topic: string): Promise<Map<number, bigint>> {
+  committedOffsets(topic: string): Promise<Map<number, bigint>> {
+    return this.operation(`committed offsets of ${topic} for ${this.opts.groupId}`, () => this.committedOffsetsNow(topic));
+  }
+
+  private async committedOffsetsNow(topic: string): Promise<Map<number, bigint>> {
     const consumer = this.requireConsumer();
     const metadata = await consumer.metadata({ topics: [topic] });
     const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
@@ -451,6 +463,15 @@ export class PlatformaticSource implements KafkaSource {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.opts.partitionsConcurrently, batches.length) }, worker));
+  }
+
+  /** Runs a client operation; a failure becomes a KafkaClientError naming it (a KafkaClientError already names its own). */
+  private async operation<T>(name: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw err instanceof KafkaClientError ? err : new KafkaClientError(name, err);
+    }
   }
 
   private requireConsumer(): Consumer {
