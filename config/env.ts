@@ -58,7 +58,8 @@ export const envSchema = z.object({
   AUDIT_KAFKA_REBALANCE_TIMEOUT_MS: intVar(60_000, 6_000),
   /**
    * The consumer's Kafka client: `kafkajs` (2.2, unmaintained since 2023) or `platformatic`
-   * (@platformatic/kafka, which needs Node >= 22.22 on 22, >= 24.6 on 24).
+   * (@platformatic/kafka, which needs Node >= 22.22 on 22, >= 24.6 on 24). Default kafkajs: side
+   * by side the consumer spent the same CPU per event on either (bench/README.md#consumer-clients).
    */
   AUDIT_KAFKA_CLIENT: z
     .enum(['platformatic', 'kafkajs'])
