@@ -79,8 +79,9 @@ describe('platformatic source: error text', () => {
 });
 
 describe('AUDIT_KAFKA_CLIENT', () => {
-  it('defaults to kafkajs, takes platformatic, and refuses anything else at start-up', () => {
-    expect(readEnv({}).AUDIT_KAFKA_CLIENT).toBe('kafkajs');
+  it('defaults to platformatic where Node runs it (kafkajs elsewhere), takes either, and refuses anything else at start-up', () => {
+    expect(readEnv({}).AUDIT_KAFKA_CLIENT).toBe(nodeRunsPlatformatic() ? 'platformatic' : 'kafkajs');
+    expect(readEnv({ AUDIT_KAFKA_CLIENT: 'kafkajs' }).AUDIT_KAFKA_CLIENT).toBe('kafkajs');
     expect(readEnv({ AUDIT_KAFKA_CLIENT: 'platformatic' }).AUDIT_KAFKA_CLIENT).toBe('platformatic');
     expect(() => readEnv({ AUDIT_KAFKA_CLIENT: 'rdkafka' })).toThrow(ConfigError);
     expect(() => readEnv({ AUDIT_KAFKA_CLIENT: 'rdkafka' })).toThrow(/AUDIT_KAFKA_CLIENT/);
