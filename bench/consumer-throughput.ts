@@ -9,7 +9,8 @@
  *
  *   npm run build && node dist/bench/consumer-throughput.js
  *   BENCH_EVENTS=1000000 (default) BENCH_RUNS=2; BENCH_TOPIC=<existing topic> skips producing
- *   BENCH_CONSUMERS=consumer,... picks audit-consumer variants; BENCH_OUT names the JSON file
+ *   BENCH_CONSUMERS=consumer,... picks audit-consumer variants (consumerKafkajs and consumerPlatformatic:
+ *   each Kafka client, AUDIT_KAFKA_CLIENT); BENCH_OUT names the JSON file
  *
  * Registry on vs off: the same events are also produced to a second topic framed
  * with a schema registry's id (BENCH_SCHEMA_REGISTRY_URL, default the local
@@ -160,6 +161,9 @@ async function main(): Promise<void> {
   // Consumer variants, side by side in the same rounds (BENCH_CONSUMERS picks some: a comma list of keys).
   const variants: Reader[] = [
     { key: 'consumer', name: 'audit-consumer --drain (-> Parquet -> S3)', run: consumer('consumer', {}) },
+    // The consumer's two Kafka clients (AUDIT_KAFKA_CLIENT), whichever is the default.
+    { key: 'consumerKafkajs', name: 'audit-consumer, kafkajs', run: consumer('kafkajs', { AUDIT_KAFKA_CLIENT: 'kafkajs' }) },
+    { key: 'consumerPlatformatic', name: 'audit-consumer, @platformatic/kafka', run: consumer('platformatic', { AUDIT_KAFKA_CLIENT: 'platformatic' }) },
     // With and without transcode workers (the default transcodes on the event loop).
     { key: 'consumerWorker', name: 'audit-consumer, 1 transcode worker', run: consumer('worker1', { AUDIT_TRANSCODE_WORKERS: '1' }) },
     { key: 'consumer2Workers', name: 'audit-consumer, 2 transcode workers', run: consumer('workers2', { AUDIT_TRANSCODE_WORKERS: '2' }) },
@@ -212,6 +216,19 @@ async function main(): Promise<void> {
   const targets = c
     ? { cpuSecondsPerMillion: c.cpuSecondsPerMillion <= 6, shareOfKcat: c.eventsPerSecondVsKcat >= 0.25, peakRssMb: c.peakRssMb <= 512 }
     : null;
+  const pk = summary.consumerPlatformatic && summary.consumerKafkajs ? { p: summary.consumerPlatformatic, k: summary.consumerKafkajs } : null;
+  const clients = pk
+    ? {
+        eventsPerSecond: pk.p.eventsPerSecond / pk.k.eventsPerSecond,
+        cpuSecondsPerMillion: pk.p.cpuSecondsPerMillion / pk.k.cpuSecondsPerMillion,
+        peakRssMb: pk.p.peakRssMb / pk.k.peakRssMb,
+      }
+    : null;
+  if (clients) {
+    console.log(
+      `@platformatic/kafka vs kafkajs (audit-consumer): ${(clients.eventsPerSecond * 100).toFixed(1)}% of the events/s, ${(clients.cpuSecondsPerMillion * 100).toFixed(1)}% of the CPU-s per 1M, ${(clients.peakRssMb * 100).toFixed(1)}% of the peak RSS`,
+    );
+  }
   if (summary.consumerRegistry && c) console.log(`registry on vs off: ${((summary.consumerRegistry.eventsPerSecond / c.eventsPerSecond) * 100).toFixed(1)}% of the events/s without (medians; runs interleaved)`);
   if (targets && c) {
     const says = (ok: boolean) => (ok ? 'met' : 'MISSED');
@@ -236,6 +253,7 @@ async function main(): Promise<void> {
         rounds: RUNS,
         runs,
         summary,
+        platformaticVsKafkajs: clients,
         registryOnVsOff: summary.consumerRegistry && c ? summary.consumerRegistry.eventsPerSecond / c.eventsPerSecond : null,
         registryUrl: registryTopic ? REGISTRY_URL : null,
         targets,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { ConfigError, readEnv } from '../config/env';
+import { exitCodeOf, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
 import { createLogger } from '../config/logger';
 import { AuditCdcService } from './service';
 
@@ -16,40 +16,24 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     throw err;
   }
-  let env;
-  let service;
-  const log = createLogger('audit-cdc', process.env.AUDIT_LOG_LEVEL ?? 'info');
+  const env = readEnvOrExit('audit-cdc');
+  if (env === 2) return 2;
+  const log = createLogger('audit-cdc', env.AUDIT_LOG_LEVEL);
+  let service: AuditCdcService;
   try {
-    env = readEnv();
-    log.level = env.AUDIT_LOG_LEVEL;
     service = new AuditCdcService(env, { log });
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`audit-cdc: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
+    sayError('audit-cdc', (err as Error).message);
+    return exitCodeOf(err);
   }
-  const svc = service;
-  const onSignal = (signal: string) => {
-    log.info({ signal }, 'shutting down: waiting for Kafka, then confirming the slot');
-    void svc.stop();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  stopOnSignals(log, 'waiting for Kafka, then confirming the slot', () => service.stop());
   try {
-    await svc.run();
+    await service.run();
     return 0;
   } catch (err) {
-    process.stderr.write(`audit-cdc: ${(err as Error).message}\n`);
-    return 1;
+    sayError('audit-cdc', (err as Error).message);
+    return exitCodeOf(err);
   }
 }
 
-main(process.argv).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`audit-cdc: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBin('audit-cdc', main);

@@ -3,7 +3,8 @@
 // ~480 MB instead of ~585 MB and ~10 % less CPU (the garbage is short-lived staging
 // bookkeeping). `node dist/consumer/cli.js` skips this line: pass the flag there yourself.
 import { Command, CommanderError } from 'commander';
-import { ConfigError, readEnv, schemaRegistryConfig } from '../config/env';
+import { exitCodeOf, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
+import { ConfigError, schemaRegistryConfig } from '../config/env';
 import { createLogger } from '../config/logger';
 import { AuditConsumerService, DependencyError } from './service';
 
@@ -23,31 +24,17 @@ async function main(argv: string[]): Promise<number> {
   }
   const flags = program.opts<{ drain?: boolean; once?: boolean }>();
 
-  let env;
-  try {
-    env = readEnv();
-    schemaRegistryConfig(env); // the pairing rules of the registry credentials
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`audit-consumer: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const env = readEnvOrExit('audit-consumer', schemaRegistryConfig); // with the pairing rules of the registry credentials
+  if (env === 2) return 2;
   const log = createLogger('audit-consumer', env.AUDIT_LOG_LEVEL);
   let service: AuditConsumerService;
   try {
     service = new AuditConsumerService(env, { drain: Boolean(flags.drain || flags.once), log });
   } catch (err) {
-    process.stderr.write(`audit-consumer: ${oneLine((err as Error).message)}\n`);
-    return 1;
+    sayError('audit-consumer', (err as Error).message);
+    return exitCodeOf(err);
   }
-  const onSignal = (signal: string) => {
-    log.info({ signal }, 'shutting down: finishing the current batch');
-    void service.stop();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  stopOnSignals(log, 'finishing the current batch', () => service.stop());
   try {
     await service.run();
     log.info('stopped');
@@ -58,23 +45,10 @@ async function main(argv: string[]): Promise<number> {
     await service.stop(err as Error).catch(() => undefined);
     // A dependency missing at start-up is said once, in the line below; later failures are logged too.
     if (!(err instanceof DependencyError || err instanceof ConfigError)) log.error({ err: (err as Error).message }, 'audit-consumer failed');
-    process.stderr.write(`audit-consumer: ${oneLine((err as Error).message)}\n`);
+    sayError('audit-consumer', (err as Error).message);
     // A configuration found wrong only once the store is open (a missing signing key) is still one: exit 2.
-    return err instanceof ConfigError ? 2 : 1;
+    return exitCodeOf(err);
   }
 }
 
-/** One line, whatever the cause looks like (SDK errors can be multi-line). */
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
-}
-
-// The AWS SDK's multi-line Node-version notice would break "one line on stderr".
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-main(process.argv).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`audit-consumer: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBin('audit-consumer', main);

@@ -36,7 +36,8 @@ export class CutWriter {
 
   async write(partition: number, rows: readonly StagedRow[]): Promise<CutFiles> {
     const byDate = new Map<string, StagedRow[]>();
-    for (const row of rows) {
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
       const dt = dtOfMicros(row.occurredAt);
       let group = byDate.get(dt);
       if (!group) byDate.set(dt, (group = []));

@@ -10,3 +10,15 @@ export const FETCH_SETTINGS = {
   maxBytesPerPartition: 2 * 1024 * 1024,
   maxBytes: 6 * 1024 * 1024,
 } as const;
+
+/**
+ * The same bounds for @platformatic/kafka (consumer/kafka/platformatic-source.ts), with
+ * 1 MiB per fetch: its response buffer re-walks its chunks, so large fetches cost it more
+ * than they save (measured ~6x slower with its 50 MiB default; bench/README.md).
+ */
+export const PLATFORMATIC_FETCH_SETTINGS = {
+  maxWaitTime: FETCH_SETTINGS.maxWaitTimeInMs,
+  minBytes: 1,
+  maxBytes: 1024 * 1024,
+  maxBytesPerPartition: 1024 * 1024,
+} as const;

@@ -116,7 +116,7 @@ export class ParquetWriter {
       const sorted = [...rows].sort(compareStaged);
       await writeLines(staging, sorted);
       let longest = 0;
-      for (const r of sorted) if (r.end - r.start > longest) longest = r.end - r.start;
+      for (let i = 0; i < sorted.length; i++) longest = Math.max(longest, sorted[i]!.end - sorted[i]!.start);
       // Insertion order is preserved (DuckDB's default), so the file keeps the staging order.
       await conn.run(
         `COPY (SELECT ${SELECT_STAGED} FROM read_ndjson(${sqlString(staging)}, columns = {${STAGED_COLUMNS}}, maximum_object_size = ${jsonObjectLimit(longest)}))
@@ -219,7 +219,9 @@ async function writeLines(path: string, rows: readonly StagedRow[]): Promise<voi
   try {
     let block = Buffer.allocUnsafeSlow(WRITE_BLOCK);
     let used = 0;
-    for (const row of rows) {
+    // Indexed: an iterator in an async loop allocates a result object per row.
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
       const n = row.end - row.start;
       if (used + n > block.length) {
         if (used > 0) await fh.write(block, 0, used);

@@ -71,6 +71,7 @@ export class AuditConsumerService {
   ) {
     this.metrics = createMetrics();
     this.kafka = openKafkaSource(
+      env.AUDIT_KAFKA_CLIENT,
       {
         clientId: env.AUDIT_CLIENT_ID,
         brokers: brokers(env),

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { ConfigError, readEnv } from '../config/env';
+import { exitCodeOf, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
 import { createLogger } from '../config/logger';
 import { writeFile } from 'node:fs/promises';
 import { isDt } from '../storage';
@@ -60,16 +60,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function maintain(flags: MaintainFlags): Promise<number> {
-  let env;
-  try {
-    env = readEnv();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`audit-admin: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const env = readEnvOrExit('audit-admin');
+  if (env === 2) return 2;
   const log = createLogger('audit-admin', env.AUDIT_LOG_LEVEL);
   const dryRun = Boolean(flags.dryRun);
   const service = new MaintenanceService(env, {
@@ -79,20 +71,15 @@ async function maintain(flags: MaintainFlags): Promise<number> {
     log,
     say: (line) => process.stdout.write(`${line}\n`),
   });
-  const onSignal = (signal: string) => {
-    log.info({ signal }, 'stopping after the current day');
-    service.stop();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  stopOnSignals(log, 'stopping after the current day', () => service.stop());
   try {
     const report = await service.run();
     if (report) process.stdout.write(`${JSON.stringify({ pass: report })}\n`);
     return 0;
   } catch (err) {
     log.error({ err: (err as Error).message }, 'maintenance failed');
-    process.stderr.write(`audit-admin: ${(err as Error).message}\n`);
-    return err instanceof ConfigError ? 2 : 1;
+    sayError('audit-admin', (err as Error).message);
+    return exitCodeOf(err);
   }
 }
 
@@ -103,17 +90,11 @@ async function keygen(out: string): Promise<number> {
     await writeFile(out, key.privateKeyPem, { mode: 0o600, flag: 'wx' });
     await writeFile(`${out}.pub`, key.publicKeyPem, { flag: 'wx' });
   } catch (err) {
-    process.stderr.write(`audit-admin: cannot write ${out}: ${(err as NodeJS.ErrnoException).code === 'EEXIST' ? 'it exists (keys are never overwritten)' : (err as Error).message}\n`);
+    sayError('audit-admin', `cannot write ${out}: ${(err as NodeJS.ErrnoException).code === 'EEXIST' ? 'it exists (keys are never overwritten)' : (err as Error).message}`);
     return 2;
   }
   process.stdout.write(`${JSON.stringify({ keyId: key.keyId, privateKey: out, publicKey: `${out}.pub` })}\n`);
   return 0;
 }
 
-main(process.argv).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`audit-admin: ${(err as Error).message ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBin('audit-admin', main);

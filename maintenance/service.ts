@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { ConfigError, type Env } from '../config/env';
 import { startOpsServer } from '../consumer/ops-server';
 import { type ObjectStore, checkCreateIfAbsent, openStore } from '../storage';
-import { type CommittedOffsets, kafkaCommittedOffsets } from './committed-offsets';
+import { type CommittedOffsets, kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
 import { Compactor } from './compactor';
 import { Maintainer, type PassRange, type PassReport } from './maintainer';
 import { createMaintenanceMetrics, recordPass } from './metrics';
@@ -58,7 +58,7 @@ export class MaintenanceService {
       threads: env.AUDIT_DUCKDB_THREADS,
       spillDir: join(workDir, 'duckdb-spill'),
     });
-    const committed: CommittedOffsets = kafkaCommittedOffsets(env, opts.log);
+    const committed: CommittedOffsets = kafkaCommittedOffsets(env, opts.log, 'maintainer');
     // A dry run writes nothing, not even the public key.
     const signer = opts.dryRun ? await dryRunSigner(env) : await signerForService(env, this.store, 'maintainer');
     const maintainer = new Maintainer({

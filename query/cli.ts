@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
+import { oneLine, runBin } from '../config/bin';
 import { ConfigError, readEnv } from '../config/env';
 import { StorageError, StoreUrlError, dtOfMicros } from '../storage';
 import { UsageError, parseFormat, parseInstant, parseObjectRef } from './args';
@@ -50,10 +51,6 @@ function progressReporter(): ((done: number, total: number) => void) | undefined
   return progress ? (done, total) => progress?.update(done, total) : undefined;
 }
 
-/** One line, whatever the cause looks like (SDK errors can be multi-line or empty). */
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
-}
 
 function storageMessage(err: StorageError): string {
   const endpoint = process.env.AUDIT_S3_ENDPOINT;
@@ -220,8 +217,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  // The SDK's multi-line Node-version notice would break "one line on stderr".
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  main(process.argv).then((code) => process.exit(code));
-}
+if (require.main === module) runBin('audit-query', main);

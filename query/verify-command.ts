@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import { oneLine } from '../config/bin';
 import { ConfigError, type Env, readEnv } from '../config/env';
 import { createLogger } from '../config/logger';
-import { kafkaCommittedOffsets } from '../maintenance/committed-offsets';
+import { kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
 import { DIGEST_ROOT } from '../trust/format';
 import { StorageError, dtOfMicros, openStore } from '../storage';
 import { type VerifyReport, VerifyError, verifyStore } from '../trust/verify';
@@ -71,7 +72,7 @@ async function committedOffsets(env: Env): Promise<Map<string, bigint>> {
   const store = openStore(env);
   const topics = (await store.listPrefixes(`${DIGEST_ROOT}chain/`)).map((p) => p.slice(`${DIGEST_ROOT}chain/`.length, -1));
   store.close();
-  const reader = kafkaCommittedOffsets(env, createLogger('audit-query', 'silent'));
+  const reader = kafkaCommittedOffsets(env, createLogger('audit-query', 'silent'), 'verify');
   try {
     return await reader.read(topics);
   } catch (e) {
@@ -91,6 +92,3 @@ function summary(r: VerifyReport): string {
   return `verify: ${verdict}: ${s.partitions} partition(s), ${s.chainDigests} chain and ${s.compactionDigests} compaction digests, ${s.offsets} offsets (${s.deadLetters} dead letters, ${s.skippedOffsets} skipped by Kafka), ${s.filesChecked} files / ${(s.bytesChecked / 1e6).toFixed(1)} MB hashed, ${s.expiredDays} day(s) expired by retention, ${s.seconds.toFixed(1)} s`;
 }
 
-function oneLine(t: string): string {
-  return t.replace(/\s*\n\s*/g, ' ').trim();
-}

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { type SchemaVersionLookup, StringCache, utf8 } from './avro-transcoder';
+import type { SchemaVersionLookup } from './avro-transcoder';
+import { StringCache, utf8 } from './json-bytes';
 import type { StagedRow } from './staged-row';
 import type { ResolvedId, TranscodeRequest, TranscodeResponse } from './transcode-protocol';
 

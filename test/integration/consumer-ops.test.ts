@@ -36,10 +36,16 @@ function metric(text: string, name: string): number {
   return line ? Number(line.split(' ')[1]) : NaN;
 }
 
-describe('consumer operations (real Kafka, real S3)', () => {
+/** The consumer's Kafka clients (AUDIT_KAFKA_CLIENT), and the log component of each one's own messages. */
+const CLIENTS = [
+  { client: 'kafkajs', component: 'kafkajs' },
+  { client: 'platformatic', component: 'platformatic-kafka' },
+] as const;
+
+describe.each(CLIENTS)('consumer operations (real Kafka, real S3, client $client)', ({ client }) => {
   it('serves metrics, health and readiness, logs JSON, and exits 0 on SIGTERM after storing what it read', async () => {
     const port = await freePort();
-    const vars = isolatedEnv('ops', { AUDIT_METRICS_PORT: String(port), AUDIT_LOG_LEVEL: 'info', AUDIT_FLUSH_MAX_AGE_MS: '600000' });
+    const vars = isolatedEnv('ops', { AUDIT_KAFKA_CLIENT: client, AUDIT_METRICS_PORT: String(port), AUDIT_LOG_LEVEL: 'info', AUDIT_FLUSH_MAX_AGE_MS: '600000' });
     await produceEvents(vars, 0, 2000);
     const child = startCli('consumer', [], vars);
     const exited = waitExit(child, 120_000);
@@ -104,15 +110,15 @@ describe('consumer start-up errors: configuration exit 2, an unreachable depende
     });
   });
 
-  it('an unreachable broker port: its retries logged, then one line naming Kafka, exit 1, nothing misleading after', async () => {
-    const r = await runCli('consumer', ['--drain'], isolatedEnv('startup-kafka', { AUDIT_KAFKA_BROKERS: `127.0.0.1:${closedPort}` }), 110_000);
+  it.each(CLIENTS)('an unreachable broker port ($client): its retries logged, then one line naming Kafka, exit 1, nothing misleading after', async ({ client, component }) => {
+    const r = await runCli('consumer', ['--drain'], isolatedEnv('startup-kafka', { AUDIT_KAFKA_CLIENT: client, AUDIT_KAFKA_BROKERS: `127.0.0.1:${closedPort}` }), 110_000);
     const lines = linesOf(r.stderr);
     expect(r.code).toBe(1);
     expect(lines.at(-1)).toMatch(new RegExp(`^audit-consumer: Kafka unavailable at 127\\.0\\.0\\.1:${closedPort} \\(AUDIT_KAFKA_BROKERS\\): .*ECONNREFUSED`));
     // Everything before it is the client's structured retry log: no stack trace, no second error.
     const logs = lines.slice(0, -1).map((l) => JSON.parse(l) as { msg: string; component?: string });
     expect(logs.length).toBeGreaterThan(0);
-    expect(logs.filter((l) => l.component !== 'kafkajs')).toEqual([]);
+    expect(logs.filter((l) => l.component !== component)).toEqual([]);
     expect(r.stderr).not.toMatch(/not initialized|final flush|\n\s+at /);
   }, 120_000);
 });

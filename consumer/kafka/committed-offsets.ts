@@ -1,22 +1,25 @@
 import { Kafka, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
-import { type Env, brokers } from '../config/env';
-import { kafkaLogCreator } from '../config/logger';
-import { partitionKey } from '../storage';
+import { type Env, brokers } from '../../config/env';
+import { kafkaLogCreator } from '../../config/logger';
+import { partitionKey } from '../../storage';
 
 /**
- * Where the consumer group has committed, per `<topic>/<partition>`: the only
- * proof that no replay can need a cut claim, or write a hidden file again.
- * Read with the Kafka admin API (describe-group rights only; nothing is written).
+ * Where the consumer group has committed, per `<topic>/<partition>`: for the
+ * maintainer, the only proof that no replay can need a cut claim, or write a
+ * hidden file again; for `audit-query verify --kafka`, how far the digest chain
+ * must reach. Read with the Kafka admin API (describe-group rights only;
+ * nothing is written), by the consumer group's readers outside the consumer.
  */
 export interface CommittedOffsets {
   read(topics: readonly string[]): Promise<Map<string, bigint>>;
   close(): Promise<void>;
 }
 
-export function kafkaCommittedOffsets(env: Env, log: Logger): CommittedOffsets {
+/** `reader` names who reads them in the client id (`<AUDIT_CLIENT_ID>-<reader>`), for the broker's logs. */
+export function kafkaCommittedOffsets(env: Env, log: Logger, reader: string): CommittedOffsets {
   const kafka = new Kafka({
-    clientId: `${env.AUDIT_CLIENT_ID}-maintainer`,
+    clientId: `${env.AUDIT_CLIENT_ID}-${reader}`,
     brokers: brokers(env),
     logLevel: logLevel.ERROR,
     logCreator: kafkaLogCreator(log.child({ component: 'kafkajs' })),

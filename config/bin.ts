@@ -1,0 +1,65 @@
+import type { Logger } from 'pino';
+import { ConfigError, type Env, readEnv } from './env';
+
+/**
+ * What every bin (audit-consumer, audit-cdc, audit-admin, audit-query) does the
+ * same way around its own work: configuration errors are one line and exit 2,
+ * a failure is one line and exit 1, a signal stops the service cleanly.
+ * Scripts rely on those exit codes (shared/CONTRACT.md).
+ */
+
+/** One line, whatever the cause looks like (SDK errors can be multi-line). */
+export function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** Prints `<bin>: <message>` as one line on stderr. */
+export function sayError(bin: string, message: string): void {
+  process.stderr.write(`${bin}: ${oneLine(message)}\n`);
+}
+
+/** The exit code of a failure: 2 for a configuration found wrong (even late, once the store is open), else 1. */
+export function exitCodeOf(err: unknown): 1 | 2 {
+  return err instanceof ConfigError ? 2 : 1;
+}
+
+/** The validated environment, or exit code 2 after one line naming the bad variable. */
+export function readEnvOrExit(bin: string, check?: (env: Env) => void): Env | 2 {
+  try {
+    const env = readEnv();
+    check?.(env);
+    return env;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    sayError(bin, err.message);
+    return 2;
+  }
+}
+
+/** SIGTERM and SIGINT stop the service once; `what` says what the stop waits for. */
+export function stopOnSignals(log: Logger, what: string, stop: () => unknown): void {
+  const onSignal = (signal: string) => {
+    log.info({ signal }, `shutting down: ${what}`);
+    void Promise.resolve(stop()).catch((err: Error) => log.error({ err: err.message }, 'stopping failed'));
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}
+
+/**
+ * Runs a bin's main and exits with its code. A failure main did not expect is
+ * still one line for the user; its stack follows with AUDIT_LOG_LEVEL=debug.
+ */
+export function runBin(bin: string, main: (argv: string[]) => Promise<number>): void {
+  // The AWS SDK's multi-line Node-version notice would break "one line on stderr".
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  main(process.argv).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      sayError(bin, err instanceof Error ? err.message : String(err));
+      const level = process.env.AUDIT_LOG_LEVEL;
+      if ((level === 'debug' || level === 'trace') && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+      process.exit(1);
+    },
+  );
+}
