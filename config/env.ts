@@ -156,7 +156,7 @@ export const envSchema = z.object({
 export type Env = z.infer<typeof envSchema>;
 export type KafkaClientKind = Env['AUDIT_KAFKA_CLIENT'];
 
-/** @platformatic/kafka's supported Node lines (the producer decides the same way: producer/client.ts). */
+/** @platformatic/kafka's supported Node lines (the consumer's default client here, the producer's in producer/client.ts). */
 export function nodeRunsPlatformatic(version = process.versions.node): boolean {
   const [major = 0, minor = 0] = version.split('.').map(Number);
   return major > 24 || (major === 24 && minor >= 6) || (major === 22 && minor >= 22);

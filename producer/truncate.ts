@@ -1,4 +1,5 @@
 import type { AuditRecord } from '../schemas';
+import { encodeCurrent } from './encode';
 
 /** `metadata["audit.truncated"]`: comma-separated names (or JSON paths) of what was shortened. */
 export const TRUNCATED_MARKER_KEY = 'audit.truncated';
@@ -181,4 +182,20 @@ export function truncateRecord(record: AuditRecord, maxFieldBytes: number): stri
     record.metadata[TRUNCATED_MARKER_KEY] = previous ? `${previous},${cut.join(',')}` : cut.join(',');
   }
   return cut;
+}
+
+/** The encoded record with its fields cut to `limit` bytes (on a copy), and the names of what was cut. */
+export function truncatedValue(built: AuditRecord, limit: number, header: Buffer): { value: Buffer; cut: string[] } {
+  // The common case, nothing over the limit: encoded as built, no copy.
+  if (!needsTruncation(built, limit)) return { value: encodeCurrent(built, header), cut: [] };
+  const record = copyForTruncation(built);
+  const cut = truncateRecord(record, limit);
+  return { value: encodeCurrent(record, header), cut };
+}
+
+/** What truncateRecord changes (top-level fields, the maps, each change), copied; prototype-less maps stay so. */
+function copyForTruncation(r: AuditRecord): AuditRecord {
+  const changes = Object.create(null) as AuditRecord['changes'];
+  for (const k of Object.keys(r.changes)) changes[k] = { ...r.changes[k]! };
+  return { ...r, changes, metadata: Object.assign(Object.create(null) as AuditRecord['metadata'], r.metadata) };
 }

@@ -1,0 +1,91 @@
+import type { Producer } from 'kafkajs';
+import type { SchemaRegistryConfig } from '../config/env';
+import type { KafkaClientKind, SenderThread } from './transport';
+
+/** What an app configures of its AuditClient, and what the client reports of itself (producer/client.ts). */
+
+/** What happens to a new event when the buffer is full (Kafka down or slow). */
+export type BufferFullPolicy = 'drop' | 'block' | 'fail';
+
+export interface AuditLogger {
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface AuditClientOptions {
+  /** Kafka brokers (default: AUDIT_KAFKA_BROKERS or localhost:9092). Ignored when `producer` is given. */
+  brokers?: string[];
+  topic?: string;
+  clientId?: string;
+  /** An existing kafkajs producer to publish with (the client then does not own its connection; sent from the app's thread). */
+  producer?: Producer;
+  /**
+   * Which Kafka library sends and from where (default: @platformatic/kafka in a worker
+   * thread of its own, so batching, compression and the broker's round trips stay off
+   * the app's event loop). Figures of each: bench/README.md, producer section.
+   */
+  sender?: { client?: KafkaClientKind; thread?: SenderThread };
+  /** Name of the app, stored in every record. */
+  sourceService?: string;
+  /** Events held in memory while Kafka is slow or down (default 10,000). */
+  bufferSize?: number;
+  /** `drop` (default): count and log the event; `block`: `record()` waits for room; `fail`: `record()` rejects. */
+  onBufferFull?: BufferFullPolicy;
+  /**
+   * Messages per Kafka request (default 2,000) and bytes per request (default 512 KiB): a
+   * backlog goes out in few large requests, so a broker's round trip is paid per ~1,500
+   * events of 330 bytes rather than per 500.
+   */
+  batchSize?: number;
+  batchBytes?: number;
+  /**
+   * Kafka requests in flight at once (default 5), never more than one per partition: a
+   * request for a partition goes out only once the previous one for it was acknowledged,
+   * so a retry can never put an object's events after later ones. 1 = one request at a
+   * time, its batch spanning partitions (the previous behaviour). Clients that cannot tell
+   * the topic's partition count (kafkajs) keep one request in flight.
+   */
+  maxInFlight?: number;
+  /** Waits this long for more events before sending a partial batch (default 10 ms). */
+  lingerMs?: number;
+  /** Text/JSON fields longer than this are truncated with a marker (default 16 KiB). */
+  maxFieldBytes?: number;
+  /** An encoded record must fit in this (default 900 KB, under Kafka's 1 MB default). */
+  maxMessageBytes?: number;
+  /** Field names whose values are masked in before/after/changes/metadata (default: passwords, tokens, cards...). */
+  maskFields?: readonly (string | RegExp)[];
+  compression?: 'gzip' | 'none';
+  logger?: AuditLogger;
+  /**
+   * A Confluent-compatible schema registry: records are framed with its id for the
+   * schema, found or registered under the topic's subject at `start()` (default:
+   * AUDIT_SCHEMA_REGISTRY_URL and its companions; null = none, the Avro
+   * single-object encoding).
+   */
+  schemaRegistry?: SchemaRegistryConfig | null;
+}
+
+export interface AuditStats {
+  /** Events accepted into the buffer. */
+  accepted: number;
+  /** Events acknowledged by Kafka. */
+  delivered: number;
+  /**
+   * The first N events accepted are all acknowledged: what a caller that checkpoints by
+   * acceptance order may confirm (audit-cdc does). With several requests in flight, a
+   * partition's events can be acknowledged before older ones of another, so `delivered`
+   * can run ahead of this; events abandoned at `close()` stop it for good.
+   */
+  deliveredPrefix: number;
+  /** Events dropped (buffer full in `drop` mode, undeliverable at close, oversized beyond repair). */
+  dropped: number;
+  /** Events rejected as invalid input. */
+  invalid: number;
+  /** Events whose fields were truncated. */
+  truncated: number;
+  /** Failed send attempts (each batch retried until delivered or closed). */
+  sendFailures: number;
+  /** Events waiting to be delivered. */
+  queued: number;
+}
+
