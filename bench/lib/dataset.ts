@@ -18,17 +18,15 @@ import { join } from 'node:path';
 import { ParquetWriter, type StoredRow } from '../../consumer/parquet-writer';
 import { encodeRecord, objectKey, type AuditRecord } from '../../schemas';
 import type { ObjectStore } from '../../storage';
+import { partitionOf } from '../../producer/transport/partition';
 import { EventGenerator, type EventGenOptions } from './events';
 import { PgCopy, type PgTarget, copyLine, psql, tableDdl } from './pg';
 import { storeCut, type StoredFile } from './store-writer';
 import type { DigestChainWriter } from '../../trust/chain-writer';
 
-// The Kafka default partitioner's hash (kafkajs ships the Java client's murmur2).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const murmur2 = require('kafkajs/src/producer/partitioners/default/murmur2') as (key: string | Buffer) => number;
-
+/** The partition Kafka's default partitioner gives `key` (the producer's own, which the audit client uses). */
 export function kafkaPartition(key: string, partitions: number): number {
-  return (murmur2(key) & 0x7fffffff) % partitions;
+  return partitionOf(key, partitions);
 }
 
 export interface DatasetOptions extends EventGenOptions {
