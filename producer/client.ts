@@ -107,7 +107,7 @@ export class AuditClient {
       onBufferFull: options.onBufferFull ?? 'drop',
       batchSize: options.batchSize ?? 2_000,
       batchBytes: options.batchBytes ?? 512 * 1024,
-      maxInFlight: options.maxInFlight ?? 5,
+      maxInFlight: options.maxInFlight ?? 1,
       lingerMs: options.lingerMs ?? 10,
       maxFieldBytes: options.maxFieldBytes ?? 16 * 1024,
       maxMessageBytes: options.maxMessageBytes ?? 900_000,
@@ -228,7 +228,8 @@ export class AuditClient {
   private enqueue(p: Pending): Promise<void> {
     if (this.closed) return this.refuse('audit client is closed');
     if (this.fatal) return this.refuse(`audit client not started: ${this.fatal.message}`);
-    if (this.held < this.opts.bufferSize) {
+    // Not ahead of callers already blocked for room: they recorded earlier (block keeps the order).
+    if (this.held < this.opts.bufferSize && this.roomWaiters.length === 0) {
       this.accept(p);
       // One settled promise for every event that found room: no allocation on the common path.
       return RESOLVED;

@@ -138,7 +138,7 @@ function expectSameOrder(got: Map<string, string[]>, recorded: Map<string, strin
 it('keeps each object in order with several requests in flight while sends fail before and after the broker stored them', async () => {
   const topic = `test.producer-ordering-faults-${run}`;
   await createTopic(topic);
-  const client = new AuditClient({ brokers: [KAFKA_BROKERS], topic, sourceService: 'ordering-it', schemaRegistry: null, onBufferFull: 'block', batchSize: 40, lingerMs: 2 });
+  const client = new AuditClient({ brokers: [KAFKA_BROKERS], topic, sourceService: 'ordering-it', schemaRegistry: null, onBufferFull: 'block', batchSize: 40, lingerMs: 2, maxInFlight: 5 });
   // Every 5th send fails before the broker, every 7th after it stored the batch.
   const probe = instrument(client, (n) => (n % 5 === 0 ? 'before' : n % 7 === 0 ? 'after' : null));
   await client.start();
@@ -157,7 +157,7 @@ it('keeps each object in order with several requests in flight while sends fail 
 it('keeps each object in order with several requests in flight across a broker restart', async () => {
   const topic = `test.producer-ordering-restart-${run}`;
   await createTopic(topic);
-  const client = new AuditClient({ brokers: [KAFKA_BROKERS], topic, sourceService: 'ordering-it', schemaRegistry: null, onBufferFull: 'block', batchSize: 40, lingerMs: 2 });
+  const client = new AuditClient({ brokers: [KAFKA_BROKERS], topic, sourceService: 'ordering-it', schemaRegistry: null, onBufferFull: 'block', batchSize: 40, lingerMs: 2, maxInFlight: 5 });
   const probe = instrument(client, () => null);
   await client.start();
   // About 12 s of recording; the broker goes down after ~2 s and is back ~5 s later.

@@ -77,7 +77,8 @@ class ScriptedTransport implements KafkaTransport {
 }
 
 function clientWith(transport: ScriptedTransport, options: ConstructorParameters<typeof AuditClient>[0] = {}): AuditClient {
-  const client = new AuditClient({ brokers: ['127.0.0.1:1'], topic: 't', schemaRegistry: null, lingerMs: 1, ...options });
+  // Pipelining is opt-in: these tests turn it on unless they say otherwise (`maxInFlight: undefined` = the default).
+  const client = new AuditClient({ brokers: ['127.0.0.1:1'], topic: 't', schemaRegistry: null, lingerMs: 1, maxInFlight: 5, ...options });
   (client as unknown as { transport: KafkaTransport }).transport = transport;
   const c = client as unknown as Record<string, unknown>;
   transport.debug = () => ({ stats: client.stats(), inFlight: c.inFlight, held: c.held, incoming: (c.incoming as unknown[]).length, lanes: (c.lanes as { items: unknown[]; sending: number }[]).map((l) => [l.items.length, l.sending]), paused: (c.pausedUntil as number) - Date.now(), wake: c.wake !== null });
@@ -215,8 +216,9 @@ it('counts the delivered prefix in acceptance order when a later partition is ac
   await client.close();
 });
 
-it('sends one request at a time, spanning partitions, with maxInFlight 1 or when the partition count is unknown', async () => {
+it('sends one request at a time, spanning partitions, by default, with maxInFlight 1, or when the partition count is unknown', async () => {
   for (const [partitions, maxInFlight] of [
+    [3, undefined],
     [3, 1],
     [null, 5],
   ] as const) {
