@@ -16,8 +16,10 @@ export function framingHeaders(value: Buffer | null): Record<string, string> {
 
 /**
  * Publishes undecodable or invalid records to the dead-letter topic, unchanged,
- * with the reason and origin in headers. The key names the origin, so a replay
- * that sends a letter twice is recognisable (and compacted away if the topic is compacted).
+ * with the reason and origin in headers. Delivery is at least once: a replay, or a
+ * send retried after a failure (@platformatic/kafka takes a new producer id then, so
+ * the broker cannot drop the repeat), can send a letter twice. The key names the
+ * origin, so a repeat is recognisable (and compacted away if the topic is compacted).
  */
 export function deadLetterPublisher(kafka: Pick<KafkaSource, 'send'>, sourceTopic: string, dlqTopic: string) {
   return async (letter: DeadLetter): Promise<void> => {

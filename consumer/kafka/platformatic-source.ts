@@ -48,6 +48,9 @@ export function errorText(err: unknown): string {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** How long stop() waits for the fetch loop before closing the consumer under it. */
+const STOP_WAIT_MS = 10_000;
+
 /** Attempts at connecting in connect(), and the backoff between them (each logged). */
 const CONNECT_ATTEMPTS = 8;
 /** Rejoins tried after the client lost its membership, before the source gives up for good. */
@@ -291,7 +294,14 @@ export class PlatformaticSource implements KafkaSource {
     this.stopped = true;
     this.epoch++;
     this.wake();
-    await this.loop?.catch(() => undefined);
+    // The loop ends at its next step; a step inside the client (a rejoin, a fetch, retried by the
+    // library) can take minutes with the broker away: after a bound, the consumer is closed anyway,
+    // which fails that step.
+    const loop = this.loop?.catch(() => undefined);
+    let bound: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([loop?.then(() => true), new Promise<boolean>((resolve) => (bound = setTimeout(() => resolve(false), STOP_WAIT_MS)))]);
+    clearTimeout(bound);
+    if (ended === false) this.log.warn({ waitedMs: STOP_WAIT_MS }, 'the fetch loop did not end in time; closing the consumer under it');
     // Leaving the group lets the others take the partitions over now, not after the session timeout.
     await this.consumer?.close(true).catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'closing the consumer failed'));
     await this.producer?.close(true).catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'closing the dead-letter producer failed'));
@@ -386,9 +396,12 @@ export class PlatformaticSource implements KafkaSource {
       } catch (err) {
         if (this.stopped) return;
         if (/OFFSET_OUT_OF_RANGE/.test(errorText(err))) {
-          // Records were deleted by retention under a committed offset: read from what is left (kafkajs: fromBeginning).
+          // Retention deleted records under a committed offset, or the log was truncated below it.
+          // Positions are read again, each partition from its committed offset where that is still
+          // in the log and from the earliest where not (kafkajs: fromBeginning, per partition): the
+          // other partitions do not start over.
           this.positions.clear();
-          this.resetToEarliest = true;
+          this.checkLatest = true;
           continue;
         }
         failures++;
@@ -398,7 +411,8 @@ export class PlatformaticSource implements KafkaSource {
     }
   }
 
-  private resetToEarliest = false;
+  /** After an out-of-range fetch: a committed offset past the log's end counts as out of range too. */
+  private checkLatest = false;
   /** The fetch sent ahead while the previous batches were appended. */
   private ahead: { epoch: number; from: ReadonlyMap<number, bigint>; batches: Promise<FetchedBatch[]> } | null = null;
 
@@ -408,14 +422,17 @@ export class PlatformaticSource implements KafkaSource {
     const consumer = this.requireConsumer();
     const topic = this.topic!;
     const partitions = this.assignment;
-    const committed = this.resetToEarliest ? [] : ((await consumer.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? []);
-    const earliest = (await consumer.listOffsets({ topics: [topic], partitions: { [topic]: partitions }, timestamp: kafka.ListOffsetTimestamps.EARLIEST })).get(topic) ?? [];
+    const committed = (await consumer.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? [];
+    const ends = (timestamp: bigint) => consumer.listOffsets({ topics: [topic], partitions: { [topic]: partitions }, timestamp });
+    const earliest = (await ends(kafka.ListOffsetTimestamps.EARLIEST)).get(topic) ?? [];
+    const latest = this.checkLatest ? ((await ends(kafka.ListOffsetTimestamps.LATEST)).get(topic) ?? []) : [];
     if (epoch !== this.epoch) return;
-    this.resetToEarliest = false;
+    this.checkLatest = false;
     for (const p of partitions) {
       const c = committed[p];
       const low = earliest[p] ?? 0n;
-      this.positions.set(p, c !== undefined && c >= low ? c : low);
+      const high = latest[p];
+      this.positions.set(p, c !== undefined && c >= low && (high === undefined || c <= high) ? c : low);
     }
   }
 
