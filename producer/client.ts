@@ -48,6 +48,9 @@ const DEFAULT_CLIENT: KafkaClientKind = platformaticSupported() ? 'platformatic'
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/** How long close() waits, past its timeout, for requests still in flight before closing the transport under them. */
+const CLOSE_GRACE_MS = 1_000;
+
 const silentLogger: AuditLogger = { warn: () => undefined, error: () => undefined };
 
 /**
@@ -494,6 +497,14 @@ export class AuditClient {
     const delivered = await this.flush(timeoutMs);
     if (!delivered) this.abandonQueue();
     this.wake?.();
+    // Requests in flight past the deadline (the client retrying inside a send can take far
+    // longer than `timeoutMs`) get a moment to be answered, then the transport is closed under
+    // them, which fails them, so close() keeps to its timeout. Their events were counted as
+    // dropped; an answer that still came is not counted as delivered (the safe side).
+    let grace: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([this.pump.then(() => true), new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(false), CLOSE_GRACE_MS)))]);
+    clearTimeout(grace);
+    if (!settled) await this.transport.close();
     await this.pump;
     await this.transport.close();
   }

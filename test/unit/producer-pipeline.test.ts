@@ -262,3 +262,22 @@ it('puts several partitions in one request when the topic has more partitions th
   expect(client.stats()).toMatchObject({ delivered: 240, queued: 0 });
   await client.close();
 });
+
+it('close() keeps to its timeout when a request never comes back: the transport is closed under it and its events count as dropped', async () => {
+  const transport = new ScriptedTransport(3);
+  let closedUnder = false;
+  transport.close = () => {
+    // What closing a real transport does to what it still has in flight.
+    closedUnder = true;
+    for (const call of [...transport.pending]) call.reject(new Error('transport closed'));
+    return Promise.resolve();
+  };
+  const client = clientWith(transport, { batchSize: 10, maxInFlight: undefined });
+  recordEvents(client, 0, 10, 1);
+  await transport.waitPending(1);
+  const started = Date.now();
+  await client.close(200);
+  expect(Date.now() - started).toBeLessThan(3_000);
+  expect(closedUnder).toBe(true);
+  expect(client.stats()).toMatchObject({ accepted: 10, delivered: 0, dropped: 10, queued: 0 });
+});
