@@ -288,16 +288,14 @@ export class AuditSink {
   private async enforceMemoryBound(current: PartitionBuffer): Promise<void> {
     const limit = this.deps.limits.memoryMaxBytes;
     while (this.heldBytes > limit) {
-      const fair = (buf: PartitionBuffer) => fairShareReached(buf, limit, this.buffers.size);
       const storing = this.queues.heaviest() !== null;
-      if (this.mayCut(current) && (fair(current) || (!storing && this.isLargestCuttable(current)))) {
+      if (this.sealsUnderPressure(current, storing)) {
         const before = current.firstOffset;
         await this.seal(current, 'memory');
         if (current.firstOffset !== before) continue;
       }
       for (const other of this.buffers.values()) {
-        if (other === current || !this.mayCut(other) || this.memorySeals.has(other.partition)) continue;
-        if (!fair(other) && (storing || !this.isLargestCuttable(other))) continue;
+        if (other === current || this.memorySeals.has(other.partition) || !this.sealsUnderPressure(other, storing)) continue;
         this.memorySeals.add(other.partition);
         void this.serialize(other.partition, async () => {
           if (this.buffers.get(other.partition) === other && this.mayCut(other) && this.heldBytes > limit) {
@@ -313,6 +311,12 @@ export class AuditSink {
       // Wait for the partition holding the most sealed memory to store a cut (no lock is held by its loop).
       await this.queues.wait(heaviest, true);
     }
+  }
+
+  /** Is the buffer sealed to bring memory down: a fair share of it, or, with no cut on its way to storage, the largest? */
+  private sealsUnderPressure(buf: PartitionBuffer, storing: boolean): boolean {
+    if (!this.mayCut(buf)) return false;
+    return fairShareReached(buf, this.deps.limits.memoryMaxBytes, this.buffers.size) || (!storing && this.isLargestCuttable(buf));
   }
 
   /** Is no other cuttable buffer larger than this one? */

@@ -506,7 +506,7 @@ export class AuditClient {
     clearTimeout(grace);
     if (!settled) await this.transport.close();
     await this.pump;
-    await this.transport.close();
+    if (settled) await this.transport.close();
   }
 
   stats(): AuditStats {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { oneLine, runBin } from '../config/bin';
+import { oneLine, runBin, sayError } from '../config/bin';
 import { ConfigError, readEnv } from '../config/env';
 import { StorageError, StoreUrlError, dtOfMicros } from '../storage';
 import { UsageError, parseFormat, parseInstant, parseObjectRef } from './args';
@@ -50,7 +50,6 @@ function progressReporter(): ((done: number, total: number) => void) | undefined
   progress = createProgress(process.stderr);
   return progress ? (done, total) => progress?.update(done, total) : undefined;
 }
-
 
 function storageMessage(err: StorageError): string {
   const endpoint = process.env.AUDIT_S3_ENDPOINT;
@@ -200,19 +199,19 @@ export async function main(argv: string[]): Promise<number> {
     progress?.clear();
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof UsageError || err instanceof ConfigError || err instanceof StoreUrlError) {
-      process.stderr.write(`audit-query: ${oneLine(err.message)}\n`);
+      sayError('audit-query', err.message);
       return 2;
     }
     if (err instanceof SqlError) {
       const what = err.refused ? 'SQL refused (the sql command reads the audit view only)' : 'SQL failed';
-      process.stderr.write(`audit-query: ${what}: ${oneLine(err.message)}\n`);
+      sayError('audit-query', `${what}: ${oneLine(err.message)}`);
       return 2;
     }
     if (err instanceof StorageError) {
-      process.stderr.write(`audit-query: ${storageMessage(err)}\n`);
+      sayError('audit-query', storageMessage(err));
       return 2;
     }
-    process.stderr.write(`audit-query: ${oneLine((err as Error).message.split('\n')[0] ?? String(err))}\n`);
+    sayError('audit-query', (err as Error).message.split('\n')[0] ?? String(err));
     return 1;
   }
 }
