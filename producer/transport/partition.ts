@@ -10,46 +10,18 @@
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
 
-/** UTF-8 bytes of non-ASCII keys; ASCII keys (the common `type:id`) are hashed from the string itself. */
+/** Where a key's UTF-8 bytes are written to be hashed (keys are short: `type:id`). */
 const scratch = Buffer.alloc(1024);
 
 /** The Java client's murmur2 of `key`'s UTF-8 bytes, as a signed 32-bit integer. */
 export function murmur2(key: string | Uint8Array): number {
   if (typeof key !== 'string') return murmur2Bytes(key, key.length);
-  const n = key.length;
-  let ascii = true;
-  for (let i = 0; i < n; i++) {
-    if (key.charCodeAt(i) > 0x7f) {
-      ascii = false;
-      break;
-    }
+  // At most 3 UTF-8 bytes per UTF-16 unit: a key that might not fit gets a buffer of its own.
+  if (key.length * 3 > scratch.length) {
+    const bytes = Buffer.from(key, 'utf8');
+    return murmur2Bytes(bytes, bytes.length);
   }
-  if (!ascii) {
-    const len = Buffer.byteLength(key);
-    if (len > scratch.length) return murmur2Bytes(Buffer.from(key), len);
-    scratch.write(key, 0, 'utf8');
-    return murmur2Bytes(scratch, len);
-  }
-  let h = SEED ^ n;
-  const n4 = n & ~3;
-  for (let i = 0; i < n4; i += 4) {
-    let k = key.charCodeAt(i) | (key.charCodeAt(i + 1) << 8) | (key.charCodeAt(i + 2) << 16) | (key.charCodeAt(i + 3) << 24);
-    k = Math.imul(k, M);
-    k ^= k >>> 24;
-    k = Math.imul(k, M);
-    h = Math.imul(h, M) ^ k;
-  }
-  const rest = n & 3;
-  if (rest > 0) {
-    if (rest === 3) h ^= key.charCodeAt(n4 + 2) << 16;
-    if (rest >= 2) h ^= key.charCodeAt(n4 + 1) << 8;
-    h ^= key.charCodeAt(n4);
-    h = Math.imul(h, M);
-  }
-  h ^= h >>> 13;
-  h = Math.imul(h, M);
-  h ^= h >>> 15;
-  return h | 0;
+  return murmur2Bytes(scratch, scratch.write(key, 0, 'utf8'));
 }
 
 function murmur2Bytes(data: Uint8Array, n: number): number {
