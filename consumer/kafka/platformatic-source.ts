@@ -73,6 +73,11 @@ export interface FetchedBatch extends SourceBatch {
  * member had read to, with nothing fetched under the previous generation handed over
  * after the service heard of the new one.
  *
+ * The handlers are called from the fetch loop alone, one at a time, in kafkajs's order:
+ * the library reports a (re)join from its own heartbeat timer, possibly while a batch of
+ * the previous generation is being appended; the join is recorded there and handed to
+ * onAssigned by the loop at its next turn, once every batch in progress has returned.
+ *
  * The library is an ES module: loaded on connect() (tsc turns the import() into require(esm),
  * Node >= 22.12), so the kafkajs path never loads it.
  */
@@ -86,6 +91,8 @@ export class PlatformaticSource implements KafkaSource {
   /** Bumped on every (re)join and loss of membership: batches fetched under an older value are dropped. */
   private epoch = 0;
   private assignment: number[] = [];
+  /** A join the library reported that the loop has not applied yet (only the latest counts). */
+  private pendingJoin: { partitions: number[]; generation: string } | null = null;
   /** Next offset to fetch per assigned partition; empty until read from the group's commits after a join. */
   private readonly positions = new Map<number, bigint>();
   private paused = false;
@@ -190,11 +197,12 @@ export class PlatformaticSource implements KafkaSource {
     consumer.on('consumer:group:join', (payload) => {
       if (this.stopped) return; // a join that completes while stopping: nothing more is read
       const partitions = [...(payload.assignments?.find((a) => a.topic === topic)?.partitions ?? [])].sort((a, b) => a - b);
+      // The epoch moves now, so that nothing more of the old generation is handed over or
+      // moves a position; the assignment itself is applied by the loop (applyJoin), after
+      // any batch being appended returned: the sink expects no join in the middle of one.
       this.epoch++;
-      this.assignment = partitions;
-      this.positions.clear();
+      this.pendingJoin = { partitions, generation: String(payload.generationId ?? consumer.generationId) };
       this.membershipLost = false;
-      handlers.onAssigned(partitions, String(payload.generationId ?? consumer.generationId));
       this.wake();
     });
     consumer.topics.track(topic);
@@ -325,6 +333,8 @@ export class PlatformaticSource implements KafkaSource {
     if (!this.handlers) return;
     this.membershipLost = true;
     this.epoch++;
+    // A join reported before the loss is void: the rejoin brings its own.
+    this.pendingJoin = null;
     this.assignment = [];
     this.positions.clear();
     this.wake();
@@ -355,6 +365,11 @@ export class PlatformaticSource implements KafkaSource {
     let failures = 0;
     let rejoins = 0;
     while (!this.stopped) {
+      // First, and paused or not (kafkajs reports a rebalance of a paused consumer too).
+      if (this.pendingJoin) {
+        this.applyJoin(this.pendingJoin, handlers);
+        continue;
+      }
       if (this.membershipLost && !this.paused) {
         try {
           await this.requireConsumer().joinGroup(this.groupOptions());
@@ -409,6 +424,18 @@ export class PlatformaticSource implements KafkaSource {
         await this.idle(backoff(failures));
       }
     }
+  }
+
+  /**
+   * A join, applied between batches: from here on the loop fetches for the new assignment,
+   * each partition from its committed offset (positions are read again).
+   */
+  private applyJoin(join: { partitions: number[]; generation: string }, handlers: SourceHandlers): void {
+    this.pendingJoin = null;
+    this.assignment = join.partitions;
+    this.positions.clear();
+    this.ahead = null;
+    handlers.onAssigned(join.partitions, join.generation);
   }
 
   /** After an out-of-range fetch: a committed offset past the log's end counts as out of range too. */
