@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { readEnv, type Env } from '../../config/env';
 
@@ -101,6 +102,28 @@ export function waitExit(child: ChildProcess, timeoutMs = 120_000): Promise<RunR
 
 export async function runCli(bin: 'consumer' | 'query' | 'maintenance', args: string[], vars: Record<string, string>, timeoutMs?: number): Promise<RunResult> {
   return waitExit(startCli(bin, args, vars), timeoutMs);
+}
+
+/**
+ * `count` distinct TCP ports free on 127.0.0.1 right now, for a server a test starts itself:
+ * fixed ports collide when two runs share a machine. All are held until every one is
+ * picked, so they differ; another process may still take one before the test binds it.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((resolve, reject) => {
+            server.once('error', reject);
+            server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
+  }
 }
 
 export function runInfra(script: 'up' | 'down' | 'health', service: string, vars: Record<string, string> = {}): Promise<RunResult> {

@@ -17,7 +17,7 @@ import { AuditClient, SchemaIncompatibleError } from '../../producer';
 import { RegistryClient, registerWriterSchema } from '../../schema-registry';
 import { type AuditRecord, confluentHeader, encodeRecord, readFraming, singleObjectHeader } from '../../schemas';
 import { auditStore, compareWithProduced, eventId, produceEvents, readTopic } from '../helpers/audit-store';
-import { isolatedEnv, KAFKA_BROKERS, ROOT, runCli, runInfra, SCHEMA_REGISTRY_URL, startCli, waitExit } from '../helpers/infra';
+import { freePorts, isolatedEnv, KAFKA_BROKERS, ROOT, runCli, runInfra, SCHEMA_REGISTRY_URL, startCli, waitExit } from '../helpers/infra';
 import { sampleRecord } from '../helpers/records';
 
 const FAST = { AUDIT_FLUSH_MAX_RECORDS: '1500', AUDIT_FLUSH_MAX_AGE_MS: '1000' };
@@ -254,8 +254,9 @@ describe('schema registry interop (real Kafka, real S3, Apicurio Registry, confl
 
   it('keeps consuming known ids through a registry outage and resumes new ones after its restart: 0 lost, 0 duplicated', async () => {
     // A private registry (own ports, storage on the broker so ids survive its restart), stopped and started by this test.
-    const port = '18081';
-    const registryVars = { AUDIT_REGISTRY_PORT: port, AUDIT_REGISTRY_MGMT_PORT: '19091', AUDIT_REGISTRY_STORAGE: 'kafkasql', AUDIT_REGISTRY_KAFKASQL_TOPIC: `registry-journal-${randomUUID().slice(0, 8)}` };
+    // Ports picked free, not fixed: two runs on one machine would start their registries on the same ones.
+    const [port, mgmtPort] = (await freePorts(2)).map(String) as [string, string];
+    const registryVars = { AUDIT_REGISTRY_PORT: port, AUDIT_REGISTRY_MGMT_PORT: mgmtPort, AUDIT_REGISTRY_STORAGE: 'kafkasql', AUDIT_REGISTRY_KAFKASQL_TOPIC: `registry-journal-${randomUUID().slice(0, 8)}` };
     const url = `http://127.0.0.1:${port}/apis/ccompat/v7`;
     const up = await runInfra('up', 'registry', registryVars);
     expect({ code: up.code, stderr: up.code === 0 ? '' : up.stderr.slice(-2000) }).toEqual({ code: 0, stderr: '' });
