@@ -144,6 +144,45 @@ interface ResolvedActor {
   tenantId: string | null;
 }
 
+/** What a request's context reads its actor from: the request when asked, unless set explicitly. */
+interface LazyActor {
+  resolve(): ResolvedActor;
+  explicit: Partial<Record<LazyField, string | null | undefined>>;
+}
+
+const LAZY = Symbol('audit.lazyActor');
+
+type LazyCarrier = AuditContext & { [LAZY]?: LazyActor };
+
+/**
+ * The accessors of a request context's actor fields, one set for every request: they read
+ * the request's LazyActor from the context itself. Accessors made per request (closures over
+ * it) gave every context a hidden class of its own, allocated in the old generation: the app's
+ * garbage collections grew several-fold with the middleware on (bench/README.md, producer).
+ */
+function lazyAccessor(field: LazyField): PropertyDescriptor {
+  return {
+    enumerable: true,
+    configurable: true,
+    get(this: LazyCarrier): string | null | undefined {
+      const lazy = this[LAZY];
+      if (!lazy) return null;
+      if (field in lazy.explicit) return lazy.explicit[field];
+      return lazy.resolve()[field];
+    },
+    set(this: LazyCarrier, v: string | null | undefined): void {
+      const lazy = this[LAZY];
+      if (lazy) lazy.explicit[field] = v;
+    },
+  };
+}
+
+const LAZY_ACCESSORS: Record<LazyField, PropertyDescriptor> = {
+  actorId: lazyAccessor('actorId'),
+  actorType: lazyAccessor('actorType'),
+  tenantId: lazyAccessor('tenantId'),
+};
+
 const str = (v: string | number | bigint | null | undefined): string | null => (v === null || v === undefined || v === '' ? null : String(v));
 
 function defaultActor(req: unknown): ActorInfo {
@@ -301,23 +340,20 @@ export class HttpAuditor<Req> {
   }
 
   private installLazyActor(ctx: AuditContext, req: Req, state: RequestState): void {
+    const lazy: LazyActor = {
+      resolve: () => {
+        const resolved = this.resolveActor(req, fallback);
+        if (resolved.actorId !== null) state.lastActor = resolved.actorId;
+        return resolved;
+      },
+      explicit: {},
+    };
     const fallback: ResolvedActor = { actorId: ctx.actorId ?? null, actorType: ctx.actorType ?? null, tenantId: ctx.tenantId ?? null };
-    const explicit: Partial<Record<LazyField, string | null | undefined>> = {};
-    for (const field of ['actorId', 'actorType', 'tenantId'] as const) {
-      Object.defineProperty(ctx, field, {
-        enumerable: true,
-        configurable: true,
-        get: () => {
-          if (field in explicit) return explicit[field];
-          const resolved = this.resolveActor(req, fallback);
-          if (resolved.actorId !== null) state.lastActor = resolved.actorId;
-          return resolved[field];
-        },
-        set: (v: string | null | undefined) => {
-          explicit[field] = v;
-        },
-      });
-    }
+    // Not enumerable: a nested context (a spread of this one) copies the actor's values, not the request.
+    Object.defineProperty(ctx, LAZY, { value: lazy, enumerable: false, configurable: true, writable: true });
+    Object.defineProperty(ctx, 'actorId', LAZY_ACCESSORS.actorId);
+    Object.defineProperty(ctx, 'actorType', LAZY_ACCESSORS.actorType);
+    Object.defineProperty(ctx, 'tenantId', LAZY_ACCESSORS.tenantId);
   }
 
   private resolveActor(req: Req, fallback: ResolvedActor | undefined): ResolvedActor {

@@ -27,6 +27,7 @@ const plugin: FastifyPluginCallback<AuditFastifyOptions> = (fastify: FastifyInst
     done(err as Error);
     return;
   }
+  // Deleted once the request is finished: young-generation collections keep a WeakMap's entries alive.
   const tracked = new WeakMap<FastifyRequest, Tracked>();
   const fail = (err: unknown, what: string) => auditor.fail(err, what);
 
@@ -84,6 +85,7 @@ const plugin: FastifyPluginCallback<AuditFastifyOptions> = (fastify: FastifyInst
   const finish = (request: FastifyRequest, status: number, aborted: boolean): void => {
     const t = tracked.get(request);
     if (!t) return;
+    tracked.delete(request);
     auditor.finish(request, t.state, {
       status,
       query: () => request.query,

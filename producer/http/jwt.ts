@@ -45,12 +45,15 @@ function claimAt(claims: JwtClaims, path: string): unknown {
 export function jwtClaim(claim = 'sub', options: JwtClaimOptions = {}): (req: { headers: IncomingHttpHeaders }) => string | null {
   const header = (options.header ?? 'authorization').toLowerCase();
   const scheme = options.scheme ?? 'Bearer';
-  const cache = new WeakMap<object, { raw: string; value: string | null }>();
+  // On the request itself rather than in a WeakMap: young-generation collections keep a WeakMap's
+  // entries alive, which would carry every request's objects into the old generation.
+  const cached = Symbol('audit.jwtClaim');
+  type Cached = { [cached]?: { raw: string; value: string | null } };
   return (req) => {
     const rawHeader = req.headers[header];
     const raw = Array.isArray(rawHeader) ? rawHeader[0] : rawHeader;
     if (typeof raw !== 'string') return null;
-    const hit = cache.get(req);
+    const hit = (req as Cached)[cached];
     if (hit && hit.raw === raw) return hit.value;
     let value: string | null = null;
     let token: string | null = raw.trim();
@@ -70,7 +73,7 @@ export function jwtClaim(claim = 'sub', options: JwtClaimOptions = {}): (req: { 
       const v = claims ? claimAt(claims, claim) : undefined;
       if (typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint') value = String(v);
     }
-    cache.set(req, { raw, value });
+    (req as Cached)[cached] = { raw, value };
     return value;
   };
 }
