@@ -24,7 +24,16 @@ export interface AuditClientOptions {
    * thread of its own, so batching, compression and the broker's round trips stay off
    * the app's event loop). Figures of each: bench/README.md, producer section.
    */
-  sender?: { client?: KafkaClientKind; thread?: SenderThread };
+  sender?: {
+    client?: KafkaClientKind;
+    thread?: SenderThread;
+    /**
+     * Bytes of the ring the app thread shares with the sender's worker thread (default 8 MiB,
+     * at least 2 MiB): each event is copied into it as it is recorded. Events that find no
+     * room travel with their own bytes, as they would without it.
+     */
+    stagingBytes?: number;
+  };
   /** Name of the app, stored in every record. */
   sourceService?: string;
   /** Events held in memory while Kafka is slow or down (default 10,000). */

@@ -8,10 +8,12 @@ import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
 import { truncatedValue } from './truncate';
 import type { AuditClientOptions, AuditLogger, AuditStats, BufferFullPolicy } from './client-options';
 import { KafkajsTransport, createTransport, partitionOf, type KafkaClientKind, type KafkaTransport } from './transport';
+import { MIN_STAGING_BYTES, type StagedEvent } from './transport/staging';
 
 export type { AuditClientOptions, AuditLogger, AuditStats, BufferFullPolicy } from './client-options';
 
-interface Pending {
+/** An accepted event; when the transport has a staging ring, its bytes are there (`at` >= 0) and `value` is empty. */
+interface Pending extends StagedEvent {
   key: string;
   value: Buffer;
   /** False while the registry id is not known yet: its header bytes are written before sending. */
@@ -33,6 +35,8 @@ interface Lane {
   /** Events at the head of `items` in the request in flight (0: none). */
   sending: number;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** A Confluent header whose id is filled in once the registry answered. */
 const UNFRAMED_HEADER = confluentHeader(0);
@@ -122,12 +126,16 @@ export class AuditClient {
     if (options.sender?.client === 'platformatic' && !platformaticSupported()) {
       throw new AuditConfigError(`sender.client 'platformatic' needs Node >= 22.22 or >= 24.6 (this is ${process.version}); use 'kafkajs' or leave it unset`);
     }
+    const stagingBytes = options.sender?.stagingBytes;
+    if (stagingBytes !== undefined && (!Number.isInteger(stagingBytes) || stagingBytes < MIN_STAGING_BYTES)) {
+      throw new AuditConfigError(`sender.stagingBytes must be a whole number >= ${MIN_STAGING_BYTES} (got ${String(stagingBytes)})`);
+    }
     if (options.producer) {
       this.transport = new KafkajsTransport({ producer: options.producer });
     } else {
       const brokers = options.brokers ?? (process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092').split(',');
       this.transport = createTransport(
-        { kind: options.sender?.client ?? DEFAULT_CLIENT, brokers, clientId: this.opts.clientId },
+        { kind: options.sender?.client ?? DEFAULT_CLIENT, brokers, clientId: this.opts.clientId, ...(stagingBytes === undefined ? {} : { stagingBytes }) },
         options.sender?.thread ?? 'worker',
       );
     }
@@ -225,7 +233,7 @@ export class AuditClient {
     if (value.length > this.opts.maxMessageBytes) {
       throw new AuditInputError(`event is ${value.length} bytes even after truncation (limit ${this.opts.maxMessageBytes})`);
     }
-    return { key: objectKey(record), value, framed: this.header !== null, partition: -1, seq: 0 };
+    return { key: objectKey(record), value, framed: this.header !== null, partition: -1, seq: 0, at: -1, keyBytes: 0, size: value.length, released: false };
   }
 
   private enqueue(p: Pending): Promise<void> {
@@ -258,6 +266,11 @@ export class AuditClient {
 
   private accept(p: Pending): void {
     p.seq = ++this.counters.accepted;
+    // Copied to the sender thread's ring now, in the caller's turn (a fraction of a µs), rather
+    // than with its batch: a batch's hand-off then costs the app thread a few integers per event.
+    // An event whose registry id is not known yet keeps its bytes, framed when sent.
+    const staging = this.transport.staging;
+    if (staging !== undefined && p.framed && staging.put(p, p.key, p.value)) p.value = EMPTY;
     const n = this.incoming.push(p);
     this.held++;
     // The pump is woken only when it has something new to decide (a first event to linger on,
@@ -393,7 +406,7 @@ export class AuditClient {
       const max = Math.min(items.length, this.opts.batchSize - messages.length);
       let count = 0;
       while (count < max) {
-        const len = items[count]!.value.length;
+        const len = items[count]!.size;
         if (messages.length + count > 0 && bytes + len > this.opts.batchBytes) break;
         bytes += len;
         count++;
@@ -412,16 +425,29 @@ export class AuditClient {
     this.inFlight++;
     const generation = this.generation;
     this.transport.send({ topic: this.topic, compression: this.opts.compression, messages }).then(
-      () => this.acknowledged(taken, messages.length, generation),
+      () => {
+        this.release(messages);
+        this.acknowledged(taken, messages.length, generation);
+      },
       (err: unknown) => {
         this.inFlight--;
         if (generation === this.generation) {
           for (const lane of taken) lane.sending = 0;
           this.sendFailed(err);
+        } else {
+          // Abandoned while this request was out: its ring space was kept until now, as the sender read it.
+          this.release(messages);
         }
         this.wake?.();
       },
     );
+  }
+
+  /** Their ring space may be reused (no request refers to it any more). */
+  private release(events: readonly Pending[]): void {
+    const staging = this.transport.staging;
+    if (staging === undefined) return;
+    for (let i = 0; i < events.length; i++) staging.release(events[i]!);
   }
 
   private acknowledged(lanes: readonly Lane[], count: number, generation: number): void {
@@ -456,8 +482,11 @@ export class AuditClient {
   private abandonQueue(): void {
     const lost = this.held;
     if (lost > 0) this.prefixFrozenAt ??= this.oldestHeld() - 1;
+    this.release(this.incoming);
     this.incoming = [];
     for (const lane of this.lanes) {
+      // Events of a request still out keep their ring space until it is answered.
+      this.release(lane.items.slice(lane.sending));
       lane.items = [];
       lane.sending = 0;
     }

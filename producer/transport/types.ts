@@ -4,6 +4,7 @@
  * object so one object's events share a partition), close. Keeping the client
  * behind this lets the next swap of Kafka library touch one file.
  */
+import type { StagingRing } from './staging';
 
 export type Compression = 'gzip' | 'none';
 
@@ -22,6 +23,17 @@ export interface OutgoingMessage {
    * absent or negative: the Kafka client partitions the message by its key.
    */
   partition?: number;
+  /**
+   * Where the transport's staging ring holds this message's key and then its value (the
+   * audit client put them there when the event was accepted; `value` is then empty).
+   * Absent or negative: `key` and `value` hold the bytes. Only a transport with a `staging`
+   * ring is given staged messages.
+   */
+  at?: number;
+  /** UTF-8 bytes of the staged key. */
+  keyBytes?: number;
+  /** Bytes of the staged value. */
+  size?: number;
 }
 
 export interface OutgoingBatch {
@@ -35,6 +47,8 @@ export interface TransportSettings {
   kind: KafkaClientKind;
   brokers: string[];
   clientId: string;
+  /** Bytes of the ring a worker thread's transport shares with the app thread (default: DEFAULT_STAGING_BYTES). */
+  stagingBytes?: number;
 }
 
 export interface KafkaTransport {
@@ -48,6 +62,12 @@ export interface KafkaTransport {
    * spanning partitions. Rejects when the broker cannot be reached.
    */
   partitionCount(topic: string): Promise<number | null>;
+  /**
+   * A ring shared with the thread that sends, when there is one (the worker thread's
+   * transport): the client copies each event into it as it is accepted, so a batch crosses
+   * to that thread as positions, not bytes.
+   */
+  readonly staging?: StagingRing;
   /** Disconnects; never rejects. */
   close(): Promise<void>;
 }

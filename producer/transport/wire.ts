@@ -1,14 +1,15 @@
 import type { Compression, OutgoingBatch, TransportSettings } from './types';
 
 /**
- * The messages between the app thread and the sender's worker thread. A batch
- * crosses as one ArrayBuffer (keys and values back to back, their lengths and
- * partitions in a second one), moved with a transfer list: no per-message cloning, and the app
- * thread's only work per batch is one copy of the encoded bytes.
+ * The messages between the app thread and the sender's worker thread. A batch crosses
+ * as four integers per message (where its key and value are, and its partition): the
+ * bytes of messages the audit client staged are already in the ring both threads share
+ * (staging.ts); the few that were not (the ring full, the registry's id not known when
+ * they were accepted) travel in one extra buffer, moved with a transfer list.
  */
 export type ToWorker =
   | { type: 'connect'; id: number }
-  | { type: 'send'; id: number; topic: string; compression: Compression; count: number; lengths: ArrayBuffer; bytes: ArrayBuffer }
+  | { type: 'send'; id: number; topic: string; compression: Compression; count: number; places: Int32Array; extra: ArrayBuffer | null }
   | { type: 'partitions'; id: number; topic: string }
   | { type: 'close'; id: number };
 
@@ -17,56 +18,69 @@ export type FromWorker = { type: 'done'; id: number; error: string | null; value
 
 export interface WorkerData {
   settings: TransportSettings;
+  /** The staging ring's memory, shared with the app thread. */
+  staging: SharedArrayBuffer | null;
+  /** Where the app thread posts send requests (requests.ts). */
+  requests: SharedArrayBuffer | null;
 }
 
 /**
- * Packs a batch: for message i, its key then its value; key length, value length and
- * partition (-1: none) at [3i], [3i+1], [3i+2]. One pass: the buffer is sized for the
- * longest UTF-8 a key can have (3 bytes per UTF-16 unit) and not zero-filled, so keys are
- * not measured before they are written; the worker reads only the bytes the lengths cover.
+ * Places a batch: for message i, at [4i] where its key starts (its value follows it) — in
+ * the ring when >= 0, else at -1 - [4i] in `extra` — then its key's and value's lengths and
+ * its partition (-1: none). Only unstaged messages are copied, into a buffer sized for the
+ * longest UTF-8 their keys can have (3 bytes per UTF-16 unit), not zero-filled: the worker
+ * reads only the bytes the lengths cover.
  */
 export function packBatch(batch: OutgoingBatch, id: number): Extract<ToWorker, { type: 'send' }> {
   const messages = batch.messages;
   const n = messages.length;
-  const lengths = new Int32Array(3 * n);
+  const places = new Int32Array(4 * n);
   let bound = 0;
   for (let i = 0; i < n; i++) {
     const m = messages[i]!;
-    bound += (typeof m.key === 'string' ? 3 * m.key.length : m.key.length) + m.value.length;
+    if (m.at === undefined || m.at < 0) bound += (typeof m.key === 'string' ? 3 * m.key.length : m.key.length) + m.value.length;
   }
   // Its own ArrayBuffer (not a slice of the pool), so it can be moved to the worker.
-  const out = Buffer.allocUnsafeSlow(bound);
+  const out = bound > 0 ? Buffer.allocUnsafeSlow(bound) : null;
   let at = 0;
   for (let i = 0; i < n; i++) {
     const m = messages[i]!;
+    places[4 * i + 3] = m.partition ?? -1;
+    if (m.at !== undefined && m.at >= 0) {
+      places[4 * i] = m.at;
+      places[4 * i + 1] = m.keyBytes!;
+      places[4 * i + 2] = m.size!;
+      continue;
+    }
     let k: number;
     if (typeof m.key === 'string') {
-      k = out.write(m.key, at, 'utf8');
+      k = out!.write(m.key, at, 'utf8');
     } else {
-      out.set(m.key, at);
+      out!.set(m.key, at);
       k = m.key.length;
     }
-    at += k;
-    out.set(m.value, at);
-    at += m.value.length;
-    lengths[3 * i] = k;
-    lengths[3 * i + 1] = m.value.length;
-    lengths[3 * i + 2] = m.partition ?? -1;
+    out!.set(m.value, at + k);
+    places[4 * i] = -1 - at;
+    places[4 * i + 1] = k;
+    places[4 * i + 2] = m.value.length;
+    at += k + m.value.length;
   }
-  return { type: 'send', id, topic: batch.topic, compression: batch.compression, count: n, lengths: lengths.buffer, bytes: out.buffer as ArrayBuffer };
+  return { type: 'send', id, topic: batch.topic, compression: batch.compression, count: n, places, extra: out ? (out.buffer as ArrayBuffer) : null };
 }
 
-/** The worker's side of packBatch: keys and values as views on the one buffer (no copy). */
-export function unpackBatch(msg: Extract<ToWorker, { type: 'send' }>): OutgoingBatch {
-  const lengths = new Int32Array(msg.lengths);
-  const buf = Buffer.from(msg.bytes);
+/** The worker's side of packBatch: keys and values as views on the ring or the extra buffer (no copy). */
+export function unpackBatch(msg: Extract<ToWorker, { type: 'send' }>, ring: Buffer | null): OutgoingBatch {
+  const places = msg.places;
+  const extra = msg.extra ? Buffer.from(msg.extra) : null;
   const messages = new Array<{ key: Buffer; value: Buffer; partition: number }>(msg.count);
-  let at = 0;
   for (let i = 0; i < msg.count; i++) {
-    const k = lengths[3 * i]!;
-    const v = lengths[3 * i + 1]!;
-    messages[i] = { key: buf.subarray(at, at + k), value: buf.subarray(at + k, at + k + v), partition: lengths[3 * i + 2]! };
-    at += k + v;
+    const place = places[4 * i]!;
+    const k = places[4 * i + 1]!;
+    const v = places[4 * i + 2]!;
+    const source = place >= 0 ? ring : extra;
+    if (!source) throw new Error(`audit sender: message ${i} of a batch refers to a ${place >= 0 ? 'staging ring' : 'buffer'} this thread was not given`);
+    const at = place >= 0 ? place : -1 - place;
+    messages[i] = { key: source.subarray(at, at + k), value: source.subarray(at + k, at + k + v), partition: places[4 * i + 3]! };
   }
   return { topic: msg.topic, compression: msg.compression, messages };
 }

@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { KafkaTransportError, type KafkaTransport, type OutgoingBatch, type TransportSettings } from './types';
+import { RequestWriter, requestChannelMemory } from './requests';
+import { DEFAULT_STAGING_BYTES, StagingRing } from './staging';
 import { packBatch, type FromWorker, type ToWorker, type WorkerData } from './wire';
 
 /** How long close() waits for the worker to disconnect before stopping it. */
@@ -20,22 +22,30 @@ function workerEntry(): string {
 }
 
 /**
- * A transport whose Kafka client lives in a worker thread. The app thread packs
- * each batch into one transferred buffer and waits for the answer; a worker that
- * dies fails what was in flight (the client retries it) and is started again on
- * the next call. The worker does not keep the process alive while nothing is in
- * flight, as a pending send does.
+ * A transport whose Kafka client lives in a worker thread. The audit client stages each
+ * event's bytes in the ring this transport shares with the worker; a batch then crosses
+ * as the positions of its events (and the bytes of any not staged), and the app thread
+ * waits for the answer. A worker that dies fails what was in flight (the client
+ * retries it) and is started again, on the same ring, on the next call. The worker
+ * does not keep the process alive while nothing is in flight, as a pending send does.
  */
 export class WorkerTransport implements KafkaTransport {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly inFlight = new Map<number, { resolve: (value: number | null) => void; reject: (err: Error) => void }>();
 
-  constructor(private readonly settings: TransportSettings) {}
+  readonly staging: StagingRing;
+  private readonly requestMemory = requestChannelMemory();
+  private readonly requests = new RequestWriter(this.requestMemory);
+
+  constructor(private readonly settings: TransportSettings) {
+    this.staging = new StagingRing(settings.stagingBytes ?? DEFAULT_STAGING_BYTES);
+  }
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(workerEntry(), { workerData: { settings: this.settings } satisfies WorkerData });
+    this.requests.restart();
+    const worker = new Worker(workerEntry(), { workerData: { settings: this.settings, staging: this.staging.shared, requests: this.requestMemory } satisfies WorkerData });
     worker.unref();
     worker.on('message', (msg: FromWorker) => {
       const call = this.inFlight.get(msg.id);
@@ -62,15 +72,16 @@ export class WorkerTransport implements KafkaTransport {
     if (this.inFlight.size === 0) this.worker?.unref();
   }
 
-  private call(make: (id: number) => ToWorker): Promise<number | null> {
+  /** `make` returns null when it posted the request itself (in shared memory): only the answer is then awaited. */
+  private call(make: (id: number) => ToWorker | null): Promise<number | null> {
     const worker = this.start();
     const id = this.nextId++;
-    const msg = make(id);
     return new Promise<number | null>((resolve, reject) => {
       if (this.inFlight.size === 0) worker.ref();
       this.inFlight.set(id, { resolve, reject });
-      // The batch's buffers are moved, not copied, into the worker.
-      worker.postMessage(msg, msg.type === 'send' ? [msg.lengths, msg.bytes] : []);
+      const msg = make(id);
+      // Bytes of unstaged messages are moved, not copied, into the worker; the places are a few integers per message.
+      if (msg) worker.postMessage(msg, msg.type === 'send' && msg.extra ? [msg.extra] : []);
     });
   }
 
@@ -78,9 +89,13 @@ export class WorkerTransport implements KafkaTransport {
     await this.call((id) => ({ type: 'connect', id }));
   }
 
-  /** Several may be in flight at once: the worker answers each by its id, in whatever order they complete. */
+  /**
+   * Posted in shared memory when every message is staged and a slot is free (no signal to
+   * the worker, which looks for requests on its own), else by message. Several may be in
+   * flight at once: the worker answers each by its id, in whatever order they complete.
+   */
   async send(batch: OutgoingBatch): Promise<void> {
-    await this.call((id) => packBatch(batch, id));
+    await this.call((id) => (this.requests.tryPost(id, batch) ? null : packBatch(batch, id)));
   }
 
   partitionCount(topic: string): Promise<number | null> {

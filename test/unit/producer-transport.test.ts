@@ -8,6 +8,7 @@ import { buildRecord, DEFAULT_MASKED_FIELDS, fieldMatcher, maskValue, toJson } f
 import { encodeCurrent } from '../../producer/encode';
 import { maskedJson } from '../../producer/mask';
 import { murmur2, partitionOf } from '../../producer/transport/partition';
+import { MIN_STAGING_BYTES, StagingRing } from '../../producer/transport/staging';
 import { packBatch, unpackBatch } from '../../producer/transport/wire';
 import { needsTruncation, truncateRecord } from '../../producer/truncate';
 import { CURRENT_SCHEMA_ID, confluentHeader, encodeRecord, isUuid, singleObjectHeader } from '../../schemas';
@@ -89,18 +90,124 @@ describe('packBatch / unpackBatch', () => {
     ];
     const packed = packBatch({ topic: 't', compression: 'gzip', messages }, 7);
     expect(packed).toMatchObject({ type: 'send', id: 7, topic: 't', compression: 'gzip', count: 4 });
-    const back = unpackBatch(packed);
+    const back = unpackBatch(packed, null);
     expect(back.topic).toBe('t');
     expect(back.compression).toBe('gzip');
     back.messages.forEach((m, i) => expect(Buffer.from(m.key).equals(Buffer.from(messages[i]!.key))).toBe(true));
     // A key that is already bytes crosses as they are.
-    const asBytes = unpackBatch(packBatch({ topic: 't', compression: 'none', messages: [{ key: Buffer.from([0xff, 0, 1]), value: Buffer.from('v') }] }, 9));
+    const asBytes = unpackBatch(packBatch({ topic: 't', compression: 'none', messages: [{ key: Buffer.from([0xff, 0, 1]), value: Buffer.from('v') }] }, 9), null);
     expect([...asBytes.messages[0]!.key]).toEqual([0xff, 0, 1]);
     expect(asBytes.messages[0]!.value.toString()).toBe('v');
     back.messages.forEach((m, i) => expect(m.value.equals(messages[i]!.value)).toBe(true));
     expect(back.messages.map((m) => m.partition)).toEqual([-1, -1, -1, -1]);
     const placed = messages.map((m, i) => ({ ...m, partition: i * 5 }));
-    expect(unpackBatch(packBatch({ topic: 't', compression: 'none', messages: placed }, 8)).messages.map((m) => m.partition)).toEqual([0, 5, 10, 15]);
+    expect(unpackBatch(packBatch({ topic: 't', compression: 'none', messages: placed }, 8), null).messages.map((m) => m.partition)).toEqual([0, 5, 10, 15]);
+  });
+});
+
+describe('packBatch / unpackBatch with a staging ring', () => {
+  it('sends staged messages as places in the ring and the others with their bytes, in order', () => {
+    const ring = new StagingRing(MIN_STAGING_BYTES);
+    const view = Buffer.from(ring.shared);
+    const staged = (key: string, value: Buffer) => {
+      const e = { key, value: Buffer.alloc(0), at: -1, keyBytes: 0, size: 0, released: false, partition: 2 };
+      expect(ring.put(e, key, value)).toBe(true);
+      return e;
+    };
+    const messages = [
+      staged('invoice:1', Buffer.from('one')),
+      { key: 'invoice:2', value: Buffer.from('two, not staged'), partition: 1 },
+      staged('dossier:é✓', Buffer.from([0, 1, 2, 255])),
+    ];
+    const packed = packBatch({ topic: 't', compression: 'gzip', messages }, 3);
+    // Only the unstaged message's bytes cross; the staged ones are 4 integers each.
+    expect(packed.extra?.byteLength).toBeLessThan(64);
+    const back = unpackBatch(packed, view);
+    expect(back.messages.map((m) => Buffer.from(m.key).toString())).toEqual(['invoice:1', 'invoice:2', 'dossier:é✓']);
+    expect(back.messages.map((m) => Buffer.from(m.value).toString('hex'))).toEqual([Buffer.from('one').toString('hex'), Buffer.from('two, not staged').toString('hex'), '000102ff']);
+    expect(back.messages.map((m) => m.partition)).toEqual([2, 1, 2]);
+    // Views on the shared memory, not copies: what the worker reads is what the app thread staged.
+    expect(back.messages[0]!.value.buffer).toBe(ring.shared);
+    const allStaged = packBatch({ topic: 't', compression: 'none', messages: [messages[0]!, messages[2]!] }, 4);
+    expect(allStaged.extra).toBeNull();
+    expect(() => unpackBatch(allStaged, null)).toThrow(/staging ring this thread was not given/);
+  });
+});
+
+describe('StagingRing', () => {
+  const event = () => ({ at: -1, keyBytes: 0, size: 0, released: false });
+  const bytesAt = (ring: StagingRing, e: ReturnType<typeof event>) => Buffer.from(ring.shared, e.at, e.keyBytes + e.size);
+
+  it('refuses a ring smaller than its minimum', () => {
+    expect(() => new StagingRing(1024)).toThrow(RangeError);
+  });
+
+  it('gives space back in the order it was taken, whatever order events are released in', () => {
+    const ring = new StagingRing(MIN_STAGING_BYTES);
+    const value = Buffer.alloc(100_000, 7);
+    const events = Array.from({ length: 20 }, (_, i) => {
+      const e = event();
+      expect(ring.put(e, `k:${i}`, value)).toBe(true);
+      return e;
+    });
+    // 20 x ~100 kB fills the 2 MiB ring: the next event finds no room and keeps its bytes.
+    expect(ring.put(event(), 'k:x', value)).toBe(false);
+    const usedBefore = ring.used;
+    // Released out of order (another partition acknowledged first): no space comes back yet.
+    ring.release(events[3]!);
+    ring.release(events[1]!);
+    expect(ring.used).toBe(usedBefore);
+    expect(ring.put(event(), 'k:x', value)).toBe(false);
+    // The oldest released: the tail moves past every released event in a row (0, 1), not past 2.
+    ring.release(events[0]!);
+    expect(ring.used).toBe(usedBefore - (events[2]!.at - events[0]!.at));
+    // Two events' room at the beginning lets one in that the end has no room for: the head wraps.
+    const wrapped = event();
+    expect(ring.put(wrapped, 'k:w', Buffer.alloc(150_000, 9))).toBe(true);
+    expect(wrapped.at).toBe(0);
+    // Events still live were not overwritten.
+    for (const e of events.slice(2)) expect(bytesAt(ring, e).subarray(e.keyBytes).equals(value)).toBe(true);
+    expect(bytesAt(ring, wrapped).subarray(0, 3).toString()).toBe('k:w');
+    for (const e of events) ring.release(e);
+    ring.release(wrapped);
+    expect(ring.used).toBe(0);
+  });
+
+  it('never hands out bytes a live event holds, over many wraps (a model of the ring)', () => {
+    const ring = new StagingRing(MIN_STAGING_BYTES);
+    let seed = 42;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const live: { e: ReturnType<typeof event>; fill: number; len: number }[] = [];
+    let staged = 0;
+    let refused = 0;
+    let wraps = 0;
+    let lastAt = -1;
+    for (let step = 0; step < 20_000; step++) {
+      if (live.length > 0 && rand(3) === 0) {
+        // Release a random live event (acknowledgements across partitions come in any order).
+        const [gone] = live.splice(rand(live.length), 1);
+        ring.release(gone!.e);
+        continue;
+      }
+      const len = 1 + rand(rand(10) === 0 ? 200_000 : 2_000);
+      const e = event();
+      const fill = step & 0xff;
+      if (ring.put(e, `o:${step}`, Buffer.alloc(len, fill))) {
+        staged++;
+        if (e.at < lastAt) wraps++;
+        lastAt = e.at;
+        live.push({ e, fill, len });
+      } else refused++;
+      if (step % 97 === 0) {
+        for (const l of live) {
+          const v = bytesAt(ring, l.e).subarray(l.e.keyBytes);
+          expect(v.length === l.len && v.every((b) => b === l.fill)).toBe(true);
+        }
+      }
+    }
+    expect(staged).toBeGreaterThan(5_000);
+    expect(wraps).toBeGreaterThan(10);
+    expect(refused).toBeGreaterThan(0);
   });
 });
 
