@@ -33,7 +33,7 @@
  * @platformatic/kafka, inline or in a worker thread, gzip or none; the default with up to 5 requests
  * in flight, opt-in) and `build-only` (build, mask, encode, no send): events/s to the last acknowledgement, CPU µs per event of the process and
  * of the app's thread (bench/lib/producer-load.ts). BENCH_PREVIOUS_PRODUCER=<a build's dist/producer>
- * adds the previous release's client (kafkajs on the app's thread, its record path) side by side.
+ * adds the previous release's client side by side (kafkajs on the app's thread, and its default sender).
  *
  * Environment: BENCH_HTTP_N, BENCH_ORM_N, BENCH_ROUNDS, BENCH_WARMUP, BENCH_PG_HOST/PORT/USER/DATABASE,
  * AUDIT_KAFKA_BROKERS, BENCH_SCHEMA_REGISTRY_URL (default: the local Apicurio of infra/up.sh registry),
@@ -368,6 +368,8 @@ const allTpVariants = (): Omit<LoadSpec, 'n' | 'warmup' | 'brokers' | 'topic'>[]
         ...TP_VARIANTS,
         { client: 'kafkajs', thread: 'inline', compression: 'gzip', producerDir: PREVIOUS },
         { client: 'kafkajs', thread: 'inline', compression: 'none', producerDir: PREVIOUS },
+        // The previous release's default sender, side by side with this one's.
+        { client: 'platformatic', thread: 'worker', compression: 'gzip', producerDir: PREVIOUS },
       ]
     : [...TP_VARIANTS];
 

@@ -109,7 +109,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
           compression: spec.compression,
           ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
           ...(spec.maxInFlight ? { maxInFlight: spec.maxInFlight } : {}),
-          ...(spec.producerDir ? {} : { sender: { client: spec.client, thread: spec.thread } }),
+          // A release from before the `sender` option ignores it: kafkajs on the app's thread was its only sender.
+          sender: { client: spec.client, thread: spec.thread },
         });
   const record = client
     ? (e: AuditEventInput) => client.record(e)
