@@ -29,8 +29,9 @@ export interface AuditClientOptions {
     thread?: SenderThread;
     /**
      * Bytes of the ring the app thread shares with the sender's worker thread (default 8 MiB,
-     * at least 2 MiB): each event is copied into it as it is recorded. Events that find no
-     * room travel with their own bytes, as they would without it.
+     * from 2 MiB to 1 GiB): each event is copied into it as it is recorded. Events that find no
+     * room travel with their own bytes, as they would without it. Unused with `thread: 'inline'`
+     * or an app's own `producer` (there is no other thread).
      */
     stagingBytes?: number;
   };
@@ -88,8 +89,10 @@ export interface AuditStats {
    * can run ahead of this; events abandoned at `close()` stop it for good.
    */
   deliveredPrefix: number;
-  /** Events dropped (buffer full in `drop` mode, undeliverable at close, oversized beyond repair). */
+  /** Events dropped (buffer full in `drop` mode, undeliverable at close, oversized beyond repair, refused by Kafka). */
   dropped: number;
+  /** Of those, events the broker refused for their size even alone in a request (e.g. over the topic's max.message.bytes). */
+  refused: number;
   /** Events rejected as invalid input. */
   invalid: number;
   /** Events whose fields were truncated. */

@@ -7,8 +7,8 @@ import { AuditConfigError, AuditInputError, AuditUnavailableError } from './erro
 import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
 import { truncatedValue } from './truncate';
 import type { AuditClientOptions, AuditLogger, AuditStats, BufferFullPolicy } from './client-options';
-import { KafkajsTransport, createTransport, partitionOf, type KafkaClientKind, type KafkaTransport } from './transport';
-import { MIN_STAGING_BYTES, type StagedEvent } from './transport/staging';
+import { KafkaTransportError, KafkajsTransport, createTransport, partitionOf, type KafkaClientKind, type KafkaTransport } from './transport';
+import { MAX_STAGING_BYTES, MIN_STAGING_BYTES, type StagedEvent } from './transport/staging';
 
 export type { AuditClientOptions, AuditLogger, AuditStats, BufferFullPolicy } from './client-options';
 
@@ -100,7 +100,14 @@ export class AuditClient {
   private connected = false;
   private closed = false;
   private pump: Promise<void>;
-  private readonly counters = { accepted: 0, delivered: 0, dropped: 0, invalid: 0, truncated: 0, sendFailures: 0 };
+  private readonly counters = { accepted: 0, delivered: 0, dropped: 0, refused: 0, invalid: 0, truncated: 0, sendFailures: 0 };
+  /**
+   * Bytes per request, lowered each time the broker refuses a request for its size (a topic
+   * whose max.message.bytes is under what batchBytes makes, or data that does not compress).
+   */
+  private requestBytes: number;
+  /** The smallest request of several events refused for its size: requests grow back after successes, but stay under it. */
+  private refusedBytes = Infinity;
 
   constructor(options: AuditClientOptions = {}) {
     this.topic = options.topic ?? process.env.AUDIT_TOPIC ?? 'audit.events';
@@ -120,6 +127,7 @@ export class AuditClient {
       maxMessageBytes: options.maxMessageBytes ?? 900_000,
       compression: options.compression ?? 'gzip',
     };
+    this.requestBytes = this.opts.batchBytes;
     if (!Number.isInteger(this.opts.maxInFlight) || this.opts.maxInFlight < 1) {
       throw new AuditConfigError(`maxInFlight must be a whole number >= 1 (got ${String(options.maxInFlight)})`);
     }
@@ -127,8 +135,8 @@ export class AuditClient {
       throw new AuditConfigError(`sender.client 'platformatic' needs Node >= 22.22 or >= 24.6 (this is ${process.version}); use 'kafkajs' or leave it unset`);
     }
     const stagingBytes = options.sender?.stagingBytes;
-    if (stagingBytes !== undefined && (!Number.isInteger(stagingBytes) || stagingBytes < MIN_STAGING_BYTES)) {
-      throw new AuditConfigError(`sender.stagingBytes must be a whole number >= ${MIN_STAGING_BYTES} (got ${String(stagingBytes)})`);
+    if (stagingBytes !== undefined && (!Number.isInteger(stagingBytes) || stagingBytes < MIN_STAGING_BYTES || stagingBytes > MAX_STAGING_BYTES)) {
+      throw new AuditConfigError(`sender.stagingBytes must be a whole number from ${MIN_STAGING_BYTES} to ${MAX_STAGING_BYTES} (got ${String(stagingBytes)})`);
     }
     if (options.producer) {
       this.transport = new KafkajsTransport({ producer: options.producer });
@@ -407,7 +415,7 @@ export class AuditClient {
       let count = 0;
       while (count < max) {
         const len = items[count]!.size;
-        if (messages.length + count > 0 && bytes + len > this.opts.batchBytes) break;
+        if (messages.length + count > 0 && bytes + len > this.requestBytes) break;
         bytes += len;
         count++;
       }
@@ -433,7 +441,8 @@ export class AuditClient {
         this.inFlight--;
         if (generation === this.generation) {
           for (const lane of taken) lane.sending = 0;
-          this.sendFailed(err);
+          if (err instanceof KafkaTransportError && err.tooLarge) this.refusedForSize(messages, bytes, err);
+          else this.sendFailed(err);
         } else {
           // Abandoned while this request was out: its ring space was kept until now, as the sender read it.
           this.release(messages);
@@ -460,9 +469,39 @@ export class AuditClient {
       this.held -= count;
       this.counters.delivered += count;
       this.backoff = 100;
+      // After a refusal for size: back up towards batchBytes, to half the smallest size refused at most
+      // (growing to just under it would probe the limit again, one refused request per step).
+      if (this.requestBytes < this.opts.batchBytes) this.requestBytes = Math.max(this.requestBytes, Math.min(this.opts.batchBytes, Math.floor(this.refusedBytes / 2), this.requestBytes * 2));
       for (const w of this.roomWaiters.splice(0, count)) w();
     }
     this.wake?.();
+  }
+
+  /**
+   * The broker refused a request for its size: resent as it is, it would be refused for
+   * ever and hold up everything after it. A request of several events is made smaller
+   * (requests from now on carry half its bytes) and goes again at once; a single event
+   * the broker refuses on its own can never be delivered: it is dropped, counted in
+   * `refused` and `dropped`, and logged with its object, and what follows goes on.
+   */
+  private refusedForSize(messages: readonly Pending[], bytes: number, err: KafkaTransportError): void {
+    this.counters.sendFailures++;
+    if (messages.length > 1) {
+      this.refusedBytes = Math.min(this.refusedBytes, bytes);
+      this.requestBytes = Math.max(1, Math.min(this.requestBytes, Math.floor(bytes / 2)));
+      this.log.warn({ err: err.message, events: messages.length, bytes, requestBytes: this.requestBytes }, 'audit request refused for its size; sending smaller requests');
+      return;
+    }
+    const p = messages[0]!;
+    const lane = this.lanes.find((l) => l.items[0] === p);
+    if (!lane) return;
+    lane.items.shift();
+    this.release([p]);
+    this.held--;
+    this.counters.dropped++;
+    this.counters.refused++;
+    this.log.error({ err: err.message, object: p.key, bytes: p.size }, 'audit event refused by Kafka for its size: dropped');
+    for (const w of this.roomWaiters.splice(0, 1)) w();
   }
 
   /** Counts and logs a failed request (or connect); no request goes out before the backoff passed. */

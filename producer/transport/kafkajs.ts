@@ -1,32 +1,49 @@
 import { CompressionTypes, Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
-import type { KafkaTransport, OutgoingBatch, TransportSettings } from './types';
+import { KafkaTransportError, refusedForSize, type KafkaTransport, type OutgoingBatch, type TransportSettings } from './types';
 
 /** kafkajs 2.2.4: the client the producer was built on. Also wraps an app's own kafkajs producer. */
 export class KafkajsTransport implements KafkaTransport {
-  private readonly producer: Producer;
-  private readonly owns: boolean;
+  private producer: Producer;
+  private readonly kafka: Kafka | null;
   private connected = false;
 
   constructor(settings: TransportSettings | { producer: Producer }) {
     if ('producer' in settings) {
       this.producer = settings.producer;
-      this.owns = false;
+      this.kafka = null;
       return;
     }
-    const kafka = new Kafka({
+    this.kafka = new Kafka({
       clientId: settings.clientId,
       brokers: settings.brokers,
       logLevel: logLevel.NOTHING,
       retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2_000 },
       connectionTimeout: 3_000,
     });
-    this.producer = kafka.producer({
+    this.producer = this.newProducer(this.kafka);
+  }
+
+  private newProducer(kafka: Kafka): Producer {
+    return kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: true,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
-    this.owns = true;
+  }
+
+  /**
+   * A new producer (a new producer id, sequences from 0). kafkajs's idempotent producer
+   * advances a partition's sequence number for a batch the broker refused (for its size, in
+   * a request whose other partitions were accepted), and every later send to that partition
+   * is then refused as out of order, for ever.
+   */
+  private async renew(): Promise<void> {
+    if (!this.kafka) return;
+    const old = this.producer;
+    this.producer = this.newProducer(this.kafka);
+    this.connected = false;
+    await old.disconnect().catch(() => undefined);
   }
 
   async connect(): Promise<void> {
@@ -37,14 +54,21 @@ export class KafkajsTransport implements KafkaTransport {
 
   async send(batch: OutgoingBatch): Promise<void> {
     await this.connect();
-    await this.producer.send({
-      topic: batch.topic,
-      acks: -1,
-      compression: batch.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-      messages: batch.messages.map((m) =>
-        m.partition === undefined || m.partition < 0 ? { key: m.key, value: m.value } : { key: m.key, value: m.value, partition: m.partition },
-      ),
-    });
+    try {
+      await this.producer.send({
+        topic: batch.topic,
+        acks: -1,
+        compression: batch.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+        messages: batch.messages.map((m) =>
+          m.partition === undefined || m.partition < 0 ? { key: m.key, value: m.value } : { key: m.key, value: m.value, partition: m.partition },
+        ),
+      });
+    } catch (err) {
+      const tooLarge = refusedForSize(err);
+      if (tooLarge || sequenceLost(err)) await this.renew();
+      if (tooLarge) throw new KafkaTransportError(err instanceof Error ? err.message : String(err), 'kafkajs', true);
+      throw err;
+    }
   }
 
   /**
@@ -56,7 +80,16 @@ export class KafkajsTransport implements KafkaTransport {
   }
 
   async close(): Promise<void> {
-    if (this.owns && this.connected) await this.producer.disconnect().catch(() => undefined);
+    if (this.kafka && this.connected) await this.producer.disconnect().catch(() => undefined);
     this.connected = false;
   }
+}
+
+/** The broker refused a send as out of sequence: the producer's sequence numbers no longer match the broker's. */
+function sequenceLost(err: unknown): boolean {
+  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 6; depth++) {
+    if ((e as { type?: unknown }).type === 'OUT_OF_ORDER_SEQUENCE_NUMBER') return true;
+    e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return false;
 }

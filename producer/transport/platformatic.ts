@@ -1,5 +1,5 @@
 import type { MessageToProduce, Producer as PlatformaticProducer } from '@platformatic/kafka';
-import { KafkaTransportError, type KafkaTransport, type OutgoingBatch, type TransportSettings } from './types';
+import { KafkaTransportError, refusedForSize, type KafkaTransport, type OutgoingBatch, type TransportSettings } from './types';
 
 type Module = typeof import('@platformatic/kafka');
 type Producer = PlatformaticProducer<Buffer, Buffer, Buffer, Buffer>;
@@ -55,7 +55,12 @@ export class PlatformaticTransport implements KafkaTransport {
       const partition = m.partition;
       messages[i] = partition === undefined || partition < 0 ? { topic, key, value: m.value } : { topic, key, value: m.value, partition };
     }
-    await producer.send({ acks: -1, compression: batch.compression === 'gzip' ? 'gzip' : 'none', messages });
+    try {
+      await producer.send({ acks: -1, compression: batch.compression === 'gzip' ? 'gzip' : 'none', messages });
+    } catch (err) {
+      if (refusedForSize(err)) throw new KafkaTransportError(err instanceof Error ? err.message : String(err), 'platformatic', true);
+      throw err;
+    }
   }
 
   async partitionCount(topic: string): Promise<number | null> {

@@ -27,11 +27,12 @@ const CONTROL_INTS = 4;
 const TOPICS = 8;
 const TOPIC_BYTES = 252;
 const TOPIC_INTS = (4 + TOPIC_BYTES) / 4;
-/** Requests posted and not yet taken at most: more than requests are ever in flight by default. */
+/** Requests posted and not yet taken at most: more than requests are ever in flight by default. A power of two (slot = sequence & (SLOTS - 1)). */
 export const SLOTS = 8;
 /** Messages a request slot holds (the client's default batch is 2,000); a larger request goes by message. */
 export const SLOT_MESSAGES = 2_048;
 const HEADER_INTS = 4;
+const PARK_MAX_MS = 1_000;
 const SLOT_INTS = HEADER_INTS + 4 * SLOT_MESSAGES;
 const TOPICS_AT = CONTROL_INTS;
 const SLOTS_AT = TOPICS_AT + TOPICS * TOPIC_INTS;
@@ -47,7 +48,10 @@ export class RequestWriter {
   private readonly ints: Int32Array;
   private readonly bytes: Buffer;
   private readonly topics = new Map<string, number>();
-  /** Requests posted so far (the next one's sequence number). */
+  /**
+   * Requests posted so far, as an Int32 that wraps (a long-running service passes 2^31): the
+   * counters are compared by their difference in Int32 arithmetic, never by order.
+   */
   private posted: number;
 
   constructor(memory: SharedArrayBuffer) {
@@ -63,11 +67,11 @@ export class RequestWriter {
   tryPost(id: number, batch: OutgoingBatch): boolean {
     const messages = batch.messages;
     const n = messages.length;
-    if (n > SLOT_MESSAGES || this.posted - Atomics.load(this.ints, TAKEN) >= SLOTS) return false;
+    if (n > SLOT_MESSAGES || ((this.posted - Atomics.load(this.ints, TAKEN)) | 0) >= SLOTS) return false;
     const topic = this.topicIndex(batch.topic);
     if (topic < 0) return false;
     const ints = this.ints;
-    const base = SLOTS_AT + (this.posted % SLOTS) * SLOT_INTS;
+    const base = SLOTS_AT + (this.posted & (SLOTS - 1)) * SLOT_INTS;
     let at = base + HEADER_INTS;
     for (let i = 0; i < n; i++, at += 4) {
       const m: OutgoingMessage = messages[i]!;
@@ -82,7 +86,8 @@ export class RequestWriter {
     ints[base + 2] = topic;
     ints[base + 3] = batch.compression === 'gzip' ? 1 : 0;
     // The store publishes the slot: the worker reads it only after loading this value (both sequentially consistent).
-    Atomics.store(ints, POSTED, ++this.posted);
+    this.posted = (this.posted + 1) | 0;
+    Atomics.store(ints, POSTED, this.posted);
     if (Atomics.load(ints, PARKED) === 1) Atomics.notify(ints, POSTED);
     return true;
   }
@@ -136,8 +141,8 @@ export class RequestReader {
     const out: PostedRequest[] = [];
     const ints = this.ints;
     const ring = this.ring;
-    while (this.taken < posted) {
-      const base = SLOTS_AT + (this.taken % SLOTS) * SLOT_INTS;
+    while (this.taken !== posted) {
+      const base = SLOTS_AT + (this.taken & (SLOTS - 1)) * SLOT_INTS;
       const n = ints[base + 1]!;
       const compression: Compression = ints[base + 3] === 1 ? 'gzip' : 'none';
       const messages = new Array<{ key: Buffer; value: Buffer; partition: number }>(n);
@@ -147,7 +152,7 @@ export class RequestReader {
         messages[i] = { key: ring.subarray(from, from + k), value: ring.subarray(from + k, from + k + ints[at + 2]!), partition: ints[at + 3]! };
       }
       out.push({ id: ints[base]!, batch: { topic: this.topic(ints[base + 2]!), compression, messages } });
-      this.taken++;
+      this.taken = (this.taken + 1) | 0;
     }
     // The slots may be reused from here: what the requests need is in `out`.
     if (out.length > 0) Atomics.store(ints, TAKEN, this.taken);
@@ -173,7 +178,8 @@ export class RequestReader {
     Atomics.store(ints, PARKED, 1);
     const seen = this.taken;
     if (Atomics.load(ints, POSTED) === seen) {
-      const wait = Atomics.waitAsync(ints, POSTED, seen);
+      // A second at most: should a wake ever be missed, a request waits that long, not for ever.
+      const wait = Atomics.waitAsync(ints, POSTED, seen, PARK_MAX_MS);
       if (wait.async) await wait.value;
     }
     Atomics.store(ints, PARKED, 0);

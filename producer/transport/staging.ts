@@ -28,6 +28,8 @@ export interface StagedEvent {
 export const MIN_STAGING_BYTES = 2 * 1024 * 1024;
 /** Enough for the default buffer (10,000 events) of events of ~800 bytes. */
 export const DEFAULT_STAGING_BYTES = 8 * 1024 * 1024;
+/** Offsets in the ring cross to the worker as Int32s. */
+export const MAX_STAGING_BYTES = 1024 * 1024 * 1024;
 
 export class StagingRing {
   readonly shared: SharedArrayBuffer;
@@ -40,8 +42,8 @@ export class StagingRing {
   private first = 0;
 
   constructor(capacity: number = DEFAULT_STAGING_BYTES) {
-    if (!Number.isInteger(capacity) || capacity < MIN_STAGING_BYTES) {
-      throw new RangeError(`staging ring of ${capacity} bytes: at least ${MIN_STAGING_BYTES} are needed`);
+    if (!Number.isInteger(capacity) || capacity < MIN_STAGING_BYTES || capacity > MAX_STAGING_BYTES) {
+      throw new RangeError(`staging ring of ${capacity} bytes: between ${MIN_STAGING_BYTES} and ${MAX_STAGING_BYTES} are allowed`);
     }
     this.capacity = capacity;
     this.shared = new SharedArrayBuffer(capacity);
@@ -55,12 +57,13 @@ export class StagingRing {
    */
   put(event: StagedEvent, key: string, value: Buffer): boolean {
     // A UTF-16 unit is at most 3 UTF-8 bytes: room for that is asked, the exact count kept.
-    const need = 3 * key.length + value.length;
+    // At least a byte, so that a live event never leaves the head on the tail (which reads as full).
+    const need = Math.max(1, 3 * key.length + value.length);
     const at = this.place(need);
     if (at < 0) return false;
     const k = this.bytes.write(key, at, 'utf8');
     this.bytes.set(value, at + k);
-    this.head = at + k + value.length;
+    this.head = at + Math.max(1, k + value.length);
     event.at = at;
     event.keyBytes = k;
     event.size = value.length;

@@ -77,8 +77,25 @@ export class KafkaTransportError extends Error {
   constructor(
     message: string,
     readonly kind: KafkaClientKind,
+    /** The broker refused the request for its size: sent again as it is, it can never succeed. */
+    readonly tooLarge = false,
   ) {
     super(message);
     this.name = 'KafkaTransportError';
   }
+}
+
+/** Kafka's error codes for a request refused for its size (the batch, or a record in it). */
+const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/**
+ * Whether a Kafka client's error is, or wraps, a refusal for size. kafkajs names the code in
+ * `type`, @platformatic/kafka in `apiId`; both wrap it (retries, causes, several errors).
+ */
+export function refusedForSize(err: unknown, depth = 0): boolean {
+  if (depth > 6 || err === null || typeof err !== 'object') return false;
+  const e = err as { type?: unknown; apiId?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
+  if ((typeof e.type === 'string' && TOO_LARGE.has(e.type)) || (typeof e.apiId === 'string' && TOO_LARGE.has(e.apiId))) return true;
+  if (Array.isArray(e.errors) && e.errors.some((x) => refusedForSize(x, depth + 1))) return true;
+  return refusedForSize(e.cause, depth + 1) || refusedForSize(e.originalError, depth + 1);
 }

@@ -13,8 +13,8 @@ export type ToWorker =
   | { type: 'partitions'; id: number; topic: string }
   | { type: 'close'; id: number };
 
-/** A request's outcome; `value` is the answer to `partitions` (null otherwise or unknown). */
-export type FromWorker = { type: 'done'; id: number; error: string | null; value: number | null };
+/** A request's outcome; `value` is the answer to `partitions` (null otherwise or unknown); `tooLarge`: refused for its size. */
+export type FromWorker = { type: 'done'; id: number; error: string | null; value: number | null; tooLarge: boolean };
 
 export interface WorkerData {
   settings: TransportSettings;

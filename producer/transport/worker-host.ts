@@ -32,7 +32,8 @@ function workerEntry(): string {
 export class WorkerTransport implements KafkaTransport {
   private worker: Worker | null = null;
   private nextId = 1;
-  private readonly inFlight = new Map<number, { resolve: (value: number | null) => void; reject: (err: Error) => void }>();
+  /** Calls awaiting an answer, with the worker each went to: a worker that dies fails its own calls only. */
+  private readonly inFlight = new Map<number, { worker: Worker; resolve: (value: number | null) => void; reject: (err: Error) => void }>();
 
   readonly staging: StagingRing;
   private readonly requestMemory = requestChannelMemory();
@@ -52,11 +53,13 @@ export class WorkerTransport implements KafkaTransport {
       if (!call) return;
       this.settle(msg.id);
       if (msg.error === null) call.resolve(msg.value);
-      else call.reject(new KafkaTransportError(msg.error, this.settings.kind));
+      else call.reject(new KafkaTransportError(msg.error, this.settings.kind, msg.tooLarge));
     });
+    // 'error' then 'exit': the second finds nothing left of this worker's (a new one may be running by then).
     const fail = (why: string) => {
       if (this.worker === worker) this.worker = null;
       for (const [id, call] of [...this.inFlight]) {
+        if (call.worker !== worker) continue;
         this.settle(id);
         call.reject(new KafkaTransportError(why, this.settings.kind));
       }
@@ -75,13 +78,20 @@ export class WorkerTransport implements KafkaTransport {
   /** `make` returns null when it posted the request itself (in shared memory): only the answer is then awaited. */
   private call(make: (id: number) => ToWorker | null): Promise<number | null> {
     const worker = this.start();
-    const id = this.nextId++;
+    const id = this.nextId;
+    // Ids cross as Int32s (in shared memory): they wrap before 2^31, long after any id still in flight.
+    this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
     return new Promise<number | null>((resolve, reject) => {
       if (this.inFlight.size === 0) worker.ref();
-      this.inFlight.set(id, { resolve, reject });
-      const msg = make(id);
-      // Bytes of unstaged messages are moved, not copied, into the worker; the places are a few integers per message.
-      if (msg) worker.postMessage(msg, msg.type === 'send' && msg.extra ? [msg.extra] : []);
+      this.inFlight.set(id, { worker, resolve, reject });
+      try {
+        const msg = make(id);
+        // Bytes of unstaged messages are moved, not copied, into the worker; the places are a few integers per message.
+        if (msg) worker.postMessage(msg, msg.type === 'send' && msg.extra ? [msg.extra] : []);
+      } catch (err) {
+        this.settle(id);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
     });
   }
 

@@ -12,6 +12,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { inlineTransport } from './index';
+import { KafkaTransportError } from './types';
 import { RequestReader } from './requests';
 import { unpackBatch, type FromWorker, type ToWorker, type WorkerData } from './wire';
 
@@ -30,8 +31,15 @@ let closing = false;
 
 function answer(id: number, run: () => Promise<number | null | void>): void {
   run().then(
-    (value) => port!.postMessage({ type: 'done', id, error: null, value: value ?? null } satisfies FromWorker),
-    (err: unknown) => port!.postMessage({ type: 'done', id, error: err instanceof Error ? err.message : String(err), value: null } satisfies FromWorker),
+    (value) => port!.postMessage({ type: 'done', id, error: null, value: value ?? null, tooLarge: false } satisfies FromWorker),
+    (err: unknown) =>
+      port!.postMessage({
+        type: 'done',
+        id,
+        error: err instanceof Error ? err.message : String(err),
+        value: null,
+        tooLarge: err instanceof KafkaTransportError && err.tooLarge,
+      } satisfies FromWorker),
   );
 }
 

@@ -6,6 +6,7 @@
  * (maxInFlight 1, a client that cannot tell the partition count).
  */
 import { AuditClient, AuditConfigError } from '../../producer';
+import { KafkaTransportError, refusedForSize } from '../../producer/transport';
 import { partitionOf } from '../../producer/transport/partition';
 import type { KafkaTransport, OutgoingBatch } from '../../producer/transport';
 import { RecordDecoder } from '../../schemas';
@@ -280,4 +281,77 @@ it('close() keeps to its timeout when a request never comes back: the transport 
   expect(Date.now() - started).toBeLessThan(3_000);
   expect(closedUnder).toBe(true);
   expect(client.stats()).toMatchObject({ accepted: 10, delivered: 0, dropped: 10, queued: 0 });
+});
+
+it('sends a request refused for its size again in smaller ones, at once, and keeps later ones at half the size refused', async () => {
+  const transport = new ScriptedTransport(1);
+  const logged: string[] = [];
+  const client = clientWith(transport, { maxInFlight: undefined, batchSize: 100, logger: { warn: (_o, m) => logged.push(String(m)), error: (_o, m) => logged.push(String(m)) } });
+  const drained = () => client.stats().queued === 0;
+  recordEvents(client, 0, 40, 5);
+  const [first] = await transport.waitPending(1);
+  const refusedBytes = first!.batch.messages.reduce((n, m) => n + m.value.length, 0);
+  expect(first!.ids.length).toBe(40);
+  first!.reject(new KafkaTransportError('MESSAGE_TOO_LARGE', 'platformatic', true));
+  const sizes: number[] = [];
+  const delivered: string[] = [];
+  for (;;) {
+    const [next] = await transport.waitPending(1, drained);
+    if (!next) break;
+    sizes.push(next.ids.length);
+    delivered.push(...next.ids);
+    next.resolve();
+  }
+  // No backoff for a refusal for size: the smaller requests go out at once.
+  expect((client as unknown as { pausedUntil: number }).pausedUntil).toBe(0);
+  expect(sizes[0]).toBe(20);
+  expect(delivered).toEqual(first!.ids);
+  // Later requests stay at half the size that was refused (growing to just under it would probe the limit again).
+  recordEvents(client, 40, 80, 5);
+  const later: Call[] = [];
+  for (;;) {
+    const [next] = await transport.waitPending(1, drained);
+    if (!next) break;
+    later.push(next);
+    next.resolve();
+  }
+  for (const c of later) expect(c.batch.messages.reduce((n, m) => n + m.value.length, 0)).toBeLessThan(refusedBytes);
+  expect(Math.max(...later.map((c) => c.ids.length))).toBe(20);
+  expect(client.stats()).toMatchObject({ accepted: 120, delivered: 120, dropped: 0, refused: 0, sendFailures: 1 });
+  expect(logged).toContain('audit request refused for its size; sending smaller requests');
+  await client.close();
+});
+
+it('drops, counts and logs an event the broker refuses for its size on its own, and delivers what follows', async () => {
+  const transport = new ScriptedTransport(1);
+  const errors: unknown[] = [];
+  const client = clientWith(transport, { maxInFlight: undefined, logger: { warn: () => undefined, error: (o) => errors.push(o) } });
+  const drained = () => client.stats().queued === 0;
+  recordEvents(client, 0, 1, 1);
+  const [alone] = await transport.waitPending(1);
+  expect(alone!.ids).toEqual([uuid(0)]);
+  recordEvents(client, 1, 5, 1);
+  alone!.reject(new KafkaTransportError('MESSAGE_TOO_LARGE', 'kafkajs', true));
+  const delivered: string[] = [];
+  for (;;) {
+    const [next] = await transport.waitPending(1, drained);
+    if (!next) break;
+    delivered.push(...next.ids);
+    next.resolve();
+  }
+  expect(delivered).toEqual([1, 2, 3, 4, 5].map(uuid));
+  expect(client.stats()).toMatchObject({ accepted: 6, delivered: 5, dropped: 1, refused: 1, queued: 0, deliveredPrefix: 6 });
+  expect(errors).toEqual([expect.objectContaining({ object: 'invoice:0', err: 'MESSAGE_TOO_LARGE' })]);
+  await client.close();
+});
+
+it('tells a refusal for size in what either Kafka client throws, however wrapped', () => {
+  // kafkajs: KafkaJSProtocolError { type }, wrapped by its retrier in `cause` / `originalError`.
+  expect(refusedForSize({ name: 'KafkaJSNonRetriableError', cause: { type: 'MESSAGE_TOO_LARGE' } })).toBe(true);
+  expect(refusedForSize({ originalError: { type: 'RECORD_LIST_TOO_LARGE' } })).toBe(true);
+  // @platformatic/kafka: ResponseError (MultipleErrors) of ProtocolErrors { apiId }.
+  expect(refusedForSize({ errors: [{ apiId: 'NOT_LEADER_OR_FOLLOWER' }, { apiId: 'MESSAGE_TOO_LARGE' }] })).toBe(true);
+  expect(refusedForSize({ errors: [{ apiId: 'NOT_LEADER_OR_FOLLOWER' }], cause: new Error('socket closed') })).toBe(false);
+  expect(refusedForSize(new Error('MESSAGE_TOO_LARGE'))).toBe(false);
+  expect(refusedForSize(null)).toBe(false);
 });

@@ -77,6 +77,26 @@ describe('send requests in shared memory', () => {
     expect(next.take().map((r) => r.id)).toEqual([3]);
   });
 
+  it('keeps working when its counters pass 2^31 (a long-running service) and wraps ids in Int32 range', () => {
+    const ring = new StagingRing(MIN_STAGING_BYTES);
+    const memory = requestChannelMemory();
+    // POSTED and TAKEN (the first two Int32s) just under 2^31, as after ~2 billion requests.
+    new Int32Array(memory).set([0x7ffffffe, 0x7ffffffe]);
+    const writer = new RequestWriter(memory);
+    const reader = new RequestReader(memory, Buffer.from(ring.shared));
+    const one = staged(ring, 'k:1', 'v');
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < SLOTS; i++) expect(writer.tryPost(0x7ffffff0 + i, { topic: 't', compression: 'none', messages: [one] })).toBe(true);
+      expect(writer.tryPost(1, { topic: 't', compression: 'none', messages: [one] })).toBe(false);
+      expect(reader.take().map((r) => r.id)).toEqual(Array.from({ length: SLOTS }, (_, i) => 0x7ffffff0 + i));
+    }
+    // After a restart past the wrap, the channel still has all its slots.
+    writer.restart();
+    const next = new RequestReader(memory, Buffer.from(ring.shared));
+    for (let i = 0; i < SLOTS; i++) expect(writer.tryPost(10 + i, { topic: 't', compression: 'none', messages: [one] })).toBe(true);
+    expect(next.take()).toHaveLength(SLOTS);
+  });
+
   it('wakes a parked reader when a request is posted, and does not park past one posted before', async () => {
     const { ring, writer, reader } = channel();
     const one = staged(ring, 'k:1', 'v');

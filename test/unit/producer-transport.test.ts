@@ -8,7 +8,7 @@ import { buildRecord, DEFAULT_MASKED_FIELDS, fieldMatcher, maskValue, toJson } f
 import { encodeCurrent } from '../../producer/encode';
 import { maskedJson } from '../../producer/mask';
 import { murmur2, partitionOf } from '../../producer/transport/partition';
-import { MIN_STAGING_BYTES, StagingRing } from '../../producer/transport/staging';
+import { MAX_STAGING_BYTES, MIN_STAGING_BYTES, StagingRing } from '../../producer/transport/staging';
 import { packBatch, unpackBatch } from '../../producer/transport/wire';
 import { needsTruncation, truncateRecord } from '../../producer/truncate';
 import { CURRENT_SCHEMA_ID, confluentHeader, encodeRecord, isUuid, singleObjectHeader } from '../../schemas';
@@ -138,8 +138,19 @@ describe('StagingRing', () => {
   const event = () => ({ at: -1, keyBytes: 0, size: 0, released: false });
   const bytesAt = (ring: StagingRing, e: ReturnType<typeof event>) => Buffer.from(ring.shared, e.at, e.keyBytes + e.size);
 
-  it('refuses a ring smaller than its minimum', () => {
+  it('refuses a ring smaller than its minimum or larger than Int32 offsets reach', () => {
     expect(() => new StagingRing(1024)).toThrow(RangeError);
+    expect(() => new StagingRing(MAX_STAGING_BYTES + 1)).toThrow(RangeError);
+  });
+
+  it('gives an empty event a byte, so that the ring never reads as full with room left', () => {
+    const ring = new StagingRing(MIN_STAGING_BYTES);
+    const empty = event();
+    expect(ring.put(empty, '', Buffer.alloc(0))).toBe(true);
+    expect(ring.used).toBe(1);
+    const next = event();
+    expect(ring.put(next, 'k', Buffer.from('v'))).toBe(true);
+    expect(next.at).toBe(1);
   });
 
   it('gives space back in the order it was taken, whatever order events are released in', () => {
