@@ -9,9 +9,12 @@
  * Needs Kafka and PostgreSQL (bash infra/up.sh kafka postgres). Loopback only, bounded loops.
  *
  * HTTP: one Express app per variant on 127.0.0.1; a load generator in a child
- * process sends BENCH_HTTP_N (5000) sequential requests to each over one
- * keep-alive connection, in BENCH_ROUNDS (5) interleaved rounds after
- * BENCH_WARMUP (500) warm-up requests; latency is measured by the client:
+ * process sends BENCH_HTTP_N (10,000) sequential requests to each over one
+ * keep-alive connection, in BENCH_ROUNDS (20) interleaved rounds after
+ * BENCH_WARMUP (2,000) warm-up requests; latency is measured by the client.
+ * Many short rounds, because this host's own noise comes in bursts of a second or
+ * two: with 5 rounds a p99 told which variant a burst fell on more than the variant.
+ * Variants:
  *   baseline    - no auditing
  *   audit       - auditExpress(client) (one `request` event per request to Kafka), the default sender:
  *                 @platformatic/kafka in a worker thread
@@ -71,14 +74,14 @@ import { envNumber, projectRoot } from './lib/env';
 const ROOT = projectRoot(__dirname);
 const num = envNumber;
 const cfg = {
-  httpN: num('BENCH_HTTP_N', 5000),
+  httpN: num('BENCH_HTTP_N', 10_000),
   ormN: num('BENCH_ORM_N', 2000),
-  rounds: num('BENCH_ROUNDS', 5),
+  rounds: num('BENCH_ROUNDS', 20),
   tpN: num('BENCH_TP_N', 100_000),
   tpRounds: num('BENCH_TP_ROUNDS', 3),
   /** Which parts run: throughput, http, orm (default all; the JSON holds those that ran). */
   parts: new Set((process.env.BENCH_PARTS ?? 'throughput,http,orm').split(',')),
-  warmup: num('BENCH_WARMUP', 500),
+  warmup: num('BENCH_WARMUP', 2000),
   pg: {
     host: process.env.BENCH_PG_HOST ?? '127.0.0.1',
     port: num('BENCH_PG_PORT', 54329),
