@@ -1,6 +1,8 @@
 import type { Producer } from 'kafkajs';
-import type { SchemaRegistryConfig } from '../config/env';
+import { nodeRunsPlatformatic, type SchemaRegistryConfig } from '../config/env';
+import { AuditConfigError } from './errors';
 import type { KafkaClientKind, SenderThread } from './transport';
+import { MAX_STAGING_BYTES, MIN_STAGING_BYTES } from './transport/staging';
 
 /** What an app configures of its AuditClient, and what the client reports of itself (producer/client.ts). */
 
@@ -103,3 +105,34 @@ export interface AuditStats {
   queued: number;
 }
 
+
+/** The client's own settings, defaults filled in (the others are read where they are used). */
+export type ResolvedOptions = Required<Omit<AuditClientOptions, 'producer' | 'sender' | 'brokers' | 'sourceService' | 'maskFields' | 'logger' | 'schemaRegistry'>>;
+
+/** The options with their defaults, checked: a bad one is an AuditConfigError that names it. */
+export function resolveOptions(options: AuditClientOptions, topic: string): ResolvedOptions {
+  const opts: ResolvedOptions = {
+    topic,
+    clientId: options.clientId ?? 'audit-producer',
+    bufferSize: options.bufferSize ?? 10_000,
+    onBufferFull: options.onBufferFull ?? 'drop',
+    batchSize: options.batchSize ?? 2_000,
+    batchBytes: options.batchBytes ?? 512 * 1024,
+    maxInFlight: options.maxInFlight ?? 1,
+    lingerMs: options.lingerMs ?? 10,
+    maxFieldBytes: options.maxFieldBytes ?? 16 * 1024,
+    maxMessageBytes: options.maxMessageBytes ?? 900_000,
+    compression: options.compression ?? 'gzip',
+  };
+  if (!Number.isInteger(opts.maxInFlight) || opts.maxInFlight < 1) {
+    throw new AuditConfigError(`maxInFlight must be a whole number >= 1 (got ${String(options.maxInFlight)})`);
+  }
+  if (options.sender?.client === 'platformatic' && !nodeRunsPlatformatic()) {
+    throw new AuditConfigError(`sender.client 'platformatic' needs Node >= 22.22 or >= 24.6 (this is ${process.version}); use 'kafkajs' or leave it unset`);
+  }
+  const stagingBytes = options.sender?.stagingBytes;
+  if (stagingBytes !== undefined && (!Number.isInteger(stagingBytes) || stagingBytes < MIN_STAGING_BYTES || stagingBytes > MAX_STAGING_BYTES)) {
+    throw new AuditConfigError(`sender.stagingBytes must be a whole number from ${MIN_STAGING_BYTES} to ${MAX_STAGING_BYTES} (got ${String(stagingBytes)})`);
+  }
+  return opts;
+}

@@ -3,12 +3,12 @@ import { CURRENT_SCHEMA_ID, confluentHeader, objectKey, singleObjectHeader, type
 import { RegistryClient, SchemaRegistryRefusedError, registerWriterSchema } from '../schema-registry';
 import { type AuditEventInput, buildRecord } from './build-record';
 import { currentAuditContext } from './context';
-import { AuditConfigError, AuditInputError, AuditUnavailableError } from './errors';
+import { AuditInputError, AuditUnavailableError } from './errors';
 import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
 import { truncatedValue } from './truncate';
-import type { AuditClientOptions, AuditLogger, AuditStats, BufferFullPolicy } from './client-options';
+import { resolveOptions, type AuditClientOptions, type AuditLogger, type AuditStats, type BufferFullPolicy, type ResolvedOptions } from './client-options';
 import { KafkaTransportError, KafkajsTransport, createTransport, partitionOf, type KafkaClientKind, type KafkaTransport } from './transport';
-import { MAX_STAGING_BYTES, MIN_STAGING_BYTES, type StagedEvent } from './transport/staging';
+import type { StagedEvent } from './transport/staging';
 
 export type { AuditClientOptions, AuditLogger, AuditStats, BufferFullPolicy } from './client-options';
 
@@ -66,7 +66,7 @@ const silentLogger: AuditLogger = { warn: () => undefined, error: () => undefine
 export class AuditClient {
   readonly topic: string;
   private readonly transport: KafkaTransport;
-  private readonly opts: Required<Omit<AuditClientOptions, 'producer' | 'sender' | 'brokers' | 'sourceService' | 'maskFields' | 'logger' | 'schemaRegistry'>>;
+  private readonly opts: ResolvedOptions;
   private readonly registry: RegistryClient | null;
   /** The header every record gets; null until the registry's id is known. */
   private header: Buffer | null;
@@ -106,7 +106,7 @@ export class AuditClient {
    * whose max.message.bytes is under what batchBytes makes, or data that does not compress).
    */
   private requestBytes: number;
-  /** The smallest request of several events refused for its size: requests grow back after successes, but stay under it. */
+  /** The smallest request of several events refused for its size: requests grow back after successes, to half of it at most. */
   private refusedBytes = Infinity;
 
   constructor(options: AuditClientOptions = {}) {
@@ -114,30 +114,9 @@ export class AuditClient {
     this.sourceService = options.sourceService ?? null;
     this.isSensitive = fieldMatcher(options.maskFields ?? DEFAULT_MASKED_FIELDS);
     this.log = options.logger ?? silentLogger;
-    this.opts = {
-      topic: this.topic,
-      clientId: options.clientId ?? 'audit-producer',
-      bufferSize: options.bufferSize ?? 10_000,
-      onBufferFull: options.onBufferFull ?? 'drop',
-      batchSize: options.batchSize ?? 2_000,
-      batchBytes: options.batchBytes ?? 512 * 1024,
-      maxInFlight: options.maxInFlight ?? 1,
-      lingerMs: options.lingerMs ?? 10,
-      maxFieldBytes: options.maxFieldBytes ?? 16 * 1024,
-      maxMessageBytes: options.maxMessageBytes ?? 900_000,
-      compression: options.compression ?? 'gzip',
-    };
+    this.opts = resolveOptions(options, this.topic);
     this.requestBytes = this.opts.batchBytes;
-    if (!Number.isInteger(this.opts.maxInFlight) || this.opts.maxInFlight < 1) {
-      throw new AuditConfigError(`maxInFlight must be a whole number >= 1 (got ${String(options.maxInFlight)})`);
-    }
-    if (options.sender?.client === 'platformatic' && !platformaticSupported()) {
-      throw new AuditConfigError(`sender.client 'platformatic' needs Node >= 22.22 or >= 24.6 (this is ${process.version}); use 'kafkajs' or leave it unset`);
-    }
     const stagingBytes = options.sender?.stagingBytes;
-    if (stagingBytes !== undefined && (!Number.isInteger(stagingBytes) || stagingBytes < MIN_STAGING_BYTES || stagingBytes > MAX_STAGING_BYTES)) {
-      throw new AuditConfigError(`sender.stagingBytes must be a whole number from ${MIN_STAGING_BYTES} to ${MAX_STAGING_BYTES} (got ${String(stagingBytes)})`);
-    }
     if (options.producer) {
       this.transport = new KafkajsTransport({ producer: options.producer });
     } else {
