@@ -277,7 +277,21 @@ export class PlatformaticSource implements KafkaSource {
     return done;
   }
 
-  async send(topic: string, record: OutboundRecord): Promise<void> {
+  /** Dead letters in flight, one after the other (see send). */
+  private sending: Promise<void> = Promise.resolve();
+
+  /**
+   * One at a time: the producer is idempotent, and @platformatic/kafka resets its sequence
+   * numbers when a send fails, so a second send overlapping a failing one could take numbers
+   * the reset has just made stale. Dead letters are rare; waiting costs nothing.
+   */
+  send(topic: string, record: OutboundRecord): Promise<void> {
+    const run = this.sending.then(() => this.sendNow(topic, record));
+    this.sending = run.catch(() => undefined);
+    return run;
+  }
+
+  private async sendNow(topic: string, record: OutboundRecord): Promise<void> {
     const producer = this.requireProducer();
     // Without serializers the client writes header keys and values as they are: Buffers.
     const headers = new Map<Buffer, Buffer>();

@@ -92,9 +92,24 @@ class MockClient extends EventEmitter {
 
 let consumer: MockConsumer;
 
+/** What the dead-letter producer was asked to send: sends at once, and how many fail before one goes through. */
+const mockProduced = { calls: 0, active: 0, maxActive: 0, failures: 0 };
+
 jest.mock('@platformatic/kafka', () => ({
   Admin: class extends MockClient {},
-  Producer: class extends MockClient {},
+  Producer: class extends MockClient {
+    async send(): Promise<void> {
+      mockProduced.calls++;
+      mockProduced.active++;
+      mockProduced.maxActive = Math.max(mockProduced.maxActive, mockProduced.active);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      mockProduced.active--;
+      if (mockProduced.failures > 0) {
+        mockProduced.failures--;
+        throw new Error('NOT_LEADER_OR_FOLLOWER');
+      }
+    }
+  },
   Consumer: class {
     constructor() {
       return consumer;
@@ -193,5 +208,18 @@ describe('platformatic source: a rejoin reported during a batch', () => {
     await s.stop();
     expect(assigned).toEqual(['1 [0,1]', '2 [1]']);
     expect(consumer.fetches).toEqual([]);
+  });
+});
+
+describe('platformatic source: dead letters', () => {
+  it('sends them one at a time, a failing one retried before the next goes out (the producer is idempotent)', async () => {
+    consumer = new MockConsumer();
+    Object.assign(mockProduced, { calls: 0, active: 0, maxActive: 0, failures: 1 });
+    const s = source();
+    await s.connect();
+    const record = (n: number) => ({ key: `k${n}`, value: Buffer.from(`v${n}`), headers: { 'audit.error': `e${n}` } });
+    await Promise.all([s.send('audit.dlq', record(1)), s.send('audit.dlq', record(2)), s.send('audit.dlq', record(3))]);
+    expect(mockProduced).toMatchObject({ calls: 4, maxActive: 1, active: 0 });
+    await s.stop();
   });
 });
