@@ -235,6 +235,17 @@ export class AuditCdcService {
   private advance(force: boolean): void {
     if (this.failed) return;
     const stats = this.client.stats();
+    // An event Kafka refused for its size even alone is dropped by the client, whose delivered
+    // prefix then moves past it: confirming would lose that change. Failing confirms nothing
+    // more; the change is read again on restart (and refused again until the topic takes it).
+    if (stats.refused > 0) {
+      this.fail(
+        new CdcReplicationError(
+          `Kafka refused ${stats.refused} change event(s) for their size even alone (over the topic's max.message.bytes): raise it to at least the producer's 900 KB; the slot is not confirmed past them`,
+        ),
+      );
+      return;
+    }
     if (stats.delivered > this.delivered) this.metrics.delivered.inc(stats.delivered - this.delivered);
     if (stats.invalid > this.invalid) this.metrics.invalid.inc(stats.invalid - this.invalid);
     this.delivered = stats.delivered;
