@@ -4,6 +4,30 @@ import type { AuditClient } from '../../producer';
 import { RecordDecoder, type AuditRecord } from '../../schemas';
 import { KAFKA_BROKERS } from './infra';
 
+/**
+ * Creates a topic with its own settings (e.g. a small max.message.bytes). A broker that has
+ * just started (another test restarts it) can answer the admin's metadata request with
+ * UNKNOWN_TOPIC_OR_PARTITION for a while: retried for up to 30 s.
+ */
+export async function createTopic(topic: string, configEntries: { name: string; value: string }[] = [], numPartitions = 3): Promise<void> {
+  const admin = new Kafka({ clientId: 'test-topic-admin', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await admin.createTopics({ topics: [{ topic, numPartitions, configEntries }], waitForLeaders: true });
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Everything published on one topic, decoded, as it arrives. */
 export class TopicReader {
   readonly records: AuditRecord[] = [];

@@ -7,10 +7,9 @@
  * and does not hold up those after it.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
 import { AuditClient } from '../../producer';
 import { KAFKA_BROKERS } from '../helpers/infra';
-import { TopicReader } from '../helpers/topic-reader';
+import { createTopic, TopicReader } from '../helpers/topic-reader';
 
 jest.setTimeout(120_000);
 
@@ -25,10 +24,7 @@ describe.each([
   let reader: TopicReader;
 
   beforeAll(async () => {
-    const admin = new Kafka({ clientId: 'refused-admin', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING }).admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 3, configEntries: [{ name: 'max.message.bytes', value: '20000' }] }], waitForLeaders: true });
-    await admin.disconnect();
+    await createTopic(topic, [{ name: 'max.message.bytes', value: '20000' }]);
     reader = new TopicReader(topic);
     await reader.start();
   });
