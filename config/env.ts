@@ -119,6 +119,12 @@ export const envSchema = z.object({
   AUDIT_SIGNING_KEY_FILE: z.string().min(1).optional(),
   /** The same key as PEM text (for secret stores that inject values, not files); wins over the file. */
   AUDIT_SIGNING_KEY: z.string().min(1).optional(),
+  /**
+   * The public keys trusted for what the pipeline reads back from the bucket (chain heads, cut claims,
+   * generations, indexes): a JSON file (trust/trusted-keys.ts). Unset: a signing process trusts its own
+   * key only, a reader the keys published in the store (with a warning).
+   */
+  AUDIT_TRUSTED_KEYS_FILE: z.string().min(1).optional(),
   // ---- audit-admin maintain (maintenance/README.md) ----
   /** Data files younger than this are left for a later pass (a day still being written is not rewritten every pass); `0s` = everything now. */
   AUDIT_COMPACT_MIN_AGE: durationVar().prefault('1h'),

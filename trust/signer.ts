@@ -1,7 +1,7 @@
 import { type KeyObject, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { ObjectStore } from '../storage/object-store';
-import { type DigestBody, ENVELOPE_FORMAT, type Envelope, KEY_FORMAT, type PublishedKey, keyObjectKey, sha256Hex } from './format';
+import { ENVELOPE_FORMAT, type Envelope, KEY_FORMAT, type PublishedKey, keyObjectKey, sha256Hex } from './format';
 
 /**
  * Ed25519 signing of digests (node:crypto). The private key comes from the
@@ -52,8 +52,8 @@ export class DigestSigner {
     return DigestSigner.fromPem(pem, `AUDIT_SIGNING_KEY_FILE ${env.AUDIT_SIGNING_KEY_FILE}`);
   }
 
-  /** The stored bytes of a signed digest. */
-  seal(body: DigestBody): string {
+  /** The stored bytes of a signed object (a digest, a cut claim, a generation, an index: trust/signed-object.ts). */
+  seal<B extends { kind: string; writtenAt: string }>(body: B): string {
     const text = JSON.stringify(body);
     const envelope: Envelope = { format: ENVELOPE_FORMAT, keyId: this.keyId, body: text, signature: sign(null, Buffer.from(text, 'utf8'), this.key).toString('base64') };
     return JSON.stringify(envelope);
