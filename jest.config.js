@@ -3,7 +3,9 @@ module.exports = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': 'ts-jest' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  // Integration tests share one broker and one S3 server: one file at a time.
+  // Integration files share one broker and one S3 server, each isolated by its own topics, groups
+  // and prefixes; test/run.sh runs them in parallel workers, and the ones that stop a shared
+  // service alone afterwards. A bare `npx jest` stays one file at a time.
   maxWorkers: 1,
   testTimeout: 120_000,
   // Service data (.infra: PostgreSQL keeps *.snap files there) and scratch are not the project's modules or snapshots.

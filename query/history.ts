@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from '@duckdb/node-api';
 import type { ObjectRef, TimeRange } from './locate';
 
@@ -69,6 +71,8 @@ export async function openDuckDb(): Promise<{ instance: DuckDBInstance; conn: Du
     // the same path: never serve bytes from an in-process copy (the OS page cache
     // serves local files as fast), and never read ahead of what a scan needs.
     enable_external_file_cache: 'false',
+    // Spill files go to the system's temp folder, never into the caller's working directory.
+    temp_directory: join(tmpdir(), `audit-query-duckdb-${process.pid}`),
   });
   const conn = await instance.connect();
   // Parquet settings exist once the (built-in) extension is loaded, not at creation.

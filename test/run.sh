@@ -26,7 +26,16 @@ npm run --silent typecheck
 npm run --silent build
 
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-minioadmin}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-minioadmin}"
+# Tests that stop or restart a shared service run alone, after the rest; everything else
+# is isolated by its own topics, groups and store prefixes and runs in parallel workers.
+SERIAL='test/integration/(consumer-faults|producer-kafka-down|producer-ordering|schema-registry)\.test\.ts$'
 status=0
-npx jest --json --outputFile=.test-results.json "$@" || status=$?
-node test/summary.js .test-results.json || status=1
+if [[ $# -gt 0 ]]; then
+  npx jest --json --outputFile=.test-results.json "$@" || status=$?
+  node test/summary.js .test-results.json || status=1
+  exit "$status"
+fi
+npx jest --maxWorkers="${AUDIT_TEST_WORKERS:-3}" --testPathIgnorePatterns "$SERIAL" --json --outputFile=.test-results.json || status=$?
+npx jest --runInBand --testPathPatterns "$SERIAL" --json --outputFile=.test-results-serial.json || status=$?
+node test/summary.js .test-results.json .test-results-serial.json || status=1
 exit "$status"
