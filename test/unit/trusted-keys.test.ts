@@ -77,7 +77,10 @@ describe('TrustedKeys and openSigned', () => {
     expect(codeOf(() => openSigned(Buffer.from(sealed), 'k', keys, 'generation'))).toBe('opened');
     expect(codeOf(() => openSigned(Buffer.from('{"generation":3}'), 'k', keys, 'generation'))).toBe('unsigned');
     expect(codeOf(() => openSigned(Buffer.from(signer().seal({ kind: 'generation', writtenAt: 'x' })), 'k', keys, 'generation'))).toBe('untrusted-key');
-    expect(codeOf(() => openSigned(Buffer.from(sealed.replace('3', '4')), 'k', keys, 'generation'))).toBe('bad-signature');
+    const envelope = JSON.parse(sealed) as { body: string };
+    const edited = JSON.stringify({ ...envelope, body: envelope.body.replace('"generation":3', '"generation":4') });
+    expect(edited).not.toBe(sealed);
+    expect(codeOf(() => openSigned(Buffer.from(edited), 'k', keys, 'generation'))).toBe('bad-signature');
     expect(codeOf(() => openSigned(Buffer.from(sealed), 'k', keys, 'cut'))).toBe('malformed');
   });
 });
