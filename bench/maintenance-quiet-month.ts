@@ -21,6 +21,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3ObjectStore, parseStoredFile, readDay } from '../storage';
+import { resolveTrust } from '../trust/trust-policy';
 import { type DatasetSummary, loadDataset, workDirFor } from './lib/dataset';
 import { envNumber, projectRoot } from './lib/env';
 import { EventGenerator } from './lib/events';
@@ -151,9 +152,10 @@ async function shape(prefix: string): Promise<StoreShape> {
     if (ref && !days.includes(ref.dt)) days.push(ref.dt);
   }
   let liveFiles = 0;
+  const policy = await resolveTrust({ trustedKeysFile: process.env.AUDIT_TRUSTED_KEYS_FILE, store, role: 'bench' });
   let liveBytes = 0;
   for (const dt of days) {
-    const day = await readDay(store, dt);
+    const day = await readDay(store, dt, policy);
     liveFiles += day.live.length;
     liveBytes += day.live.reduce((s, f) => s + f.size, 0);
   }

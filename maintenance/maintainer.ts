@@ -15,7 +15,10 @@ import {
   indexKey,
   isDt,
   readDay,
+  signedGenerationBody,
 } from '../storage';
+import type { RejectedGeneration } from '../storage/live-set';
+import type { TrustPolicy } from '../trust/trust-policy';
 import { deleteKeys } from '../storage/bulk-delete';
 import { mapLimit } from '../storage/concurrency';
 import { type CompactionDigest, type FileEntry, compactionDigestKey, retentionDigestKey, sha256Hex } from '../trust/format';
@@ -49,6 +52,8 @@ export interface MaintainerOptions {
   signer: DigestSigner | null;
   /** Names this process in its digests. */
   owner: string;
+  /** Which generations the maintainer acts on (trust/trust-policy.ts, resolved with its signer). */
+  trust: TrustPolicy;
   now?: () => number;
 }
 
@@ -75,6 +80,22 @@ export interface PassReport {
   daysLocked: number;
   claimsRemoved: number;
   indexManifestsWritten: number;
+}
+
+/**
+ * The newest generation of a day failed the trust check. The maintainer acts
+ * on generations by deleting, so it stops here, having deleted nothing of the
+ * day: a forged generation must not steer a deletion, and skipping the day
+ * quietly would leave it unmaintained without anyone noticing.
+ */
+export class UntrustedGenerationError extends Error {
+  constructor(
+    readonly dt: string,
+    readonly rejected: RejectedGeneration,
+  ) {
+    super(`generation ${rejected.key} failed the trust check (${rejected.code}): ${rejected.reason.replace(`${rejected.key}: `, '')}; stopping, nothing of dt=${dt} deleted (maintenance/README.md)`);
+    this.name = 'UntrustedGenerationError';
+  }
 }
 
 /**
@@ -170,7 +191,8 @@ export class Maintainer {
   }
 
   private async maintainDay(dt: string, committed: ReadonlyMap<string, bigint>, report: PassReport): Promise<void> {
-    let day = await readDay(this.o.store, dt);
+    let day = await readDay(this.o.store, dt, this.o.trust);
+    if (day.rejected.length > 0) throw new UntrustedGenerationError(dt, day.rejected[0]!);
     const groups = planMerges(day, this.now(), this.o.minAgeMs);
     if (groups.length > 0) {
       const after = await this.compactDay(day, groups, committed, report);
@@ -181,7 +203,7 @@ export class Maintainer {
       for (const key of this.cleanupPlan(day)) this.o.say(`would delete ${key}`);
       return;
     }
-    if ((await buildDayManifest(this.o.store, dt, this.o.concurrency)).written) report.indexManifestsWritten++;
+    if ((await buildDayManifest(this.o.store, dt, this.o.trust, this.o.concurrency)).written) report.indexManifestsWritten++;
     if (this.o.store.uri) await writeExternalManifest(this.o.store, dt, day.live.map((f) => f.key));
     await this.cleanup(day, report);
   }
@@ -248,7 +270,8 @@ export class Maintainer {
       present: new Set(day.files.map((f) => f.key)),
     });
     this.crash('before-commit');
-    const won = await store.putIfAbsent(generationKey(day.dt, next.generation), encodeGeneration(next));
+    const body = this.o.signer ? this.o.signer.seal(signedGenerationBody(next, this.o.owner, this.now())) : encodeGeneration(next);
+    const won = await store.putIfAbsent(generationKey(day.dt, next.generation), body);
     if (!won) {
       // Never named by any generation: nobody can be reading them.
       await mapLimit(outputs, this.o.concurrency, async (o) => {
@@ -262,7 +285,7 @@ export class Maintainer {
     this.crash('after-commit');
     report.daysCompacted++;
     say(`compacted dt=${day.dt}: ${outputs.map((o) => `${o.group.topic}/${o.group.partition} ${o.group.inputs.length} files into 1 (${o.file.rows} rows)`).join(', ')}; generation ${next.generation}`);
-    return readDay(store, day.dt);
+    return readDay(store, day.dt, this.o.trust);
   }
 
   /** What the compaction digest of one merged file proves: its inputs' hashes, as read, and its own. */

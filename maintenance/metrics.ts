@@ -20,6 +20,8 @@ export function createMaintenanceMetrics() {
     objectsDeleted: counter('objects_deleted_total', 'Objects deleted (superseded, expired, claims)'),
     daysExpired: counter('days_expired_total', 'Day partitions removed by retention'),
     claimsRemoved: counter('claims_removed_total', 'Cut claims removed'),
+    untrusted: new Counter({ name: 'audit_maintainer_untrusted_objects_total', help: 'Objects that failed the trust check and stopped the maintainer, by kind and reason', labelNames: ['kind', 'code'] as const, registers: [registry] }),
+    halted: new Gauge({ name: 'audit_maintainer_halted', help: '1 once the maintainer stopped on an object that failed the trust check', registers: [registry] }),
     daysLocked: new Gauge({ name: 'audit_maintainer_days_locked', help: 'Days past retention kept because of S3 Object Lock (last pass)', registers: [registry] }),
   };
   return m;

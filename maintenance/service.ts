@@ -7,7 +7,8 @@ import { startOpsServer } from '../consumer/ops-server';
 import { type ObjectStore, checkCreateIfAbsent, openStore } from '../storage';
 import { type CommittedOffsets, kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
 import { Compactor } from './compactor';
-import { Maintainer, type PassRange, type PassReport } from './maintainer';
+import { Maintainer, type PassRange, type PassReport, UntrustedGenerationError } from './maintainer';
+import { resolveTrust } from '../trust/trust-policy';
 import { createMaintenanceMetrics, recordPass } from './metrics';
 import { DigestSigner, SigningKeyError } from '../trust/signer';
 import { signerForService } from '../trust/signing-setup';
@@ -61,6 +62,12 @@ export class MaintenanceService {
     const committed: CommittedOffsets = kafkaCommittedOffsets(env, opts.log, 'maintainer');
     // A dry run writes nothing, not even the public key.
     const signer = opts.dryRun ? await dryRunSigner(env) : await signerForService(env, this.store, 'maintainer');
+    const trust = await resolveTrust({ trustedKeysFile: env.AUDIT_TRUSTED_KEYS_FILE, signer, store: this.store, role: 'audit-admin maintain' });
+    if (trust.notice) opts.log.warn(trust.notice);
+    if (trust.mode !== 'unsigned' && signer === null && !opts.dryRun) {
+      // Its own unsigned generations would fail its next pass's check.
+      throw new ConfigError('AUDIT_TRUSTED_KEYS_FILE is set but AUDIT_SIGNING_KEY_FILE is not: the maintainer signs the generations it commits');
+    }
     const maintainer = new Maintainer({
       store: this.store,
       compactor,
@@ -75,6 +82,7 @@ export class MaintenanceService {
       say: opts.say,
       crashAt: env.AUDIT_TEST_CRASH_AT,
       signer,
+      trust,
       owner: `${hostname()}:${process.pid}`,
     });
     try {
@@ -93,6 +101,13 @@ export class MaintenanceService {
           recordPass(this.metrics, last, (Date.now() - t0) / 1000);
         } catch (err) {
           this.metrics.passes.inc({ outcome: 'failed' });
+          if (err instanceof UntrustedGenerationError) {
+            // A halt, not a failed pass: no later pass may act on that day, and the operator must look.
+            this.ready = false;
+            this.metrics.untrusted.inc({ kind: 'generation', code: err.rejected.code });
+            this.metrics.halted.set(1);
+            throw err;
+          }
           if (opts.once) throw err;
           // The next pass starts over from what the store holds; nothing of this one is half-visible.
           opts.log.error({ err: (err as Error).message }, 'maintenance pass failed; retrying at the next interval');

@@ -15,6 +15,8 @@ import {
   parseStoredFile,
   rowGroupMayHold,
 } from '../storage';
+import type { RejectedGeneration } from '../storage/live-set';
+import type { TrustPolicy } from '../trust/trust-policy';
 import type { ObjectCache } from './cache';
 import type { IndexCatalog, IndexMeta } from './index-catalog';
 import { mapLimit } from '../storage/concurrency';
@@ -124,9 +126,11 @@ export async function locateFiles(
   object: ObjectRef | null,
   range: TimeRange,
   catalog: IndexCatalog,
-): Promise<{ candidates: Candidate[]; stats: LocateStats }> {
+  trust: TrustPolicy,
+): Promise<{ candidates: Candidate[]; stats: LocateStats; rejected: RejectedGeneration[] }> {
   const data = await listPartitions(store, DATA_PREFIX, range);
-  const dataFiles = await liveDataFiles(data.objects, (key) => fetchGeneration(cache, key, data.objects));
+  // Only data files inside valid day folders, under each day's newest trusted generation.
+  const { files: dataFiles, rejected } = await liveDataFiles(data.objects, { policy: trust, store, get: (key) => fetchGeneration(cache, key, data.objects) });
   const now = Date.now();
   const unknown = dataFiles.filter((f) => {
     const e = catalog.get(f.key, f.size);
@@ -175,6 +179,7 @@ export async function locateFiles(
   }
   return {
     candidates: selected,
+    rejected,
     stats: {
       filesListed: dataFiles.length,
       filesSelected: selected.length,

@@ -14,6 +14,8 @@ import { type HistoryEvent, type HistoryFilter, type ObjectRow, type ScanSource,
 import { ResultCache, fileId } from './result-cache';
 import { isRefusedByLockDown, lockDown } from './sandbox';
 import { type Candidate, type ObjectRef, locateFiles, type TimeRange } from './locate';
+import { rejectionWarning } from '../storage/live-set';
+import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
 import { FOOTER_PROBE_BYTES, footerStartOf, layoutFromIndex, rangesForRowGroups, rowRuns, selectRowGroups, wholeFile } from './plan';
 
 export interface QueryProgress {
@@ -63,6 +65,8 @@ export interface AuditQueryOptions {
   wholeFiles?: boolean;
   /** Keep and reuse each object's rows per data file (default true). */
   resultCache?: boolean;
+  /** Where warnings go (a generation that failed the trust check); default stderr. */
+  warn?: (line: string) => void;
 }
 
 export function defaultCacheDir(env: Pick<Env, 'AUDIT_CACHE_DIR'>): string {
@@ -96,9 +100,13 @@ export class AuditQuery {
   private readonly wholeFiles: boolean;
   private readonly useResultCache: boolean;
   private readonly results: ResultCache;
+  private readonly trustedKeysFile: string | undefined;
+  private trustPolicy: Promise<TrustPolicy> | null = null;
+  private readonly warn: (line: string) => void;
+  private readonly warned = new Set<string>();
 
   constructor(
-    env: Pick<Env, 'AUDIT_STORE_URL' | 'AUDIT_S3_ENDPOINT' | 'AUDIT_S3_REGION' | 'AUDIT_CACHE_DIR'>,
+    env: Pick<Env, 'AUDIT_STORE_URL' | 'AUDIT_S3_ENDPOINT' | 'AUDIT_S3_REGION' | 'AUDIT_CACHE_DIR' | 'AUDIT_TRUSTED_KEYS_FILE'>,
     private readonly progress?: QueryProgress,
     opts: AuditQueryOptions = {},
   ) {
@@ -108,6 +116,14 @@ export class AuditQuery {
     this.wholeFiles = opts.wholeFiles ?? false;
     this.useResultCache = opts.resultCache ?? true;
     this.results = new ResultCache(this.cacheDir, this.store.description);
+    this.trustedKeysFile = env.AUDIT_TRUSTED_KEYS_FILE;
+    this.warn = opts.warn ?? ((line) => process.stderr.write(`audit-query: ${line}\n`));
+  }
+
+  /** The keys whose generations are acted on (AUDIT_TRUSTED_KEYS_FILE, else the store's): resolved once per instance. */
+  private trust(): Promise<TrustPolicy> {
+    this.trustPolicy ??= resolveTrust({ trustedKeysFile: this.trustedKeysFile, store: this.store, role: 'audit-query' });
+    return this.trustPolicy;
   }
 
   private async locate(object: ObjectRef | null, range: TimeRange): Promise<Candidate[]> {
@@ -126,7 +142,7 @@ export class AuditQuery {
       located = await Promise.race([
         (async () => {
           const catalog = await IndexCatalog.load(this.cacheDir, this.store.description);
-          const found = await locateFiles(this.store, this.cache, object, range, catalog);
+          const found = await locateFiles(this.store, this.cache, object, range, catalog, await this.trust());
           await catalog.save(this.store.description);
           return found;
         })(),
@@ -137,7 +153,12 @@ export class AuditQuery {
     }
     const failed = await checked;
     if (failed) throw failed;
-    const { candidates, stats } = located;
+    const { candidates, stats, rejected } = located;
+    for (const r of rejected) {
+      if (this.warned.has(r.key)) continue;
+      this.warned.add(r.key);
+      this.warn(rejectionWarning(r, 'reading the day under its newest generation that passes'));
+    }
     this.stats.msLocate = Date.now() - t0;
     this.stats.filesListed = stats.filesListed;
     this.stats.bytesListed = stats.bytesListed;
@@ -304,9 +325,9 @@ export class AuditQuery {
   }
 
   /** Writes the day index manifests of the days in range (`audit-query index build`). */
-  async buildIndexManifests(opts: Omit<IndexBuildOptions, 'concurrency'>): Promise<IndexBuildResult> {
+  async buildIndexManifests(opts: Omit<IndexBuildOptions, 'concurrency' | 'trust'>): Promise<IndexBuildResult> {
     await this.store.check();
-    return buildDayManifests(this.store, opts);
+    return buildDayManifests(this.store, { ...opts, trust: await this.trust() });
   }
 
   summary(): QueryStats {

@@ -4,6 +4,7 @@ import { decodeDayManifest, encodeDayManifest, manifestKey } from './day-manifes
 import { DATA_PREFIX, INDEX_PREFIX, indexKey, isDt } from './layout';
 import { readDay } from './live-set';
 import type { ObjectStore } from './object-store';
+import type { TrustPolicy } from '../trust/trust-policy';
 
 export interface IndexBuildOptions {
   /** First and last day (YYYY-MM-DD, inclusive); null = unbounded. */
@@ -12,6 +13,8 @@ export interface IndexBuildOptions {
   /** Requests in flight (default 16). */
   concurrency?: number;
   log?: (line: string) => void;
+  /** Which generations are trusted to say what is live (storage/live-set.ts). */
+  trust: TrustPolicy;
 }
 
 export interface IndexBuildResult {
@@ -44,7 +47,7 @@ export async function buildDayManifests(store: ObjectStore, opts: IndexBuildOpti
     .filter((dt) => (opts.since === null || dt >= opts.since) && (opts.until === null || dt <= opts.until));
   const result: IndexBuildResult = { days: days.length, written: 0, unchanged: 0, files: 0, skipped: 0, bytes: 0 };
   for (const dt of days) {
-    const day = await buildDayManifest(store, dt, opts.concurrency ?? 16);
+    const day = await buildDayManifest(store, dt, opts.trust, opts.concurrency ?? 16);
     result.files += day.files;
     result.skipped += day.skipped;
     if (!day.written) {
@@ -67,9 +70,9 @@ export interface DayManifestResult {
 }
 
 /** Writes one day's index manifest from the per-file indexes of its live data files (unless it is up to date). */
-export async function buildDayManifest(store: ObjectStore, dt: string, limit = 16): Promise<DayManifestResult> {
+export async function buildDayManifest(store: ObjectStore, dt: string, trust: TrustPolicy, limit = 16): Promise<DayManifestResult> {
   // Only the live files: compaction leaves superseded ones behind for a grace period.
-  const data = (await readDay(store, dt)).live;
+  const data = (await readDay(store, dt, trust)).live;
   const indexed = new Set<string>();
   for await (const o of store.list(`${INDEX_PREFIX}${DATA_PREFIX}${dt}/`)) indexed.add(o.key);
   const previous = await existingEntries(store, dt);

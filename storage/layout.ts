@@ -25,8 +25,11 @@ export function dtOfMicros(micros: number): string {
   return dt;
 }
 
+/** A real calendar date as YYYY-MM-DD (Date.parse alone takes 2026-02-30 as March 2). */
 export function isDt(value: string): boolean {
-  return DT_RE.test(value) && !Number.isNaN(Date.parse(`${value}T00:00:00Z`));
+  if (!DT_RE.test(value)) return false;
+  const t = Date.parse(`${value}T00:00:00Z`);
+  return !Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === value;
 }
 
 export function dataFileName(topic: string, partition: number, firstOffset: string, lastOffset: string): string {
@@ -54,12 +57,17 @@ export interface DataFileRef {
   lastOffset: string;
 }
 
-const DATA_KEY_RE = /^dt=(\d{4}-\d{2}-\d{2})\/(.+)-(\d+)-(\d+)-(\d+)\.parquet$/;
+/** Kafka topic names: letters, digits, `.`, `_`, `-` (so a key cannot smuggle a sub-folder into a day). */
+const TOPIC = '[A-Za-z0-9._-]+';
+const DT = '(\\d{4}-\\d{2}-\\d{2})';
+export const DATA_KEY_RE = new RegExp(`^dt=${DT}/(${TOPIC})-(\\d+)-(\\d+)-(\\d+)\\.parquet$`);
+export const COMPACTED_KEY_RE = new RegExp(`^dt=${DT}/(${TOPIC})-(\\d+)-(\\d+)-(\\d+)\\.c(\\d+)-([0-9a-z]+)\\.parquet$`);
+export const GENERATION_KEY_RE = new RegExp(`^dt=${DT}/_live/(\\d{10})\\.json$`);
 
-/** Parses a data key; null for anything else (index files, temp files, foreign objects). */
+/** Parses a consumer data key; null for anything else, and for a folder that is not a real date (dt=2026-13-01). */
 export function parseDataKey(key: string): DataFileRef | null {
   const m = DATA_KEY_RE.exec(key);
-  if (!m) return null;
+  if (!m || !isDt(m[1]!)) return null;
   return { key, dt: m[1]!, topic: m[2]!, partition: Number(m[3]), firstOffset: m[4]!, lastOffset: m[5]! };
 }
 
@@ -73,4 +81,57 @@ export function datesBetween(from: string, to: string): string[] {
     out.push(new Date(t).toISOString().slice(0, 10));
   }
   return out;
+}
+
+/**
+ * Every kind of object the pipeline writes under the store's prefix: the layout
+ * is closed. Readers take data only from keys classified `data` or `compacted`,
+ * and `audit-query verify` reports any other object (`outside-layout`): valid
+ * Parquet copied under `dt=2026-13-01/` is read by no one and named by verify.
+ * A new kind of object is one entry here (its `dt` group, if any, must be a real
+ * date).
+ */
+export type LayoutKind =
+  | 'data'
+  | 'compacted'
+  | 'generation'
+  | 'file-index'
+  | 'day-manifest'
+  | 'external-manifest'
+  | 'cut-claim'
+  | 'chain-digest'
+  | 'compaction-digest'
+  | 'retention-digest'
+  | 'public-key'
+  | 'self-check';
+
+interface LayoutEntry {
+  kind: LayoutKind;
+  re: RegExp;
+  /** Capture group holding the day, checked with isDt. */
+  dtGroup?: number;
+}
+
+export const LAYOUT: readonly LayoutEntry[] = [
+  { kind: 'data', re: DATA_KEY_RE, dtGroup: 1 },
+  { kind: 'compacted', re: COMPACTED_KEY_RE, dtGroup: 1 },
+  { kind: 'generation', re: GENERATION_KEY_RE, dtGroup: 1 },
+  { kind: 'day-manifest', re: new RegExp(`^_index/dt=${DT}/_manifest\\.bin$`), dtGroup: 1 },
+  { kind: 'file-index', re: new RegExp(`^_index/dt=${DT}/${TOPIC}-\\d+-\\d+-\\d+(\\.c\\d+-[0-9a-z]+)?\\.json$`), dtGroup: 1 },
+  { kind: 'external-manifest', re: new RegExp(`^_symlink_format_manifest/dt=${DT}/manifest$`), dtGroup: 1 },
+  { kind: 'cut-claim', re: new RegExp(`^_cuts/${TOPIC}/\\d+/\\d+\\.json$`) },
+  { kind: 'chain-digest', re: new RegExp(`^_digests/chain/${TOPIC}/\\d+/\\d{12}\\.json$`) },
+  { kind: 'compaction-digest', re: new RegExp(`^_digests/compaction/dt=${DT}/${TOPIC}-\\d+-\\d+-\\d+\\.c\\d+-[0-9a-z]+\\.json$`), dtGroup: 1 },
+  { kind: 'retention-digest', re: new RegExp(`^_digests/retention/dt=${DT}\\.json$`), dtGroup: 1 },
+  { kind: 'public-key', re: /^_digests\/keys\/[0-9a-f]{16}\.json$/ },
+  { kind: 'self-check', re: /^_selfcheck\/[^/]+\/[^/]+\.json$/ },
+];
+
+/** What a key is in the layout; null for an object outside it (a finding for verify, ignored by readers). */
+export function classifyKey(key: string): LayoutKind | null {
+  for (const e of LAYOUT) {
+    const m = e.re.exec(key);
+    if (m && (e.dtGroup === undefined || isDt(m[e.dtGroup]!))) return e.kind;
+  }
+  return null;
 }

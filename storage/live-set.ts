@@ -1,5 +1,8 @@
 import type { ObjectInfo, ObjectStore } from './object-store';
-import { isDt, parseDataKey } from './layout';
+import { COMPACTED_KEY_RE, GENERATION_KEY_RE, isDt, parseDataKey } from './layout';
+import { type SignedBody, type TrustFailureCode, UntrustedObjectError } from '../trust/signed-object';
+import { type TrustPolicy, openUnderPolicy } from '../trust/trust-policy';
+import { legacyGenerationProblem, signedCompactions } from './generation-backing';
 
 /**
  * Which data files of a day are live: the commit protocol of compaction.
@@ -68,8 +71,8 @@ export interface StoredFileRef {
   generation?: number;
 }
 
-const COMPACTED_RE = /^dt=(\d{4}-\d{2}-\d{2})\/(.+)-(\d+)-(\d+)-(\d+)\.c(\d+)-([0-9a-z]+)\.parquet$/;
-const GENERATION_RE = /^dt=(\d{4}-\d{2}-\d{2})\/_live\/(\d{10})\.json$/;
+const COMPACTED_RE = COMPACTED_KEY_RE;
+const GENERATION_RE = GENERATION_KEY_RE;
 
 /** A data file of either kind; null for anything else (generations, indexes, foreign objects). */
 export function parseStoredFile(key: string): StoredFileRef | null {
@@ -108,22 +111,39 @@ export class LiveSetError extends Error {
   }
 }
 
+/** A generation as the maintainer signs it (trust/signed-object.ts): the generation plus who wrote it and when. */
+export type SignedGeneration = DayGeneration & SignedBody & { kind: typeof GENERATION_KIND };
+export const GENERATION_KIND = 'generation';
+
+/** The unsigned format, written by a maintainer without a key (and by releases before signing). */
 export function encodeGeneration(gen: DayGeneration): string {
   return JSON.stringify(gen);
 }
 
+/** The body a maintainer with a key seals (`signer.seal(signedGenerationBody(...))`). */
+export function signedGenerationBody(gen: DayGeneration, writer: string, now: number): SignedGeneration {
+  return { kind: GENERATION_KIND, writtenAt: new Date(now).toISOString(), writer, ...gen };
+}
+
 /**
- * Parses a generation. A damaged one is an error, never skipped: falling back
- * to an older generation, or to none, would show replaced files again
- * (every compacted event twice).
+ * Parses an unsigned generation. A damaged one is an error, not an empty
+ * generation: callers decide what to fall back to (readers: the newest one
+ * that passes, with a warning; the maintainer: nothing, it stops).
  */
 export function decodeGeneration(body: Buffer | string, key: string): DayGeneration {
-  let g: Partial<DayGeneration>;
+  let g: unknown;
   try {
-    g = JSON.parse(body.toString()) as Partial<DayGeneration>;
+    g = JSON.parse(body.toString());
   } catch (err) {
     throw new LiveSetError(key, (err as Error).message);
   }
+  return checkGeneration(g, key);
+}
+
+/** The fields every generation must hold, and a (dt, number) matching its key (a generation copied to another key is refused). */
+function checkGeneration(value: unknown, key: string): DayGeneration {
+  if (value === null || typeof value !== 'object') throw new LiveSetError(key, 'not an object');
+  const g = value as Partial<DayGeneration>;
   const where = parseGenerationKey(key);
   if (g.format !== LIVE_FORMAT) throw new LiveSetError(key, `unknown format ${String(g.format)}`);
   if (!where || g.dt !== where.dt || g.generation !== where.generation) throw new LiveSetError(key, 'does not match its key');
@@ -180,18 +200,96 @@ export function liveFiles<T extends { ref: StoredFileRef }>(files: readonly T[],
 }
 
 /**
+ * How generations are read: under the process's trust policy. A generation
+ * steers what readers see and what the maintainer deletes, and anyone who can
+ * write the bucket can write one, so only a generation signed by a trusted key
+ * (or, on a store from before signing, one re-derived from the signed
+ * compaction digests: generation-backing.ts) is acted on.
+ */
+export interface GenerationSource {
+  policy: TrustPolicy;
+  /** A generation's bytes (callers may cache them: generations are immutable). */
+  get(key: string): Promise<Buffer | null>;
+  /** The store, for the signed compaction digests that can vouch for an unsigned generation of the previous release. */
+  store: Pick<ObjectStore, 'list' | 'get'>;
+}
+
+/** A generation that failed the check: never acted on. */
+export interface RejectedGeneration {
+  key: string;
+  generation: number;
+  code: TrustFailureCode;
+  reason: string;
+}
+
+/** The newest generation of a day that passes the check, and the newer ones that did not. */
+export interface GenerationChoice {
+  generation: DayGeneration | null;
+  /** Newest first; empty when the newest generation passed (or the day has none). */
+  rejected: RejectedGeneration[];
+}
+
+/** Opens one generation under the policy; throws UntrustedObjectError (with a code) when it fails. */
+export async function openGeneration(bytes: Buffer, key: string, day: DayObjects, source: GenerationSource): Promise<DayGeneration> {
+  try {
+    const { body } = openUnderPolicy<SignedGeneration>(source.policy, bytes, key, GENERATION_KIND, (b) => decodeGeneration(b, key) as SignedGeneration);
+    return checkGeneration(body, key);
+  } catch (err) {
+    if (err instanceof LiveSetError) throw new UntrustedObjectError(key, 'malformed', err.message);
+    if (!(err instanceof UntrustedObjectError) || err.code !== 'unsigned') throw err;
+  }
+  // An unsigned generation on a signed store: one of the previous release, or a forgery.
+  // It is used only if the signed compaction digests prove every choice it makes.
+  let legacy: DayGeneration;
+  try {
+    legacy = decodeGeneration(bytes, key);
+  } catch (err) {
+    throw new UntrustedObjectError(key, 'malformed', (err as Error).message);
+  }
+  const problem = legacyGenerationProblem(legacy, day.files, await signedCompactions(source.store, source.policy, legacy.dt));
+  if (problem) throw new UntrustedObjectError(key, 'unsigned', `unsigned, and not backed by the day's signed compaction digests: ${problem}`);
+  return legacy;
+}
+
+/**
+ * The newest generation of a day that passes the check (null: none, every
+ * consumer file is live). Falling back shows no row twice: an older
+ * generation names older compacted files and hides only what they hold; it may
+ * show fewer rows, and the caller says so (readers warn, the maintainer stops).
+ */
+export async function chooseGeneration(day: DayObjects, source: GenerationSource): Promise<GenerationChoice> {
+  const rejected: RejectedGeneration[] = [];
+  for (let i = day.generations.length - 1; i >= 0; i--) {
+    const g = day.generations[i]!;
+    const body = await source.get(g.key);
+    if (body === null) {
+      // Only retention removes a newest generation, and with it the whole day; older ones go by cleanup.
+      if (i === day.generations.length - 1) throw new LiveSetError(g.key, 'listed but gone (the day is being removed?)');
+      continue;
+    }
+    try {
+      return { generation: await openGeneration(body, g.key, day, source), rejected };
+    } catch (err) {
+      if (!(err instanceof UntrustedObjectError)) throw err;
+      rejected.push({ key: g.key, generation: g.generation, code: err.code, reason: err.message });
+    }
+  }
+  return { generation: null, rejected };
+}
+
+/**
  * The live data files of a listing that may span many days: for each day with
- * generations, its newest one is fetched (generations are immutable: callers
- * may cache them by key) and applied.
+ * generations, its newest trusted one is applied. Objects outside valid day
+ * folders and names outside the layout are never returned.
  */
 export async function liveDataFiles(
   objects: readonly ObjectInfo[],
-  fetchGeneration: (key: string) => Promise<Buffer | null>,
-): Promise<(ObjectInfo & { ref: StoredFileRef })[]> {
+  source: GenerationSource,
+): Promise<{ files: (ObjectInfo & { ref: StoredFileRef })[]; rejected: RejectedGeneration[] }> {
   const byDay = new Map<string, ObjectInfo[]>();
   for (const o of objects) {
     const dt = /^dt=(\d{4}-\d{2}-\d{2})\//.exec(o.key)?.[1];
-    if (!dt) continue;
+    if (!dt || !isDt(dt)) continue;
     let list = byDay.get(dt);
     if (!list) byDay.set(dt, (list = []));
     list.push(o);
@@ -199,37 +297,32 @@ export async function liveDataFiles(
   const days = await Promise.all(
     [...byDay].map(async ([dt, list]) => {
       const day = splitDay(dt, list);
-      return liveFiles(day.files, await newestGeneration(day, fetchGeneration));
+      const choice = await chooseGeneration(day, source);
+      return { files: liveFiles(day.files, choice.generation), rejected: choice.rejected };
     }),
   );
-  return days.flat();
+  return { files: days.flatMap((d) => d.files), rejected: days.flatMap((d) => d.rejected) };
 }
 
-/** The newest generation of a day (null when it has none). */
-export async function newestGeneration(
-  day: DayObjects,
-  fetchGeneration: (key: string) => Promise<Buffer | null>,
-): Promise<DayGeneration | null> {
-  const newest = day.generations[day.generations.length - 1];
-  if (!newest) return null;
-  const body = await fetchGeneration(newest.key);
-  // Only retention removes a newest generation, and with it the whole day.
-  if (body === null) throw new LiveSetError(newest.key, 'listed but gone (the day is being removed?)');
-  return decodeGeneration(body, newest.key);
+/** One line per rejected generation, for a reader's stderr. */
+export function rejectionWarning(r: RejectedGeneration, usedInstead: string): string {
+  return `warning: generation ${r.key} failed the trust check (${r.code}: ${r.reason}); ${usedInstead}`;
 }
 
-/** One day as the store holds it now: its objects, newest generation and live data files. */
+/** One day as the store holds it now: its objects, newest trusted generation and live data files. */
 export interface DayState extends DayObjects {
   dt: string;
   generation: DayGeneration | null;
+  /** Generations newer than `generation` that failed the check (newest first). */
+  rejected: RejectedGeneration[];
   live: (ObjectInfo & { ref: StoredFileRef })[];
 }
 
-/** Lists `dt=D/` and applies its newest generation. */
-export async function readDay(store: Pick<ObjectStore, 'list' | 'get'>, dt: string): Promise<DayState> {
+/** Lists `dt=D/` and applies its newest trusted generation. */
+export async function readDay(store: Pick<ObjectStore, 'list' | 'get'>, dt: string, policy: TrustPolicy): Promise<DayState> {
   const objects: ObjectInfo[] = [];
   for await (const o of store.list(`dt=${dt}/`)) objects.push(o);
   const day = splitDay(dt, objects);
-  const generation = await newestGeneration(day, (key) => store.get(key));
-  return { ...day, dt, generation, live: liveFiles(day.files, generation) };
+  const { generation, rejected } = await chooseGeneration(day, { policy, store, get: (key) => store.get(key) });
+  return { ...day, dt, generation, rejected, live: liveFiles(day.files, generation) };
 }

@@ -1,5 +1,7 @@
 import { createPublicKey } from 'node:crypto';
-import { type DayState, type ObjectStore, isDt, readDay } from '../storage';
+import { type DayState, type ObjectStore, classifyKey, isDt, readDay } from '../storage';
+import type { TrustPolicy } from './trust-policy';
+import { TrustedKeys } from './trusted-keys';
 import { mapLimit } from '../storage/concurrency';
 import {
   type ChainDigest,
@@ -40,7 +42,9 @@ export type FindingCode =
   | 'file-unlisted'
   | 'file-hidden'
   | 'file-duplicated'
-  | 'compaction-mismatch';
+  | 'compaction-mismatch'
+  | 'bad-generation'
+  | 'outside-layout';
 
 export interface Finding {
   code: FindingCode;
@@ -103,11 +107,25 @@ interface Signed<T extends DigestBody> {
   body: T;
 }
 
-/** A listed file and who listed it. */
+/** A listed file, who listed it and when. */
 interface Expected {
   entry: FileEntry;
   by: string;
+  writtenAt: string;
   dt: string;
+}
+
+/**
+ * A file missing from a day removed by retention is excused only if the digest
+ * that listed it was written before the day's retention digest: a file listed
+ * later arrived after the removal (a late event stored into an expired day, or
+ * a forged listing) and its absence is a deletion, not the policy.
+ */
+export function excusedByRetention(listedAt: string, retentionWrittenAt: string | undefined): boolean {
+  if (retentionWrittenAt === undefined) return false;
+  const listed = Date.parse(listedAt);
+  const removed = Date.parse(retentionWrittenAt);
+  return !Number.isNaN(listed) && !Number.isNaN(removed) && listed < removed;
 }
 
 export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
@@ -189,11 +207,11 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
   let offsets = 0n;
   let skipped = 0n;
   const expected = new Map<string, Expected>();
-  const expect = (entry: FileEntry, by: string) => {
+  const expect = (entry: FileEntry, by: string, writtenAt: string) => {
     const dt = /^dt=(\d{4}-\d{2}-\d{2})\//.exec(entry.key)?.[1] ?? '';
     const before = expected.get(entry.key);
     if (before) find('file-duplicated', entry.key, `listed by ${before.by} and by ${by}`);
-    else expected.set(entry.key, { entry, by, dt });
+    else expected.set(entry.key, { entry, by, writtenAt, dt });
   };
   const chainKeys = (await list(`${DIGEST_ROOT}chain/`)).map((x) => x.key);
   const byPartition = new Map<string, { seq: number; key: string }[]>();
@@ -255,7 +273,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
       offsets += span;
       skipped += skips;
       stats.deadLetters += d.deadLetters.length;
-      for (const f of d.files) expect(f, key);
+      for (const f of d.files) expect(f, key, d.writtenAt);
       prev = s as Signed<ChainDigest>;
     }
     const committed = o.committed?.get(id);
@@ -285,9 +303,9 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     compactions.set(s.body.file.key, s as Signed<CompactionDigest>);
     stats.compactionDigests++;
   }
-  const expiredDays = new Set<string>();
+  const expiredDays = new Map<string, string>(); // dt -> when its retention digest was written
   for (const s of await fetchSigned((await list(`${DIGEST_ROOT}retention/`)).map((x) => x.key), 'retention digests')) {
-    if (s?.body.kind === 'retention') expiredDays.add(s.body.dt);
+    if (s?.body.kind === 'retention') expiredDays.set(s.body.dt, s.body.writtenAt);
   }
   stats.expiredDays = expiredDays.size;
 
@@ -334,12 +352,34 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     if (dt && isDt(dt) && inWindow(dt)) days.add(dt);
   }
   for (const e of expected.values()) if (e.dt && inWindow(e.dt)) days.add(e.dt);
+  // Generations are opened as the readers open them (storage/live-set.ts), under the keys verify trusts.
+  const generationPolicy: TrustPolicy = {
+    mode: o.trustedKeys ? 'pinned' : 'store-keys',
+    keys: new TrustedKeys(
+      [...trusted.values()].flatMap((k) => {
+        try {
+          return [TrustedKeys.keyFromPem(k.publicKey, `verify's key ${k.keyId}`, o.trustedKeys ? {} : { validFrom: k.validFrom, ...(k.validUntil ? { validUntil: k.validUntil } : {}) })];
+        } catch {
+          return []; // not an Ed25519 key: nothing verifies under it anyway
+        }
+      }),
+    ),
+    notice: null,
+  };
   let dayDone = 0;
   const states = await mapLimit([...days].sort(), o.concurrency, async (dt) => {
-    const state = await readDay(o.store, dt);
+    const state = await readDay(o.store, dt, generationPolicy);
     o.onProgress?.('days', ++dayDone, days.size);
     return state;
   });
+  for (const state of states) {
+    const used = state.generation ? `readers use generation ${state.generation.generation}` : 'readers use no generation (every consumer file live)';
+    for (const r of state.rejected) find('bad-generation', r.key, `${r.code}: ${r.reason.replace(`${r.key}: `, '')}; ${used}`);
+  }
+  // The layout is closed: anything else under the prefix is read by no one, and named here.
+  for (const obj of await list('')) {
+    if (classifyKey(obj.key) === null) find('outside-layout', obj.key, 'not part of the store\'s layout (storage/layout.ts): readers ignore it');
+  }
   const present = new Map<string, { size: number; live: boolean; state: DayState }>();
   for (const state of states) {
     const live = new Set(state.live.map((f) => f.key));
@@ -385,7 +425,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
       find('file-duplicated', key, `its rows are in ${holders.length} live compacted files`);
       continue;
     }
-    if (expiredDays.has(e.dt)) continue;
+    if (excusedByRetention(e.writtenAt, expiredDays.get(e.dt))) continue;
     if (p) find('file-hidden', key, `hidden from readers by ${p.state.generation ? `generation ${p.state.generation.generation}` : 'the day\'s generation'}, but no live compacted file holds its rows`);
     else find('file-missing', key, `listed in ${e.by} (offsets ${e.entry.first}-${e.entry.last}, ${e.entry.rows} rows) but not in the store`);
   }

@@ -6,6 +6,7 @@ import { type ObjectInfo, liveDataFiles, openStore } from '../../storage';
 import { openDuckDb, sqlStringLiteral } from '../../query/history';
 import { AuditClient, type AuditClientOptions, type AuditEventInput } from '../../producer';
 import { envOf, KAFKA_BROKERS } from './infra';
+import { resolveTrust } from '../../trust/trust-policy';
 
 export interface StoreAudit {
   /** event_id -> how many times it is stored. */
@@ -23,7 +24,9 @@ export async function auditStore(vars: Record<string, string>): Promise<StoreAud
     const paths: string[] = [];
     const listed: ObjectInfo[] = [];
     for await (const obj of store.list('dt=')) listed.push(obj);
-    for (const obj of await liveDataFiles(listed, (key) => store.get(key))) {
+    // As a reader would: the store's generations under the keys it trusts.
+    const policy = await resolveTrust({ trustedKeysFile: vars.AUDIT_TRUSTED_KEYS_FILE, store, role: 'test' });
+    for (const obj of (await liveDataFiles(listed, { policy, store, get: (key) => store.get(key) })).files) {
       const local = join(dir, `${paths.length}.parquet`);
       await store.download(obj.key, local);
       paths.push(local);

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSigningKey } from '../../trust/signer';
 import { runCli } from './infra';
+import type { TrustPolicy } from '../../trust/trust-policy';
+import { TrustedKeys } from '../../trust/trusted-keys';
 
 /** A fresh Ed25519 key pair in a temp dir: `path` for AUDIT_SIGNING_KEY_FILE, `publicPem` for verify --trust. */
 export async function signingKeyFile(): Promise<{ path: string; publicPem: string }> {
@@ -39,4 +41,9 @@ export async function expectVerified(vars: Record<string, string>, offsets?: num
   const v = await runVerify(vars);
   expect({ code: v.code, findings: v.findings, stderr: v.code === 0 ? '' : v.stderr.slice(-1000) }).toEqual({ code: 0, findings: [], stderr: '' });
   if (offsets !== undefined) expect(v.stats.offsets).toBe(String(offsets));
+}
+
+/** The policy of a store without keys (today's behaviour): for tests of stores that sign nothing. */
+export function unsignedTrust(): TrustPolicy {
+  return { mode: 'unsigned', keys: new TrustedKeys(), notice: null };
 }

@@ -18,6 +18,7 @@ import {
 import { Kafka, logLevel } from 'kafkajs';
 import { ParquetWriter } from '../../consumer/parquet-writer';
 import { type ObjectInfo, openStore, parseStoredFile, readDay } from '../../storage';
+import { resolveTrust } from '../../trust/trust-policy';
 import { storeCut } from '../../bench/lib/store-writer';
 import { auditStore, compareWithProduced, eventId, produceEvents } from '../helpers/audit-store';
 import { KAFKA_BROKERS, ROOT, S3_ENDPOINT, S3_SERVERS, envOf, isolatedEnv, runCli, startCli, waitExit } from '../helpers/infra';
@@ -55,7 +56,7 @@ async function liveShape(vars: Record<string, string>) {
   const days = (await store.listPrefixes('')).filter((p) => p.startsWith('dt=')).map((p) => p.slice(3, -1));
   const shape: Record<string, { files: number; compacted: number; perPartition: number }> = {};
   for (const dt of days) {
-    const day = await readDay(store, dt);
+    const day = await readDay(store, dt, await resolveTrust({ trustedKeysFile: vars.AUDIT_TRUSTED_KEYS_FILE, store, role: 'test' }));
     const perPartition = new Map<number, number>();
     for (const f of day.live) perPartition.set(f.ref.partition, (perPartition.get(f.ref.partition) ?? 0) + 1);
     shape[dt] = { files: day.live.length, compacted: day.live.filter((f) => f.ref.kind === 'compacted').length, perPartition: Math.max(...perPartition.values()) };

@@ -28,6 +28,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { type ObjectInfo, liveDataFiles, openStore, parseDataKey } from '../../storage';
+import { resolveTrust } from '../../trust/trust-policy';
 import { auditStore, compareWithProduced, produceEvents } from '../helpers/audit-store';
 import { envOf, isolatedEnv, runCli } from '../helpers/infra';
 import { type Keys, type Role, asUser, createUsers, removeUsers, s3Admin, s3Client, s3Refusal } from '../helpers/s3-admin';
@@ -48,7 +49,8 @@ async function listData(vars: Record<string, string>): Promise<ObjectInfo[]> {
 async function liveKeys(vars: Record<string, string>): Promise<string[]> {
   const store = openStore(envOf(vars));
   try {
-    return (await liveDataFiles(await listData(vars), (k) => store.get(k))).map((f) => f.key).sort();
+    const policy = await resolveTrust({ store, role: 'test' });
+    return (await liveDataFiles(await listData(vars), { policy, store, get: (k) => store.get(k) })).files.map((f) => f.key).sort();
   } finally {
     store.close();
   }

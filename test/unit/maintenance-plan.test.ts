@@ -28,7 +28,7 @@ const compacted = (p: number, first: number, last: number, gen: number, token = 
 
 function dayOf(objects: ObjectInfo[], generation: DayGeneration | null): DayState {
   const split = splitDay(DT, objects);
-  return { ...split, dt: DT, generation, live: liveFiles(split.files, generation) };
+  return { ...split, dt: DT, generation, rejected: [], live: liveFiles(split.files, generation) };
 }
 
 function generation(n: number, files: ObjectInfo[], replaced: DayGeneration['replaced'], retired: DayGeneration['retired'] = [], committedAt = NOW - 5 * HOUR): DayGeneration {

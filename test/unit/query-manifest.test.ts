@@ -14,6 +14,7 @@ import { AuditQuery } from '../../query/query';
 import { buildDayManifests } from '../../storage/day-manifest-build';
 import type { ObjectRef } from '../../query/locate';
 import { sampleRecord } from '../helpers/records';
+import { unsignedTrust } from '../helpers/trust';
 
 const TOPIC = 'audit.events';
 const DAYS = ['2026-07-01', '2026-07-02', '2026-07-03'];
@@ -117,11 +118,11 @@ describe('day index manifests (local store, real DuckDB)', () => {
   });
 
   it('index build writes one manifest per day, and a re-run rewrites nothing', async () => {
-    const first = await buildDayManifests(store, { since: null, until: '2026-07-02' });
+    const first = await buildDayManifests(store, { since: null, until: '2026-07-02', trust: unsignedTrust() });
     expect(first).toMatchObject({ days: 2, written: 2, unchanged: 0, files: 4, skipped: 0 });
-    const rest = await buildDayManifests(store, { since: null, until: null });
+    const rest = await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
     expect(rest).toMatchObject({ days: 3, written: 1, unchanged: 2, files: 6 });
-    const again = await buildDayManifests(store, { since: null, until: null });
+    const again = await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
     expect(again).toMatchObject({ days: 3, written: 0, unchanged: 3, bytes: 0 });
     for (const dt of DAYS) {
       const m = decodeDayManifest((await store.get(manifestKey(dt)))!, dt);
@@ -152,7 +153,7 @@ describe('day index manifests (local store, real DuckDB)', () => {
       expect(r.stats).toMatchObject({ manifestsFetched: DAYS.length, filesFromManifests: files.length - 2, filesWhole: 1 });
       expect(r.stats.objectsFetched).toBe(DAYS.length + 1); // + the late file's own index
       // Built again, the manifest lists the indexed late file; the other waits for its index.
-      const rebuilt = await buildDayManifests(store, { since: null, until: null });
+      const rebuilt = await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
       expect(rebuilt).toMatchObject({ written: 1, unchanged: 2, skipped: 1 });
       const after = await lookup(freshCache(), ref);
       expect(after.ids).toEqual(expectedIds(ref));
@@ -165,7 +166,7 @@ describe('day index manifests (local store, real DuckDB)', () => {
         for (const [k, ids] of expected) expected.set(k, ids.filter((id) => !gone.has(id)));
         files.splice(files.indexOf(f), 1);
       }
-      await buildDayManifests(store, { since: null, until: null });
+      await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
     }
   });
 
@@ -189,7 +190,7 @@ describe('day index manifests (local store, real DuckDB)', () => {
       expect(stale.stats.filesFromManifests).toBe(files.length - dayFiles.length);
     } finally {
       await rm(join(storeDir, manifestKey(day)), { force: true });
-      await buildDayManifests(store, { since: null, until: null });
+      await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
     }
     // Missing manifest for a day: that day's per-file indexes.
     await rm(join(storeDir, manifestKey(day)), { force: true });
