@@ -45,10 +45,11 @@ export function jsonTerminalSafe(json: string): string {
  * A CSV cell a spreadsheet will not run (OWASP's CSV injection rule): a value
  * starting with `=`, `+`, `-`, `@`, tab or CR is prefixed with a single quote,
  * unless it is a plain number (`-5`, `+1.5e3` are values, not formulas).
- * Terminal-unsafe characters are escaped too, except the line breaks and tabs
- * that CSV quoting carries.
+ * Terminal-unsafe characters are escaped too (a CSV is also read with `cat`),
+ * except newlines and tabs, which CSV quoting carries and a terminal only
+ * moves on from; a CR would overwrite the line, so it is escaped.
  */
 export function csvSafe(text: string): string {
   const neutral = /^[=+\-@\t\r]/.test(text) && !/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(text) ? `'${text}` : text;
-  return neutral.replace(UNSAFE, (c) => (c === '\n' || c === '\r' || c === '\t' ? c : escapeChar(c)));
+  return neutral.replace(UNSAFE, (c) => (c === '\n' || c === '\t' ? c : escapeChar(c)));
 }

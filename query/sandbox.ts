@@ -64,7 +64,7 @@ export async function readOnlyStatement(conn: DuckDBConnection, text: string): P
     prepared = await statements.prepare(0);
   } catch (err) {
     if (err instanceof SqlError) throw err;
-    const message = (err as Error).message;
+    const message = (err as Error).message.replace(/^Failed to extract statements: /, '');
     throw new SqlError(message, isRefusedByLockDown(message));
   }
   const type = prepared.statementType;

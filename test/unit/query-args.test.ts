@@ -88,7 +88,7 @@ describe('audit-query arguments', () => {
         "'+1+1",
         "'@SUM(A1:A9)",
         "'\t=1",
-        `"'\r=1"`,
+        "'\\r=1",
         "'=1+1",
         'ok',
         '-5',
