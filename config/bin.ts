@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { ConfigError, type Env, readEnv } from './env';
+import { terminalSafe } from './safe-text';
 
 /**
  * What every bin (audit-consumer, audit-cdc, audit-admin, audit-query) does the
@@ -8,9 +9,13 @@ import { ConfigError, type Env, readEnv } from './env';
  * Scripts rely on those exit codes (shared/CONTRACT.md).
  */
 
-/** One line, whatever the cause looks like (SDK errors can be multi-line). */
+/**
+ * One line, whatever the cause looks like (SDK errors can be multi-line), with
+ * any control character escaped: messages may quote stored text (a DuckDB
+ * conversion error quotes the value, a store error the key).
+ */
 export function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
+  return terminalSafe(text.replace(/\s*\n\s*/g, ' ').trim());
 }
 
 /** Prints `<bin>: <message>` as one line on stderr. */

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { appendFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { StorageError, type ObjectStore } from '../storage';
@@ -76,6 +76,12 @@ export const MERGE_GAP = 8 * 1024;
  * ever added, never removed; a range is logged only after its bytes are
  * written, by an O_APPEND write of one short line, so concurrent processes
  * sharing the cache neither lose nor invent ranges, without any lock.
+ *
+ * Whole objects and complete data files are read-only on disk (0444): the
+ * `sql` command lets DuckDB read exactly those files, and a write there would
+ * forge what every later lookup sharing the cache returns (sandbox.ts keeps
+ * such statements from running; this keeps a user other than root from
+ * writing them by any other mistake).
  */
 export class ObjectCache {
   readonly counters: CacheCounters = { bytesFetched: 0, indexBytesFetched: 0, dataBytesFetched: 0, requests: 0, objectsFetched: 0, rangesFetched: 0, hits: 0 };
@@ -122,7 +128,7 @@ export class ObjectCache {
     this.counters.bytesFetched += body.length;
     this.counters.indexBytesFetched += body.length;
     const tmp = `${path}.${randomUUID()}.tmp`;
-    await writeFile(tmp, body);
+    await writeFile(tmp, body, { mode: 0o444 });
     await rename(tmp, path);
     return path;
   }
@@ -227,7 +233,7 @@ export class ObjectCache {
     // Merge small gaps, but never refetch what is already here when a gap is big.
     const fetch = mergeRanges(missing, MERGE_GAP);
     await mkdir(join(entry.path, '..'), { recursive: true });
-    const fh = await open(entry.path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    const fh = await openForRanges(entry.path);
     const fetched: ByteRange[] = [];
     try {
       const { size } = await fh.stat();
@@ -256,6 +262,7 @@ export class ObjectCache {
       if (fetched.length > 0) {
         entry.present = mergeRanges([...entry.present, ...fetched]);
         await this.logRanges(entry, fetched);
+        if (ObjectCache.isComplete(entry)) await chmod(entry.path, 0o444);
       }
     }
     return totalBytes(fetch);
@@ -293,5 +300,19 @@ export class ObjectCache {
     }
     // A line starting with a newline also ends any line a crash cut short.
     await appendFile(path, `\n${text}`, { flag: 'a' });
+  }
+}
+
+/**
+ * Opens a sparse file to add ranges. A complete one is read-only (0444); it is
+ * only written again when its ranges log was lost, so then it is made writable.
+ */
+async function openForRanges(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    await chmod(path, 0o644);
+    return open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
   }
 }

@@ -89,7 +89,7 @@ async function runHistory(flags: HistoryFlags): Promise<number> {
       rows = events as unknown as Record<string, unknown>[];
     }
     await write(render(rows, format));
-    if (rows.length === 0 && format === 'table') process.stderr.write(`no events for ${object.type}:${object.id}\n`);
+    if (rows.length === 0 && format === 'table') process.stderr.write(`${oneLine(`no events for ${object.type}:${object.id}`)}\n`);
     if (flags.stats) process.stderr.write(`${JSON.stringify(q.summary())}\n`);
     return 0;
   } finally {

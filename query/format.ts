@@ -1,3 +1,5 @@
+import { csvSafe, jsonTerminalSafe, terminalSafe } from '../config/safe-text';
+
 export type OutputFormat = 'table' | 'json' | 'ndjson' | 'csv';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'json', 'ndjson', 'csv'];
 
@@ -10,8 +12,9 @@ function cell(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
 }
 
+/** Formula cells neutralised (csvSafe): ndjson and json carry the raw values for machine readers. */
 function csvCell(v: unknown): string {
-  const s = cell(v);
+  const s = csvSafe(cell(v));
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
@@ -26,9 +29,10 @@ function columnsOf(rows: readonly Row[], dropEmpty: boolean): string[] {
 const MAX_CELL = 60;
 
 function table(rows: readonly Row[]): string {
-  const cols = columnsOf(rows, true);
-  const text = rows.map((r) => cols.map((c) => {
-    const s = cell(r[c]).replace(/\s+/g, ' ');
+  const names = columnsOf(rows, true);
+  const cols = names.map(terminalSafe);
+  const text = rows.map((r) => names.map((c) => {
+    const s = terminalSafe(cell(r[c])).replace(/\s+/g, ' ');
     return s.length > MAX_CELL ? `${s.slice(0, MAX_CELL - 1)}…` : s;
   }));
   const widths = cols.map((c, i) => Math.max(c.length, ...text.map((t) => t[i]!.length)));
@@ -36,18 +40,23 @@ function table(rows: readonly Row[]): string {
   return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...text.map(line)].join('\n') + '\n';
 }
 
-/** Renders rows; returns '' when there is nothing to print (except `[]` for json). */
+/**
+ * Renders rows; every format is safe to print on a terminal (see
+ * config/safe-text.ts): table and csv escape control characters, csv also
+ * neutralises formulas, json and ndjson stay lossless (the raw values, for
+ * machine readers). Returns '' when there is nothing to print (except `[]` for json).
+ */
 export function render(rows: readonly Row[], format: OutputFormat): string {
   const replacer = (_k: string, x: unknown) => (typeof x === 'bigint' ? x.toString() : x);
   switch (format) {
     case 'json':
-      return `${JSON.stringify(rows, replacer, 2)}\n`;
+      return `${jsonTerminalSafe(JSON.stringify(rows, replacer, 2))}\n`;
     case 'ndjson':
-      return rows.map((r) => JSON.stringify(r, replacer)).join('\n') + (rows.length > 0 ? '\n' : '');
+      return rows.map((r) => jsonTerminalSafe(JSON.stringify(r, replacer))).join('\n') + (rows.length > 0 ? '\n' : '');
     case 'csv': {
       if (rows.length === 0) return '';
       const cols = columnsOf(rows, false);
-      return [cols.join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\r\n') + '\r\n';
+      return [cols.map(csvCell).join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\r\n') + '\r\n';
     }
     case 'table':
       return rows.length === 0 ? '' : table(rows);

