@@ -8,6 +8,7 @@ import { type ObjectStore, checkCreateIfAbsent, openStore } from '../storage';
 import { type CommittedOffsets, kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
 import { Compactor } from './compactor';
 import { Maintainer, type PassRange, type PassReport } from './maintainer';
+import { IcebergPublisher } from './iceberg/publisher';
 import { createMaintenanceMetrics, recordPass } from './metrics';
 import { DigestSigner, SigningKeyError } from '../trust/signer';
 import { signerForService } from '../trust/signing-setup';
@@ -76,6 +77,7 @@ export class MaintenanceService {
       crashAt: env.AUDIT_TEST_CRASH_AT,
       signer,
       owner: `${hostname()}:${process.pid}`,
+      iceberg: icebergPublisher(this.store, env, opts),
     });
     try {
       if (!opts.once && env.AUDIT_METRICS_PORT > 0) {
@@ -134,4 +136,17 @@ async function dryRunSigner(env: Env): Promise<DigestSigner | null> {
     if (err instanceof SigningKeyError) throw new ConfigError(err.message);
     throw err;
   }
+}
+
+/** The Iceberg publisher of a pass, where the store can name its objects for engines (S3, file) and the table is on. */
+function icebergPublisher(store: ObjectStore, env: Env, opts: MaintenanceServiceOptions): IcebergPublisher | undefined {
+  const uri = store.uri?.bind(store);
+  if (!env.AUDIT_ICEBERG || opts.dryRun || !uri) return undefined;
+  return new IcebergPublisher({
+    store: { get: (k) => store.get(k), put: (k, b) => store.put(k, b), putIfAbsent: (k, b) => store.putIfAbsent(k, b), list: (p) => store.list(p), delete: (k) => store.delete(k), uri },
+    graceMs: env.AUDIT_COMPACT_GRACE,
+    concurrency: env.AUDIT_MAINTAIN_CONCURRENCY,
+    log: opts.log,
+    say: opts.say,
+  });
 }
