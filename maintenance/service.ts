@@ -9,6 +9,7 @@ import { type CommittedOffsets, kafkaCommittedOffsets } from '../consumer/kafka/
 import { Compactor } from './compactor';
 import { Maintainer, type PassRange, type PassReport } from './maintainer';
 import { IcebergPublisher } from './iceberg/publisher';
+import { asTableStore } from './iceberg/table-io';
 import { createMaintenanceMetrics, recordPass } from './metrics';
 import { DigestSigner, SigningKeyError } from '../trust/signer';
 import { signerForService } from '../trust/signing-setup';
@@ -140,10 +141,10 @@ async function dryRunSigner(env: Env): Promise<DigestSigner | null> {
 
 /** The Iceberg publisher of a pass, where the store can name its objects for engines (S3, file) and the table is on. */
 function icebergPublisher(store: ObjectStore, env: Env, opts: MaintenanceServiceOptions): IcebergPublisher | undefined {
-  const uri = store.uri?.bind(store);
-  if (!env.AUDIT_ICEBERG || opts.dryRun || !uri) return undefined;
+  const tableStore = asTableStore(store);
+  if (!env.AUDIT_ICEBERG || opts.dryRun || !tableStore) return undefined;
   return new IcebergPublisher({
-    store: { get: (k) => store.get(k), put: (k, b) => store.put(k, b), putIfAbsent: (k, b) => store.putIfAbsent(k, b), list: (p) => store.list(p), delete: (k) => store.delete(k), uri },
+    store: tableStore,
     graceMs: env.AUDIT_COMPACT_GRACE,
     concurrency: env.AUDIT_MAINTAIN_CONCURRENCY,
     log: opts.log,

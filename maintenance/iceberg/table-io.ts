@@ -20,6 +20,20 @@ export function metadataKey(version: number): string {
 
 export type TableStore = Pick<ObjectStore, 'get' | 'put' | 'putIfAbsent' | 'list' | 'delete'> & { uri(key: string): string };
 
+/** The store as the table needs it; null for a store that cannot name its objects for engines. */
+export function asTableStore(store: ObjectStore): TableStore | null {
+  const uri = store.uri?.bind(store);
+  if (!uri) return null;
+  return {
+    get: (k) => store.get(k),
+    put: (k, b) => store.put(k, b),
+    putIfAbsent: (k, b) => store.putIfAbsent(k, b),
+    list: (p) => store.list(p),
+    delete: (k) => store.delete(k),
+    uri,
+  };
+}
+
 export class IcebergReadError extends Error {
   constructor(
     readonly key: string,
