@@ -193,7 +193,7 @@ export class IcebergPublisher {
       m = addSnapshot(m, snapshot);
     }
 
-    const expired = await this.expired(m, reader);
+    const expired = await this.expired(m, reader, now);
     if (snapshot === null && expired.size === 0 && table !== null && table.metadata === m) return null;
     const retainedLists = m.snapshots.filter((s) => !expired.has(s['snapshot-id'])).map((s) => s['manifest-list']);
     const expiredLists = m.snapshots.filter((s) => expired.has(s['snapshot-id'])).map((s) => s['manifest-list']);
@@ -235,11 +235,12 @@ export class IcebergPublisher {
   }
 
   /**
-   * Snapshots to expire: every non-current one that reads a file this pass
-   * deleted or is deleting. So expiry follows the grace period exactly: time
-   * travel reaches back as far as the superseded files are kept.
+   * Snapshots to expire: every non-current one superseded a grace period ago,
+   * and any that reads a file this pass deleted or is deleting (the grace
+   * period runs from the generation commit, a little before ours). So time
+   * travel reaches back one grace period and never to a missing file.
    */
-  private async expired(m: TableMetadata, reader: TableReader): Promise<Set<number>> {
+  private async expired(m: TableMetadata, reader: TableReader, now: number): Promise<Set<number>> {
     const out = new Set<number>();
     const currentId = m['current-snapshot-id'];
     const cur = currentSnapshot(m);
@@ -250,8 +251,16 @@ export class IcebergPublisher {
       const day = dt ? this.days.get(dt) : undefined;
       return day !== undefined && !day.present.has(key);
     };
+    const supersededAt = new Map<number, number>();
+    for (const s of m.snapshots) if (s['parent-snapshot-id'] !== undefined) supersededAt.set(s['parent-snapshot-id'], s['timestamp-ms']);
     for (const s of m.snapshots) {
       if (s['snapshot-id'] === currentId) continue;
+      // Time travel reaches back one grace period; beyond it snapshots only grow the metadata (a quiet year of appends would keep them all).
+      const since = supersededAt.get(s['snapshot-id']);
+      if (since !== undefined && now - since >= this.o.graceMs) {
+        out.add(s['snapshot-id']);
+        continue;
+      }
       let list: ManifestFileRecord[];
       try {
         list = await reader.manifestList(s['manifest-list']);
