@@ -136,6 +136,8 @@ export const envSchema = z.object({
   AUDIT_MAINTAIN_INTERVAL: durationVar().prefault('15m'),
   /** Objects fetched, uploaded or deleted at once by the maintainer. */
   AUDIT_MAINTAIN_CONCURRENCY: intVar(16, 1),
+  /** Publish the store as an Iceberg table under `<prefix>/_iceberg/` after each pass (maintenance/iceberg/); S3 and file stores only. */
+  AUDIT_ICEBERG: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   /** Tests only: the maintainer kills itself (SIGKILL) at this step, to prove a pass can die anywhere. */
   AUDIT_TEST_CRASH_AT: z.enum(['after-upload', 'before-commit', 'after-commit', 'mid-cleanup']).optional(),
   // ---- audit-cdc (PostgreSQL change capture, cdc/README.md) ----

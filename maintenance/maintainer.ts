@@ -30,6 +30,7 @@ import type { Compactor } from './compactor';
 import { EXTERNAL_MANIFEST_PREFIX, writeExternalManifest } from './external-manifest';
 import { type MergeGroup, type MergedOutput, nextGeneration, planCleanup, planMerges } from './plan';
 import { dayObjects, lockedObjects, removeDay, retentionCutoff } from './retention';
+import type { IcebergPublisher } from './iceberg/publisher';
 
 /** Steps where a test may have the maintainer killed (AUDIT_TEST_CRASH_AT), to prove every step is safe to die in. */
 export type CrashPoint = 'after-upload' | 'before-commit' | 'after-commit' | 'mid-cleanup';
@@ -55,6 +56,8 @@ export interface MaintainerOptions {
   /** Which generations the maintainer acts on (trust/trust-policy.ts, resolved with its signer). */
   trust: TrustPolicy;
   now?: () => number;
+  /** Commits the pass's live sets as one Iceberg snapshot (maintenance/iceberg/); absent = no table. */
+  iceberg?: IcebergPublisher;
 }
 
 export interface PassRange {
@@ -138,6 +141,8 @@ export class Maintainer {
     }
     if (!shouldStop()) await this.removeClaims(committed, report);
     if (!shouldStop() && !this.o.dryRun) await this.removeSelfCheckProbes(report);
+    // Only a whole pass: a stopped one has not seen every day, and the table must not lose the others.
+    if (!shouldStop() && !this.o.dryRun) await this.o.iceberg?.commit(inRange, this.now());
     log.info({ ...report }, this.o.dryRun ? 'dry run finished' : 'maintenance pass finished');
     return report;
   }
@@ -205,6 +210,7 @@ export class Maintainer {
     }
     if ((await buildDayManifest(this.o.store, dt, this.o.trust, this.o.concurrency)).written) report.indexManifestsWritten++;
     if (this.o.store.uri) await writeExternalManifest(this.o.store, dt, day.live.map((f) => f.key));
+    this.o.iceberg?.observe(day);
     await this.cleanup(day, report);
   }
 

@@ -8,7 +8,9 @@ import { type ObjectStore, checkCreateIfAbsent, openStore } from '../storage';
 import { type CommittedOffsets, kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
 import { Compactor } from './compactor';
 import { Maintainer, type PassRange, type PassReport, UntrustedGenerationError } from './maintainer';
-import { resolveTrust } from '../trust/trust-policy';
+import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
+import { IcebergPublisher } from './iceberg/publisher';
+import { asTableStore } from './iceberg/table-io';
 import { createMaintenanceMetrics, recordPass } from './metrics';
 import { DigestSigner, SigningKeyError } from '../trust/signer';
 import { signerForService } from '../trust/signing-setup';
@@ -84,6 +86,7 @@ export class MaintenanceService {
       signer,
       trust,
       owner: `${hostname()}:${process.pid}`,
+      iceberg: icebergPublisher(this.store, env, opts, trust),
     });
     try {
       if (!opts.once && env.AUDIT_METRICS_PORT > 0) {
@@ -149,4 +152,18 @@ async function dryRunSigner(env: Env): Promise<DigestSigner | null> {
     if (err instanceof SigningKeyError) throw new ConfigError(err.message);
     throw err;
   }
+}
+
+/** The Iceberg publisher of a pass, where the store can name its objects for engines (S3, file) and the table is on. */
+function icebergPublisher(store: ObjectStore, env: Env, opts: MaintenanceServiceOptions, trust: TrustPolicy): IcebergPublisher | undefined {
+  const tableStore = asTableStore(store);
+  if (!env.AUDIT_ICEBERG || opts.dryRun || !tableStore) return undefined;
+  return new IcebergPublisher({
+    store: tableStore,
+    trust,
+    graceMs: env.AUDIT_COMPACT_GRACE,
+    concurrency: env.AUDIT_MAINTAIN_CONCURRENCY,
+    log: opts.log,
+    say: opts.say,
+  });
 }
