@@ -11,6 +11,7 @@ import { Maintainer } from '../../../maintenance/maintainer';
 import { DigestChainWriter } from '../../../trust/chain-writer';
 import { generateSigningKey } from '../../../trust/signer';
 import { signerForService } from '../../../trust/signing-setup';
+import { resolveTrust } from '../../../trust/trust-policy';
 import { PARTITIONS, type ScriptedSource, TOPIC } from './source';
 
 /**
@@ -121,6 +122,7 @@ export async function maintainOnce(p: Pipeline, storeDir: string, source: Script
   const store = new FileObjectStore(storeDir);
   try {
     const signer = await signerForService(signingEnv(p), store, 'maintainer');
+    const trust = await resolveTrust({ trustedKeysFile: p.trustedKeysFile, signer, store, role: 'maintainer' });
     const workDir = join(p.root, 'work', 'maintain');
     await mkdir(workDir, { recursive: true });
     const committed = {
@@ -129,7 +131,7 @@ export async function maintainOnce(p: Pipeline, storeDir: string, source: Script
     };
     const maintainer = new Maintainer({
       store, compactor, committed, minAgeMs: 0, graceMs: 0, retentionMs: null, concurrency: 4, workDir,
-      dryRun: false, log: silent, say: () => undefined, signer, owner: 'tamper-maintainer',
+      dryRun: false, log: silent, say: () => undefined, signer, trust, owner: 'tamper-maintainer',
     });
     await maintainer.pass({ since: null, until: null });
     return null;
