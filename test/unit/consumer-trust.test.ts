@@ -9,10 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { CutClaims } from '../../consumer/cut-claims';
+import { createMetrics } from '../../consumer/metrics';
+import { ParquetWriter } from '../../consumer/parquet-writer';
+import { AuditSink, type InboundMessage } from '../../consumer/sink';
+import { encodeRecord } from '../../schemas';
 import { cutKey } from '../../storage';
 import { FileObjectStore } from '../../storage/file-store';
 import { type ChainDigest, DigestChainWriter, DigestSigner, TrustedKeys, UntrustedObjectError, chainKey, generateSigningKey } from '../../trust';
 import type { TrustPolicy } from '../../trust/trust-policy';
+import { sampleRecord } from '../helpers/records';
 
 let dir: string;
 let store: FileObjectStore;
@@ -156,5 +161,65 @@ describe('cut claims: adopted only when trusted and naming this topic, partition
     expect(await claims({ signed: false }).claim(0, 100n, 150n)).toBe(199n);
     expect(await claims({ signed: false }).claim(0, 200n, 250n)).toBe(250n);
     expect(JSON.parse((await store.get(cutKey('t', 0, '200')))!.toString())).toMatchObject({ kind: 'cut', last: '250' });
+  });
+});
+
+describe('the sink on a failed check: the typed error, nothing stored or committed past the genuine chain', () => {
+  const messages = (from: number, count: number): InboundMessage[] =>
+    Array.from({ length: count }, (_, k) => {
+      const i = from + k;
+      const rec = sampleRecord({ event_id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, object_id: String(i % 5), occurred_at: Date.UTC(2026, 0, 10) * 1000 + i });
+      return { offset: String(i), key: null, value: encodeRecord(rec) };
+    });
+  let writer: ParquetWriter;
+  beforeEach(async () => {
+    writer = await ParquetWriter.create({ rowGroupRows: 1024 });
+  });
+  afterEach(() => writer.close());
+
+  async function signedSink(owner: DigestSigner) {
+    const commits: [number, string][] = [];
+    const failures: Error[] = [];
+    const keys = keysOf(owner);
+    const sink = new AuditSink({
+      topic: 't', store, writer, commit: async (p, o) => void commits.push([p, o]), deadLetter: async () => undefined,
+      log: pino({ level: 'silent' }), metrics: createMetrics(), workDir: join(dir, 'work'), owner: 'test',
+      limits: { maxRecords: 100, maxBytes: 1 << 30, maxAgeMs: 1 << 30, memoryMaxBytes: 1 << 30, storeRetryMs: 60_000 },
+      chain: new DigestChainWriter(store, owner, 't', 'test', keys), signer: owner, trust: { mode: 'own-key', keys, notice: null },
+      onError: (err) => void failures.push(err),
+    });
+    await sink.append(0, messages(0, 100));
+    await sink.settle();
+    return { sink, commits, failures };
+  }
+  const dataFiles = async () => {
+    const out: string[] = [];
+    for await (const o of store.list('dt=')) out.push(o.key);
+    return out;
+  };
+
+  it('a planted chain head: the cut fails at once (no retry for a minute), typed, before any file or commit', async () => {
+    const owner = newSigner();
+    const { sink, commits, failures } = await signedSink(owner);
+    expect(commits).toEqual([[0, '100']]);
+    const files = await dataFiles();
+    await store.put(chainKey('t', 0, 1), forgedHead(null, { seq: 1, from: '100' }));
+    const fresh = new DigestChainWriter(store, owner, 't', 'test', keysOf(owner));
+    expect(await outcome(fresh.storedThrough(0))).toBe(`unsigned ${chainKey('t', 0, 1)}`);
+    // A new process (no cached head) would read it: so does this one after a rebalance.
+    await sink.resetAll();
+    await sink.append(0, messages(100, 100));
+    await expect(sink.settle()).rejects.toThrow(UntrustedObjectError);
+    expect(failures.map((e) => (e as UntrustedObjectError).code)).toEqual(['unsigned']);
+    expect(commits).toEqual([[0, '100']]);
+    expect(await dataFiles()).toEqual(files);
+  });
+
+  it('a planted cut claim: the batch that reaches it fails, typed, and nothing is committed', async () => {
+    const owner = newSigner();
+    const { sink, commits } = await signedSink(owner);
+    await store.put(cutKey('t', 0, '100'), newSigner().seal({ kind: 'cut', topic: 't', partition: 0, first: '100', last: '999999999', owner: 'm', claimedAt: '', writtenAt: new Date().toISOString() }));
+    await expect(sink.append(0, messages(100, 100))).rejects.toThrow(UntrustedObjectError);
+    expect(commits).toEqual([[0, '100']]);
   });
 });
