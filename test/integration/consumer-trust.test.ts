@@ -14,8 +14,10 @@ import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { Kafka, logLevel } from 'kafkajs';
+import pino from 'pino';
+import { AuditConsumerService } from '../../consumer/service';
 import { openStore } from '../../storage';
-import { type ChainDigest, DigestSigner, type PublishedKey, chainKey, generateSigningKey, keyObjectKey } from '../../trust';
+import { type ChainDigest, DigestSigner, type PublishedKey, UntrustedObjectError, chainKey, generateSigningKey, keyObjectKey } from '../../trust';
 import { auditStore, compareWithProduced, produceEvents } from '../helpers/audit-store';
 import { KAFKA_BROKERS, S3_BUCKET, envOf, isolatedEnv, runCli } from '../helpers/infra';
 import { type Keys, type Role, asUser, createUsers, removeUsers, s3Client } from '../helpers/s3-admin';
@@ -205,4 +207,36 @@ describe('what the consumer acts on from the bucket must be signed by a trusted 
     }
     expect((await runVerify(wiped)).code).toBe(0);
   }, 300_000);
+});
+
+describe('the halt, in process: typed error out of run(), the metric counted once', () => {
+  it('a planted head: run() rejects with UntrustedObjectError and audit_consumer_trust_failures_total{object="chain-head",reason="unsigned"} is 1', async () => {
+    const key = await signingKeyFile();
+    const vars = isolatedEnv('ctrust-inproc', {
+      AUDIT_STORE_URL: `file://${dirname(key.path)}/store`, AUDIT_SIGNING_KEY_FILE: key.path, AUDIT_FLUSH_MAX_RECORDS: '20', AUDIT_TRANSCODE_WORKERS: '0',
+    });
+    const service = () => new AuditConsumerService(envOf(vars), { drain: true, log: pino({ level: 'silent' }) });
+    await produceEvents(vars, 0, 40, { objects: 30 });
+    await service().run();
+    const store = openStore(envOf(vars));
+    const planted: string[] = [];
+    try {
+      for (const p of await store.listPrefixes(`_digests/chain/${vars.AUDIT_TOPIC}/`)) {
+        let seq = 0;
+        for await (const o of store.list(p)) seq = Math.max(seq, Number(/(\d{12})\.json$/.exec(o.key)![1]) + 1);
+        planted.push(`${p}${String(seq).padStart(12, '0')}.json`);
+        await store.put(planted.at(-1)!, JSON.stringify({ kind: 'chain', to: '999999999999' }));
+      }
+    } finally {
+      store.close();
+    }
+    expect(planted.length).toBeGreaterThan(0);
+    await produceEvents(vars, 40, 40, { objects: 30 });
+    const halted = service();
+    const failure = await halted.run().then(() => null, (err: unknown) => err);
+    expect(failure).toBeInstanceOf(UntrustedObjectError);
+    expect(planted).toContain((failure as UntrustedObjectError).key);
+    const metric = await halted.metrics.registry.getSingleMetric('audit_consumer_trust_failures_total')!.get();
+    expect(metric.values).toEqual([expect.objectContaining({ value: 1, labels: { object: 'chain-head', reason: 'unsigned' } })]);
+  }, 180_000);
 });
