@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { exitCodeOf, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
 import { ConfigError, schemaRegistryConfig } from '../config/env';
 import { createLogger } from '../config/logger';
+import { UntrustedObjectError } from '../trust/signed-object';
 import { AuditConsumerService, DependencyError } from './service';
 
 async function main(argv: string[]): Promise<number> {
@@ -44,7 +45,8 @@ async function main(argv: string[]): Promise<number> {
     // with the reason, naming what failed (a DependencyError names Kafka or the store).
     await service.stop(err as Error).catch(() => undefined);
     // A dependency missing at start-up is said once, in the line below; later failures are logged too.
-    if (!(err instanceof DependencyError || err instanceof ConfigError)) log.error({ err: (err as Error).message }, 'audit-consumer failed');
+    // A failed trust check was logged when the consumer halted on it.
+    if (!(err instanceof DependencyError || err instanceof ConfigError || err instanceof UntrustedObjectError)) log.error({ err: (err as Error).message }, 'audit-consumer failed');
     sayError('audit-consumer', (err as Error).message);
     // A configuration found wrong only once the store is open (a missing signing key) is still one: exit 2.
     return exitCodeOf(err);

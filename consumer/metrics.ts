@@ -13,6 +13,12 @@ export function createMetrics() {
     deadLetters: new Counter({ name: 'audit_consumer_dead_letters_total', help: 'Records sent to the dead-letter topic', registers: [registry] }),
     uploadRetries: new Counter({ name: 'audit_consumer_upload_retries_total', help: 'Storage operations retried', registers: [registry] }),
     adoptedCuts: new Counter({ name: 'audit_consumer_adopted_cuts_total', help: 'Cuts adopted from an earlier claim (replays, rebalances)', registers: [registry] }),
+    trustFailures: new Counter({
+      name: 'audit_consumer_trust_failures_total',
+      help: 'Objects of the store that failed their trust check and stopped the consumer (object: chain-head, cut-claim; reason: trust/signed-object.ts codes)',
+      labelNames: ['object', 'reason'] as const,
+      registers: [registry],
+    }),
     commitFailures: new Counter({ name: 'audit_consumer_commit_failures_total', help: 'Offset commits refused after a cut was stored', registers: [registry] }),
     flushSeconds: new Histogram({
       name: 'audit_consumer_flush_seconds',

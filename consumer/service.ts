@@ -1,10 +1,13 @@
 import { DigestChainWriter } from '../trust/chain-writer';
+import { UntrustedObjectError } from '../trust/signed-object';
 import { signerForService } from '../trust/signing-setup';
+import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
+import { TrustedKeysError } from '../trust/trusted-keys';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { type Env, brokers, dlqTopic, schemaRegistryConfig } from '../config/env';
+import { ConfigError, type Env, brokers, dlqTopic, schemaRegistryConfig } from '../config/env';
 import { CURRENT_SCHEMA_ID } from '../schemas';
 import { RegistryClient, RegistrySchemaIds, SchemaRegistryUnavailableError } from '../schema-registry';
 import { StorageError, checkCreateIfAbsent, openStore, type ObjectStore } from '../storage';
@@ -16,6 +19,13 @@ import { FETCH_SETTINGS } from './fetch-settings';
 import { ParquetWriter } from './parquet-writer';
 import { AuditSink } from './sink';
 import { TranscodePool } from './staging/transcode-pool';
+
+/** What a failed trust check was about, for the metric and the log line. */
+function trustObjectOf(key: string): 'chain-head' | 'cut-claim' | 'object' {
+  if (key.startsWith('_digests/chain/')) return 'chain-head';
+  if (key.startsWith('_cuts/')) return 'cut-claim';
+  return 'object';
+}
 
 /** --drain: how often to look, how long without a batch means "read to the end", how often to ask the broker again. */
 const DRAIN_CHECK_MS = 100;
@@ -89,6 +99,21 @@ export class AuditConsumerService {
   async run(): Promise<void> {
     const { env, opts } = this;
     const log = opts.log;
+    try {
+      await this.store.check();
+    } catch (err) {
+      const endpoint = env.AUDIT_S3_ENDPOINT && err instanceof StorageError && err.location.startsWith('s3://') ? ` (endpoint ${env.AUDIT_S3_ENDPOINT})` : '';
+      throw new DependencyError('storage', `storage unavailable: ${(err as Error).message}${endpoint}`, err);
+    }
+    // The cut claims are exactly-once only where create-if-absent is exclusive:
+    // refuse to write anything to a store that does not enforce it. No cleanup:
+    // the consumer has no delete permission; the probe keys are harmless.
+    const selfCheck = await checkCreateIfAbsent(this.store, { owner: `${hostname()}:${process.pid}` });
+    const signer = await signerForService(env, this.store, 'consumer');
+    const trust = await this.resolveTrust(signer);
+    // The first line says what this process is and what it trusts, so a halt later reads in context.
+    log.info({ store: env.AUDIT_STORE_URL, topic: env.AUDIT_TOPIC, group: env.AUDIT_CONSUMER_GROUP, trust: trust.mode, keys: trust.keys.ids() }, 'audit-consumer starting');
+    log.info({ ms: selfCheck.ms, rounds: selfCheck.rounds.length, left: selfCheck.leftBehind.length }, 'store enforces create-if-absent');
     const registry = schemaRegistryConfig(env);
     let schemaIds: RegistrySchemaIds | undefined;
     if (registry) {
@@ -104,18 +129,6 @@ export class AuditConsumerService {
       schemaIds = new RegistrySchemaIds(client, registry.retryMs, log);
       log.info({ url: registry.url }, 'schema ids resolved through the schema registry');
     }
-    try {
-      await this.store.check();
-    } catch (err) {
-      const endpoint = env.AUDIT_S3_ENDPOINT && err instanceof StorageError && err.location.startsWith('s3://') ? ` (endpoint ${env.AUDIT_S3_ENDPOINT})` : '';
-      throw new DependencyError('storage', `storage unavailable: ${(err as Error).message}${endpoint}`, err);
-    }
-    // The cut claims are exactly-once only where create-if-absent is exclusive:
-    // refuse to write anything to a store that does not enforce it. No cleanup:
-    // the consumer has no delete permission; the probe keys are harmless.
-    const selfCheck = await checkCreateIfAbsent(this.store, { owner: `${hostname()}:${process.pid}` });
-    log.info({ ms: selfCheck.ms, rounds: selfCheck.rounds.length, left: selfCheck.leftBehind.length }, 'store enforces create-if-absent');
-    const signer = await signerForService(env, this.store, 'consumer');
     this.writer = await ParquetWriter.create({
       rowGroupRows: env.AUDIT_PARQUET_ROW_GROUP_ROWS,
       compression: env.AUDIT_PARQUET_COMPRESSION,
@@ -132,8 +145,8 @@ export class AuditConsumerService {
       throw new DependencyError('kafka', `Kafka unavailable at ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(err as Error).message}`, err);
     }
     // Said once the dependencies are up, so a failed start-up still ends in its one line.
-    if (signer) log.info({ keyId: signer.keyId }, 'signing a digest of every stored cut');
-    else log.warn('digests off (AUDIT_SIGNING_KEY_FILE unset): `audit-query verify` cannot prove this store complete');
+    if (signer) log.info({ keyId: signer.keyId }, 'signing a digest of every stored cut and every cut claim');
+    if (trust.notice) log.warn(trust.notice);
 
     if (env.AUDIT_TRANSCODE_WORKERS > 0) {
       // The sink reads records as the current schema (its RecordDecoder's default): so do the workers.
@@ -158,7 +171,8 @@ export class AuditConsumerService {
       },
       workDir: this.workDir,
       owner: `${hostname()}:${process.pid}`,
-      ...(signer ? { chain: new DigestChainWriter(this.store, signer, topic, `${hostname()}:${process.pid}`) } : {}),
+      ...(signer ? { chain: new DigestChainWriter(this.store, signer, topic, `${hostname()}:${process.pid}`, trust.keys), signer } : {}),
+      trust,
       // Storage stayed down past the retry budget: stop without committing; a restart
       // re-reads from the committed offsets and the claims give the same files.
       onError: (err) => void this.stop(err),
@@ -168,7 +182,7 @@ export class AuditConsumerService {
     if (env.AUDIT_METRICS_PORT > 0) {
       this.ops = await startOpsServer(env.AUDIT_METRICS_PORT, this.metrics.registry, {
         live: () => this.stopping === null,
-        ready: () => this.joined && this.stopping === null,
+        ready: () => this.joined && this.stopping === null && this.halted === null,
       });
     }
 
@@ -197,13 +211,16 @@ export class AuditConsumerService {
           // Storage or the schema registry stayed down past its retry budget (or a bug): stop
           // without committing; a restart re-reads from the committed offsets and the claims
           // give the same files.
-          log.error({ err: (err as Error).message, partition: batch.partition }, 'appending a batch failed; stopping');
+          if (!(err instanceof UntrustedObjectError)) log.error({ err: (err as Error).message, partition: batch.partition }, 'appending a batch failed; stopping');
           void this.stop(err as Error);
           return false;
         }
         if (this.opts.drain && batch.lag === 0n) {
           // Read to the end: store the rest now rather than after the quiet period.
-          sink.sealPartition(batch.partition, 'drain').catch((err: Error) => log.warn({ err: err.message, partition: batch.partition }, 'sealing at the end of the topic failed; retried at drain'));
+          sink.sealPartition(batch.partition, 'drain').catch((err: Error) => {
+            if (err instanceof UntrustedObjectError) void this.stop(err);
+            else log.warn({ err: err.message, partition: batch.partition }, 'sealing at the end of the topic failed; retried at drain');
+          });
         }
         this.metrics.lag.set({ partition: String(batch.partition) }, Number(batch.lag));
         return true;
@@ -244,7 +261,7 @@ export class AuditConsumerService {
         void this.stop();
       }
     } catch (err) {
-      this.opts.log.error({ err: (err as Error).message }, 'periodic flush failed');
+      if (!(err instanceof UntrustedObjectError)) this.opts.log.error({ err: (err as Error).message }, 'periodic flush failed');
       void this.stop(err as Error);
     } finally {
       this.ticking = false;
@@ -298,8 +315,38 @@ export class AuditConsumerService {
 
   /** Stops consuming, stores and commits what is buffered, then disconnects. Idempotent. */
   stop(cause?: Error): Promise<void> {
+    if (cause instanceof UntrustedObjectError) this.halt(cause);
     if (!this.stopping) this.stopping = this.shutdown(cause);
     return this.stopping;
+  }
+
+  /** The object that failed its trust check, once the consumer halted on it. */
+  private halted: UntrustedObjectError | null = null;
+
+  /**
+   * An object the consumer would act on failed its trust check: one line
+   * naming it and why, the metric, /readyz failing. Nothing past what is stored
+   * is committed (the failing cut never reaches its commit), and nothing is
+   * skipped: after the object is removed, a restart re-reads from the commit.
+   */
+  private halt(err: UntrustedObjectError): void {
+    if (this.halted) return;
+    this.halted = err;
+    const object = trustObjectOf(err.key);
+    this.metrics.trustFailures.inc({ object, reason: err.code });
+    this.opts.log.error({ object, key: err.key, reason: err.code, err: err.message }, `${object} failed its trust check; stopping without committing past what is stored`);
+  }
+
+  private async resolveTrust(signer: Awaited<ReturnType<typeof signerForService>>): Promise<TrustPolicy> {
+    const file = this.env.AUDIT_TRUSTED_KEYS_FILE;
+    // Claims and chain heads can only be held to pinned keys if this consumer signs them too.
+    if (file && !signer) throw new ConfigError('AUDIT_TRUSTED_KEYS_FILE is set but AUDIT_SIGNING_KEY_FILE is not: the consumer could not sign the cut claims and digests it would then require');
+    try {
+      return await resolveTrust({ trustedKeysFile: file, signer, store: this.store, role: 'audit-consumer' });
+    } catch (err) {
+      if (err instanceof TrustedKeysError) throw new ConfigError(err.message);
+      throw err;
+    }
   }
 
   private async shutdown(cause?: Error): Promise<void> {
@@ -316,7 +363,8 @@ export class AuditConsumerService {
       }
     } catch (err) {
       failure = failure ?? (err as Error);
-      log.error({ err: (err as Error).message }, 'final flush failed; uncommitted records will be re-read on restart');
+      if (err instanceof UntrustedObjectError) this.halt(err);
+      else log.error({ err: (err as Error).message }, 'final flush failed; uncommitted records will be re-read on restart');
     }
     await this.kafka.stop();
     await this.transcodePool?.close();

@@ -9,6 +9,9 @@ import {
 } from '../schemas';
 import type { ObjectStore } from '../storage';
 import { DigestChainError, type DigestChainWriter } from '../trust/chain-writer';
+import { UntrustedObjectError } from '../trust/signed-object';
+import type { DigestSigner } from '../trust/signer';
+import type { TrustPolicy } from '../trust/trust-policy';
 import { CutClaims } from './cut-claims';
 import { type FlushReason, dueReason, fairShareReached, reachedClaim, sealable, sizeDue } from './cut-policy';
 import { CutQueues, type SealedCut } from './cut-queue';
@@ -69,6 +72,10 @@ export interface SinkDeps {
   owner: string;
   /** Signed digests of every stored cut (trust/); absent = digests off. */
   chain?: DigestChainWriter;
+  /** How existing cut claims are opened (trust/trust-policy.ts); absent = unsigned mode. */
+  trust?: TrustPolicy;
+  /** Seals the cut claims (with `chain`, the same signer). */
+  signer?: DigestSigner | null;
   /** Transcodes batches on worker threads; without it, on this thread. */
   transcodePool?: TranscodePool;
   now?: () => number;
@@ -126,13 +133,17 @@ export class AuditSink {
       now: () => this.now(),
       retry,
       onAdopted: () => deps.metrics.adoptedCuts.inc(),
+      ...(deps.trust ? { policy: deps.trust } : {}),
+      signer: deps.signer ?? null,
+      ...(deps.chain ? { storedThrough: (p: number) => deps.chain!.storedThrough(p) } : {}),
     });
     this.cutWriter = new CutWriter({ topic: deps.topic, store: deps.store, writer: deps.writer, workDir: deps.workDir, retry, digests: deps.chain !== undefined });
     this.queues = new CutQueues({
       storeCut: (cut) => this.storeCut(cut),
       heartbeat: () => this.heartbeat(),
       onFailure: (err, partition) => {
-        this.deps.log.error({ partition, err: err.message }, 'storing a cut failed; this partition commits nothing more');
+        // A failed trust check is said once, by whoever stops the consumer.
+        if (!(err instanceof UntrustedObjectError)) this.deps.log.error({ partition, err: err.message }, 'storing a cut failed; this partition commits nothing more');
         this.deps.onError?.(err, partition);
       },
     });
@@ -302,7 +313,10 @@ export class AuditSink {
             await this.seal(other, 'memory');
           }
         })
-          .catch((err: Error) => this.deps.log.error({ err: err.message, partition: other.partition }, 'memory-bound seal failed'))
+          .catch((err: Error) => {
+            if (err instanceof UntrustedObjectError) this.deps.onError?.(err, other.partition);
+            else this.deps.log.error({ err: err.message, partition: other.partition }, 'memory-bound seal failed');
+          })
           .finally(() => this.memorySeals.delete(other.partition));
       }
       // Nothing stored can free memory: the rest is buffers waiting for more records.
@@ -461,7 +475,8 @@ export class AuditSink {
     return withRetry(op, {
       retries: Number.MAX_SAFE_INTEGER,
       abandon: () => this.now() >= deadline,
-      permanent: (err) => err instanceof DigestChainError,
+      // A failed trust check does not heal by retrying: the consumer stops at once.
+      permanent: (err) => err instanceof DigestChainError || err instanceof UntrustedObjectError,
       onRetry: async (err, attempt, waitMs) => {
         this.deps.metrics.uploadRetries.inc();
         this.deps.log.warn({ err: (err as Error).message, attempt, waitMs: Math.round(waitMs) }, `${what} failed; retrying`);

@@ -1,5 +1,6 @@
 import type { ObjectStore } from '../storage';
 import { partitionKey } from '../storage';
+import { parseEnvelope } from '../trust/signed-object';
 
 /** A cut claim's key and the first offset of its cut. */
 interface Claim {
@@ -37,10 +38,26 @@ export async function doneClaims(store: ObjectStore, committed: ReadonlyMap<stri
         }
         const body = await store.get(c.key);
         if (body === null) continue;
-        const last = BigInt((JSON.parse(body.toString('utf8')) as { last: string }).last);
-        if (last < upTo) done.push(c.key);
+        const last = claimedLast(body);
+        if (last !== null && last < upTo) done.push(c.key);
       }
     }
   }
   return done;
+}
+
+/**
+ * A claim's `last`, signed (the consumer's envelope) or bare (unsigned stores,
+ * the previous release); null when unreadable, and the claim is then kept.
+ * Unchecked on purpose: it only decides whether this very object is removed,
+ * and keeping a claim is always safe (the consumer halts on one it cannot trust).
+ */
+function claimedLast(bytes: Buffer): bigint | null {
+  try {
+    const envelope = parseEnvelope(bytes);
+    const claim = JSON.parse(envelope ? envelope.body : bytes.toString('utf8')) as { last?: unknown };
+    return typeof claim.last === 'string' ? BigInt(claim.last) : null;
+  } catch {
+    return null;
+  }
 }

@@ -174,7 +174,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--since <time>', 'check files of days from this date on (chains are always checked whole)')
     .option('--until <time>', 'check files of days up to this date')
     .option('--format <format>', 'text (default) or json')
-    .option('--trust <file...>', 'trust only these public keys (PEM files) instead of the keys published in the store')
+    .option('--trust <file...>', 'trust only these public keys (PEM files; with AUDIT_TRUSTED_KEYS_FILE, those too, with their validity) instead of the keys published in the store')
     .option('--concurrency <n>', 'objects read at once (default 16)')
     .option('--kafka', "also check the chains reach the consumer group's committed offsets (AUDIT_KAFKA_BROKERS, AUDIT_CONSUMER_GROUP)")
     .action((flags: VerifyFlags) => {

@@ -6,6 +6,8 @@ import { createLogger } from '../config/logger';
 import { kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
 import { DIGEST_ROOT } from '../trust/format';
 import { StorageError, dtOfMicros, openStore } from '../storage';
+import { resolveTrust } from '../trust/trust-policy';
+import { TrustedKeysError } from '../trust/trusted-keys';
 import { type VerifyReport, VerifyError, verifyStore } from '../trust/verify';
 import { UsageError, parseInstant } from './args';
 
@@ -32,34 +34,47 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
     if (format !== 'text' && format !== 'json') throw new UsageError(`--format must be text or json, not ${JSON.stringify(format)}`);
     const concurrency = flags.concurrency === undefined ? 16 : Number(flags.concurrency);
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency must be a positive integer');
-    const trustedKeys = flags.trust ? await Promise.all(flags.trust.map((f) => readFile(f, 'utf8').catch(() => { throw new UsageError(`--trust: cannot read ${f}`); }))) : undefined;
+    const pinned = flags.trust
+      ? await Promise.all(flags.trust.map(async (f) => ({ pem: await readFile(f, 'utf8').catch(() => { throw new UsageError(`--trust: cannot read ${f}`); }), source: `--trust ${f}` })))
+      : undefined;
     const env = readEnv();
     const store = openStore(env);
-    const committed = flags.kafka ? await committedOffsets(env) : undefined;
-    let last = 0;
-    const report = await verifyStore({
-      store,
-      since,
-      until,
-      concurrency,
-      ...(trustedKeys ? { trustedKeys } : {}),
-      ...(committed ? { committed } : {}),
-      onProgress: err.isTTY
-        ? (what, done, total) => {
-            const now = Date.now();
-            if (done === total || now - last > 200) {
-              last = now;
-              err.write(`\r\x1b[Kverify: ${what} ${done}/${total}${done === total ? '\n' : ''}`);
+    let report: VerifyReport;
+    try {
+      // Keys are configuration (--trust, AUDIT_TRUSTED_KEYS_FILE), never bucket content; without
+      // either, the store's published keys, as before, and one line of warning.
+      const policy = await resolveTrust({ trustedKeysFile: env.AUDIT_TRUSTED_KEYS_FILE, pinned, store, role: 'audit-query verify' });
+      if (policy.mode === 'store-keys') {
+        err.write('audit-query verify: warning: neither --trust nor AUDIT_TRUSTED_KEYS_FILE: trusting the keys published in the store, which anyone who can write the bucket can publish (trust/README.md)\n');
+      }
+      const kafka = flags.kafka ? await kafkaOffsets(env) : undefined;
+      let last = 0;
+      report = await verifyStore({
+        store,
+        since,
+        until,
+        concurrency,
+        ...(policy.mode === 'pinned' ? { trusted: policy.keys } : {}),
+        ...(kafka ?? {}),
+        onProgress: err.isTTY
+          ? (what, done, total) => {
+              const now = Date.now();
+              if (done === total || now - last > 200) {
+                last = now;
+                err.write(`\r\x1b[Kverify: ${what} ${done}/${total}${done === total ? '\n' : ''}`);
+              }
             }
-          }
-        : undefined,
-    }).finally(() => store.close());
+          : undefined,
+      });
+    } finally {
+      store.close();
+    }
     await out(format === 'json' ? `${jsonTerminalSafe(JSON.stringify(report))}\n` : text(report));
     if (format === 'text') err.write(`${summary(report)}\n`);
     return report.intact ? 0 : 1;
   } catch (e) {
     const why = e instanceof StorageError ? `storage unavailable: ${e.message}` : (e as Error).message;
-    if (!(e instanceof UsageError || e instanceof ConfigError || e instanceof VerifyError || e instanceof StorageError)) {
+    if (!(e instanceof UsageError || e instanceof ConfigError || e instanceof VerifyError || e instanceof StorageError || e instanceof TrustedKeysError)) {
       err.write(`audit-query verify: could not run: ${oneLine(why)}\n`);
     } else {
       err.write(`audit-query verify: ${oneLine(why)}\n`);
@@ -68,16 +83,19 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
   }
 }
 
-/** The consumer group's committed offsets for every topic with a chain (AUDIT_KAFKA_BROKERS, AUDIT_CONSUMER_GROUP). */
-async function committedOffsets(env: Env): Promise<Map<string, bigint>> {
+/**
+ * For every topic with a chain (AUDIT_KAFKA_BROKERS, AUDIT_CONSUMER_GROUP): the
+ * consumer group's committed offsets, and the earliest offsets Kafka still holds.
+ */
+async function kafkaOffsets(env: Env): Promise<{ committed: Map<string, bigint>; earliest: Map<string, bigint> }> {
   const store = openStore(env);
   const topics = (await store.listPrefixes(`${DIGEST_ROOT}chain/`)).map((p) => p.slice(`${DIGEST_ROOT}chain/`.length, -1));
   store.close();
   const reader = kafkaCommittedOffsets(env, createLogger('audit-query', 'silent'), 'verify');
   try {
-    return await reader.read(topics);
+    return { committed: await reader.read(topics), earliest: await reader.earliest(topics) };
   } catch (e) {
-    throw new VerifyError(`--kafka: cannot read the committed offsets of ${env.AUDIT_CONSUMER_GROUP} from ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(e as Error).message}`);
+    throw new VerifyError(`--kafka: cannot read the committed and earliest offsets of ${env.AUDIT_CONSUMER_GROUP} from ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(e as Error).message}`);
   } finally {
     await reader.close().catch(() => undefined);
   }

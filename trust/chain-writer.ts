@@ -1,6 +1,8 @@
 import type { ObjectStore } from '../storage/object-store';
-import { type ChainDigest, type FileEntry, chainKey, decodeBody, decodeEnvelope, sha256Hex } from './format';
+import { type ChainDigest, type FileEntry, chainKey, sha256Hex } from './format';
+import { UntrustedObjectError, openSigned } from './signed-object';
 import type { DigestSigner } from './signer';
+import { TrustedKeys } from './trusted-keys';
 
 /** The newest digest of a partition's chain, as a writer needs it to append. */
 export interface ChainHead {
@@ -43,6 +45,11 @@ export class DigestChainError extends Error {
  * between digest and commit finds its cut already covered (`storedThrough`)
  * and only commits. The head is found by probing numbers (doubling, then bisecting),
  * about 2·log2(n) small GETs when a partition is first stored by a process.
+ *
+ * The head is the consumer's high-water mark, so it is opened like any object
+ * the pipeline acts on (trust/signed-object.ts): signed by a trusted key, and
+ * digest `seq` of this topic and partition. Anything else is an
+ * `UntrustedObjectError`: the consumer stops rather than skip what it claims.
  */
 export class DigestChainWriter {
   private readonly heads = new Map<number, ChainHead | null>();
@@ -52,6 +59,8 @@ export class DigestChainWriter {
     private readonly signer: DigestSigner,
     private readonly topic: string,
     private readonly writer: string,
+    /** The policy's keys; by default only the signer's own (a store signed by several keys needs AUDIT_TRUSTED_KEYS_FILE). */
+    private readonly keys: TrustedKeys = new TrustedKeys([TrustedKeys.keyFromPem(signer.publicKeyPem, 'the signing key')]),
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -137,10 +146,19 @@ export class DigestChainWriter {
 
   private decode(partition: number, seq: number, bytes: Buffer): ChainDigest {
     const key = chainKey(this.topic, partition, seq);
-    const body = decodeBody(decodeEnvelope(bytes, key), key);
-    if (body.kind !== 'chain' || body.seq !== seq || body.partition !== partition) {
-      throw new DigestChainError(this.topic, partition, `${key} is not digest ${seq} of this partition`);
+    const { body } = openSigned<ChainDigest>(bytes, key, this.keys, 'chain');
+    if (body.seq !== seq || body.partition !== partition || body.topic !== this.topic) {
+      throw new UntrustedObjectError(key, 'malformed', `holds digest ${String(body.seq)} of ${String(body.topic)}/${String(body.partition)}, not digest ${seq} of ${this.topic}/${partition}`);
     }
+    let from: bigint;
+    let to: bigint;
+    try {
+      from = BigInt(body.from);
+      to = BigInt(body.to);
+    } catch {
+      throw new UntrustedObjectError(key, 'malformed', `offsets ${String(body.from)}-${String(body.to)} are not numbers`);
+    }
+    if (from < 0n || to < from) throw new UntrustedObjectError(key, 'malformed', `offsets ${from}-${to} are not a range`);
     return body;
   }
 }

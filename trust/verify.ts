@@ -1,23 +1,21 @@
 import { createPublicKey } from 'node:crypto';
 import { type DayState, type ObjectStore, classifyKey, isDt, readDay } from '../storage';
 import type { TrustPolicy } from './trust-policy';
-import { TrustedKeys } from './trusted-keys';
 import { mapLimit } from '../storage/concurrency';
 import {
   type ChainDigest,
   type CompactionDigest,
   DIGEST_ROOT,
   type DigestBody,
-  type Envelope,
   type FileEntry,
   type PublishedKey,
-  decodeBody,
-  decodeEnvelope,
   parseChainKey,
   sha256Hex,
 } from './format';
 import { xorRowHashes } from './row-hash';
-import { keyIdOf, verifySignature } from './signer';
+import { UntrustedObjectError, openSigned } from './signed-object';
+import { keyIdOf } from './signer';
+import { TrustedKeys, TrustedKeysError } from './trusted-keys';
 
 /**
  * `audit-query verify`: proves, with read access only, that the store holds
@@ -80,8 +78,18 @@ export interface VerifyOptions {
   /** First and last day (YYYY-MM-DD) whose files are checked; null = unbounded. Chains are always checked whole. */
   since: string | null;
   until: string | null;
-  /** Pinned public keys (SPKI PEM): only these are trusted. Unset: the keys published in the store. */
-  trustedKeys?: string[];
+  /**
+   * Pinned keys (`--trust`, AUDIT_TRUSTED_KEYS_FILE): only these are trusted,
+   * with their configured validity only (the bucket's key objects never widen
+   * or narrow it). Unset: the keys published in the store, with theirs.
+   */
+  trusted?: TrustedKeys;
+  /**
+   * The earliest offset Kafka still holds, per `<topic>/<partition>` (`verify
+   * --kafka`): a chain starting above it leaves offsets Kafka has in no digest
+   * (a store wiped and started again, or signing turned on later).
+   */
+  earliest?: ReadonlyMap<string, bigint>;
   concurrency: number;
   /**
    * Where the consumer group has committed, per `<topic>/<partition>` (read from Kafka
@@ -151,51 +159,44 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
       find('bad-digest', obj.key, `unreadable public key (${(err as Error).message})`);
     }
   }
-  const trusted = new Map<string, PublishedKey>();
-  if (o.trustedKeys) {
-    for (const pem of o.trustedKeys) {
-      const keyId = keyIdOf(createPublicKey(pem));
-      trusted.set(keyId, published.get(keyId) ?? { format: 'audit-key/1', keyId, algorithm: 'ed25519', publicKey: pem, role: 'pinned', validFrom: new Date(0).toISOString() });
+  let trusted = o.trusted;
+  if (!trusted) {
+    trusted = new TrustedKeys();
+    // Without pinned keys, as before: a published key retires at its validUntil; its validFrom
+    // (first publication, as bucket content) proves nothing an attacker could not write.
+    for (const k of published.values()) {
+      try {
+        trusted.add(TrustedKeys.keyFromPem(k.publicKey, `the store's ${DIGEST_ROOT}keys/${k.keyId}.json`, k.validUntil ? { validUntil: k.validUntil } : {}));
+      } catch (err) {
+        if (!(err instanceof TrustedKeysError)) throw err;
+      }
     }
-  } else {
-    for (const [id, k] of published) trusted.set(id, k);
   }
+  const keys = trusted;
   if (published.size === 0 && trusted.size === 0) {
     throw new VerifyError('the store has no published digest keys (_digests/keys/): digests were never written (set AUDIT_SIGNING_KEY_FILE for the consumer and maintainer)');
   }
 
-  const fetchSigned = async (keys: string[], what: string): Promise<(Signed<DigestBody> | null)[]> => {
+  const fetchSigned = async (keyList: string[], what: string, kind: DigestBody['kind']): Promise<(Signed<DigestBody> | null)[]> => {
     let done = 0;
-    return mapLimit(keys, o.concurrency, async (key) => {
+    return mapLimit(keyList, o.concurrency, async (key) => {
       const bytes = await o.store.get(key);
-      o.onProgress?.(what, ++done, keys.length);
+      o.onProgress?.(what, ++done, keyList.length);
       if (bytes === null) {
         find('digest-missing', key, 'listed but gone');
         return null;
       }
-      let envelope: Envelope;
-      let body: DigestBody;
       try {
-        envelope = decodeEnvelope(bytes, key);
-        body = decodeBody(envelope, key);
+        return { key, bytes, body: openSigned<DigestBody>(bytes, key, keys, kind).body };
       } catch (err) {
-        find('bad-digest', key, (err as Error).message);
+        if (!(err instanceof UntrustedObjectError)) throw err;
+        const why = err.message.slice(key.length + 2);
+        if (err.code === 'untrusted-key') find('untrusted-key', key, `${why} (${o.trusted ? 'not pinned' : 'not published in the store'})`);
+        else if (err.code === 'key-not-valid') find('untrusted-key', key, why);
+        else if (err.code === 'bad-signature') find('bad-signature', key, why);
+        else find('bad-digest', key, why);
         return null;
       }
-      const signer = trusted.get(envelope.keyId);
-      if (!signer) {
-        find('untrusted-key', key, `signed with key ${envelope.keyId}, which is not ${o.trustedKeys ? 'pinned' : 'published in the store'}`);
-        return null;
-      }
-      if (!verifySignature(envelope, signer.publicKey)) {
-        find('bad-signature', key, `signature does not verify under key ${envelope.keyId}`);
-        return null;
-      }
-      if (signer.validUntil && body.writtenAt > signer.validUntil) {
-        find('untrusted-key', key, `written ${body.writtenAt}, after key ${envelope.keyId} was retired (${signer.validUntil})`);
-        return null;
-      }
-      return { key, bytes, body };
     });
   };
 
@@ -226,7 +227,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     if (!l) byPartition.set(id, (l = []));
     l.push({ seq: c.seq, key });
   }
-  const chainBodies = await fetchSigned(chainKeys, 'chain digests');
+  const chainBodies = await fetchSigned(chainKeys, 'chain digests', 'chain');
   const signedByKey = new Map(chainBodies.filter((x): x is Signed<DigestBody> => x !== null).map((x) => [x.key, x]));
   for (const [id, entries] of [...byPartition].sort(([a], [b]) => a.localeCompare(b))) {
     stats.partitions++;
@@ -256,6 +257,10 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
       if (seq === 0) {
         if (d.prev !== null) find('chain-broken', key, `${id}: the first digest names a predecessor`);
         stats.chainStarts[id] = d.from;
+        const earliest = o.earliest?.get(id);
+        if (earliest !== undefined && BigInt(d.from) > earliest) {
+          find('offsets-unaccounted', key, `${id}: the chain starts at offset ${d.from} but Kafka still holds offsets from ${earliest}: offsets ${earliest}-${BigInt(d.from) - 1n} are in no digest (store wiped and started again, or signing turned on later)`);
+        }
       } else if (prev !== null) {
         if (d.prev === null || d.prev.seq !== seq - 1 || d.prev.sha256 !== sha256Hex(prev.bytes)) {
           find('chain-broken', key, `${id}: digest ${seq} does not name digest ${seq - 1} as it is stored (replaced or reordered)`);
@@ -294,7 +299,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
   const inWindow = (dt: string) => (o.since === null || dt >= o.since) && (o.until === null || dt <= o.until);
   const compactionKeys = (await list(`${DIGEST_ROOT}compaction/`)).map((x) => x.key);
   const compactions = new Map<string, Signed<CompactionDigest>>();
-  for (const s of await fetchSigned(compactionKeys, 'compaction digests')) {
+  for (const s of await fetchSigned(compactionKeys, 'compaction digests', 'compaction')) {
     if (!s) continue;
     if (s.body.kind !== 'compaction' || `${DIGEST_ROOT}compaction/${s.body.file.key.replace(/\.parquet$/, '.json')}` !== s.key) {
       find('bad-digest', s.key, 'does not describe the file it is named after');
@@ -304,7 +309,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     stats.compactionDigests++;
   }
   const expiredDays = new Map<string, string>(); // dt -> when its retention digest was written
-  for (const s of await fetchSigned((await list(`${DIGEST_ROOT}retention/`)).map((x) => x.key), 'retention digests')) {
+  for (const s of await fetchSigned((await list(`${DIGEST_ROOT}retention/`)).map((x) => x.key), 'retention digests', 'retention')) {
     if (s?.body.kind === 'retention') expiredDays.set(s.body.dt, s.body.writtenAt);
   }
   stats.expiredDays = expiredDays.size;
@@ -353,19 +358,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
   }
   for (const e of expected.values()) if (e.dt && inWindow(e.dt)) days.add(e.dt);
   // Generations are opened as the readers open them (storage/live-set.ts), under the keys verify trusts.
-  const generationPolicy: TrustPolicy = {
-    mode: o.trustedKeys ? 'pinned' : 'store-keys',
-    keys: new TrustedKeys(
-      [...trusted.values()].flatMap((k) => {
-        try {
-          return [TrustedKeys.keyFromPem(k.publicKey, `verify's key ${k.keyId}`, o.trustedKeys ? {} : { validFrom: k.validFrom, ...(k.validUntil ? { validUntil: k.validUntil } : {}) })];
-        } catch {
-          return []; // not an Ed25519 key: nothing verifies under it anyway
-        }
-      }),
-    ),
-    notice: null,
-  };
+  const generationPolicy: TrustPolicy = { mode: o.trusted ? 'pinned' : 'store-keys', keys, notice: null };
   let dayDone = 0;
   const states = await mapLimit([...days].sort(), o.concurrency, async (dt) => {
     const state = await readDay(o.store, dt, generationPolicy);

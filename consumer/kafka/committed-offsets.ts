@@ -13,6 +13,8 @@ import { partitionKey } from '../../storage';
  */
 export interface CommittedOffsets {
   read(topics: readonly string[]): Promise<Map<string, bigint>>;
+  /** The earliest offset each partition still holds (its low watermark), per `<topic>/<partition>`. */
+  earliest(topics: readonly string[]): Promise<Map<string, bigint>>;
   close(): Promise<void>;
 }
 
@@ -27,20 +29,30 @@ export function kafkaCommittedOffsets(env: Env, log: Logger, reader: string): Co
   });
   const admin = kafka.admin();
   let connected: Promise<void> | null = null;
+  const connect = () =>
+    (connected ??= admin.connect().catch((err: Error) => {
+      connected = null;
+      throw err;
+    }));
   return {
     async read(topics) {
       const out = new Map<string, bigint>();
       if (topics.length === 0) return out;
-      connected ??= admin.connect().catch((err: Error) => {
-        connected = null;
-        throw err;
-      });
-      await connected;
+      await connect();
       for (const t of await admin.fetchOffsets({ groupId: env.AUDIT_CONSUMER_GROUP, topics: [...topics] })) {
         for (const p of t.partitions) {
           // -1: nothing committed yet on that partition.
           if (Number(p.offset) >= 0) out.set(partitionKey(t.topic, p.partition), BigInt(p.offset));
         }
+      }
+      return out;
+    },
+    async earliest(topics) {
+      const out = new Map<string, bigint>();
+      if (topics.length === 0) return out;
+      await connect();
+      for (const t of topics) {
+        for (const p of await admin.fetchTopicOffsets(t)) out.set(partitionKey(t, p.partition), BigInt(p.low));
       }
       return out;
     },

@@ -18,6 +18,7 @@ import {
   DigestSigner,
   type FileEntry,
   SigningKeyError,
+  TrustedKeys,
   chainKey,
   compactionDigestKey,
   decodeBody,
@@ -105,9 +106,10 @@ describe('DigestChainWriter', () => {
   });
 
   it('a new writer finds the head by probing, and a cut already covered is not appended again', async () => {
-    const first = new DigestChainWriter(store, signer(), 't', 'a');
+    const key = signer();
+    const first = new DigestChainWriter(store, key, 't', 'a');
     for (let i = 0; i < 37; i++) await first.append(cut(i * 10, i * 10 + 9));
-    const second = new DigestChainWriter(store, signer(), 't', 'b');
+    const second = new DigestChainWriter(store, key, 't', 'b');
     expect(await second.storedThrough(0)).toBe(369n);
     await second.append(cut(360, 369)); // a replay of the last cut (crash between digest and commit)
     expect(await store.get(chainKey('t', 0, 37))).toBeNull();
@@ -116,8 +118,11 @@ describe('DigestChainWriter', () => {
   });
 
   it('two writers of one partition (a rebalance) never fork the chain', async () => {
-    const a = new DigestChainWriter(store, signer(), 't', 'a');
-    const b = new DigestChainWriter(store, signer(), 't', 'b');
+    // Two keys, both trusted by both (AUDIT_TRUSTED_KEYS_FILE): a member reads the other's digests.
+    const [sa, sb] = [signer(), signer()];
+    const keys = new TrustedKeys([sa, sb].map((s) => TrustedKeys.keyFromPem(s.publicKeyPem, 'test')));
+    const a = new DigestChainWriter(store, sa, 't', 'a', keys);
+    const b = new DigestChainWriter(store, sb, 't', 'b', keys);
     await a.append(cut(0, 9));
     expect(await b.storedThrough(0)).toBe(9n);
     await a.append(cut(10, 19));

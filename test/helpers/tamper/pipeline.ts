@@ -86,6 +86,7 @@ export async function drain(p: Pipeline, storeDir: string, source: ScriptedSourc
   try {
     const signer = await signerForService(signingEnv(p), store, 'consumer');
     if (!signer) throw new Error('no signer');
+    const trust = await resolveTrust({ trustedKeysFile: p.trustedKeysFile, signer, store, role: 'consumer' });
     const workDir = join(p.root, 'work', 'consumer');
     await mkdir(workDir, { recursive: true });
     sink = new AuditSink({
@@ -96,7 +97,9 @@ export async function drain(p: Pipeline, storeDir: string, source: ScriptedSourc
         if (n > source.committed[partition]!) source.committed[partition] = n;
       },
       deadLetter: async (l) => void errors.push(`dead letter ${l.partition}/${l.offset}: ${l.error.message}`),
-      chain: new DigestChainWriter(store, signer, TOPIC, 'tamper-consumer'),
+      chain: new DigestChainWriter(store, signer, TOPIC, 'tamper-consumer', trust.keys),
+      signer,
+      trust,
       onError: (err, partition) => void errors.push(`partition ${partition}: ${err.message}`),
     });
     for (let part = 0; part < PARTITIONS; part++) {
@@ -127,6 +130,7 @@ export async function maintainOnce(p: Pipeline, storeDir: string, source: Script
     await mkdir(workDir, { recursive: true });
     const committed = {
       read: async () => new Map(source.committed.map((o, part) => [partitionKey(TOPIC, part), o] as const)),
+      earliest: async () => new Map(source.committed.map((_, part) => [partitionKey(TOPIC, part), 0n] as const)),
       close: async () => undefined,
     };
     const maintainer = new Maintainer({
