@@ -103,7 +103,8 @@ export type LayoutKind =
   | 'compaction-digest'
   | 'retention-digest'
   | 'public-key'
-  | 'self-check';
+  | 'self-check'
+  | 'iceberg-metadata';
 
 interface LayoutEntry {
   kind: LayoutKind;
@@ -125,6 +126,10 @@ export const LAYOUT: readonly LayoutEntry[] = [
   { kind: 'retention-digest', re: new RegExp(`^_digests/retention/dt=${DT}\\.json$`), dtGroup: 1 },
   { kind: 'public-key', re: /^_digests\/keys\/[0-9a-f]{16}\.json$/ },
   { kind: 'self-check', re: /^_selfcheck\/[^/]+\/[^/]+\.json$/ },
+  // The Iceberg table the maintainer publishes (maintenance/iceberg/): metadata files, the version hint,
+  // manifest lists (snap-<snapshot>-1-<uuid>.avro) and one manifest per day (m-<dt>-<hash>-<snapshot>.avro).
+  { kind: 'iceberg-metadata', re: /^_iceberg\/metadata\/(v\d+\.metadata\.json|version-hint\.text|snap-\d+-1-[0-9a-f-]{36}\.avro)$/ },
+  { kind: 'iceberg-metadata', re: new RegExp(`^_iceberg/metadata/m-${DT}-[0-9a-f]{16}-\\d+\\.avro$`), dtGroup: 1 },
 ];
 
 /** What a key is in the layout; null for an object outside it (a finding for verify, ignored by readers). */

@@ -87,6 +87,10 @@ describe('the closed layout', () => {
       [`_digests/retention/dt=${DT}.json`, 'retention-digest'],
       ['_digests/keys/0123456789abcdef.json', 'public-key'],
       ['_selfcheck/2026-05-01/2026-05-01T00:00:00.000Z-consumer-1-uuid-0.json', 'self-check'],
+      ['_iceberg/metadata/v12.metadata.json', 'iceberg-metadata'],
+      ['_iceberg/metadata/version-hint.text', 'iceberg-metadata'],
+      ['_iceberg/metadata/snap-6051917342791123-1-0b6a4a7e-9d2c-4f4e-8a51-3c2f1e0d9b8a.avro', 'iceberg-metadata'],
+      [`_iceberg/metadata/m-${DT}-0123456789abcdef-6051917342791123.avro`, 'iceberg-metadata'],
     ];
     expect(inside.map(([k]) => [k, classifyKey(k)])).toEqual(inside);
     const outside = [
@@ -97,6 +101,8 @@ describe('the closed layout', () => {
       `dt=${DT}/_live/1.json`,
       'events.parquet',
       `_index/dt=2026-13-01/_manifest.bin`,
+      '_iceberg/metadata/v1.metadata.json.bak',
+      '_iceberg/data/x.parquet',
     ];
     expect(outside.map(classifyKey)).toEqual(outside.map(() => null));
     // Readers take data from the same patterns: nothing outside a real day folder.

@@ -9,6 +9,7 @@ import { METADATA_PREFIX, loadTable, newestSnapshotFiles } from '../../maintenan
 import { evolveSchema } from '../../maintenance/iceberg/schema';
 import { LIVE_FORMAT, encodeGeneration, generationKey } from '../../storage/live-set';
 import { unsignedTrust } from '../helpers/trust';
+import { classifyKey } from '../../storage/layout';
 
 /** Field ids of the spec's v2 manifest list and manifest entry (https://iceberg.apache.org/spec/#manifests), written out independently of the writer. */
 const SPEC_LIST_IDS: Record<string, number> = {
@@ -140,6 +141,13 @@ describe('Iceberg metadata written by the maintainer', () => {
     const added = manifest.records.find((r) => r.status === 1)!.data_file as { record_count: number; partition: { occurred_at_day: number } };
     expect(added.record_count).toBe(15);
     expect(added.partition.occurred_at_day).toBe(Date.parse(`${dt}T00:00:00Z`) / 86_400_000);
+  });
+
+  it('names every table object inside the store layout (verify reports anything else)', async () => {
+    const keys: string[] = [];
+    for await (const o of store.list('_iceberg/')) keys.push(o.key);
+    expect(keys.length).toBeGreaterThan(3);
+    expect(keys.filter((k) => classifyKey(k) !== 'iceberg-metadata')).toEqual([]);
   });
 
   it('keeps field ids when a column is added', () => {
