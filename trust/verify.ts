@@ -13,6 +13,7 @@ import {
   sha256Hex,
 } from './format';
 import { xorRowHashes } from './row-hash';
+import { type ExternalManifest, checkExternalManifests } from './external-manifests';
 import { UntrustedObjectError, openSigned } from './signed-object';
 import { keyIdOf } from './signer';
 import { TrustedKeys, TrustedKeysError } from './trusted-keys';
@@ -42,7 +43,8 @@ export type FindingCode =
   | 'file-duplicated'
   | 'compaction-mismatch'
   | 'bad-generation'
-  | 'outside-layout';
+  | 'outside-layout'
+  | 'external-manifest-mismatch';
 
 export interface Finding {
   code: FindingCode;
@@ -74,7 +76,7 @@ export interface VerifyReport {
 }
 
 export interface VerifyOptions {
-  store: Pick<ObjectStore, 'list' | 'listPrefixes' | 'get'>;
+  store: Pick<ObjectStore, 'list' | 'listPrefixes' | 'get' | 'uri'>;
   /** First and last day (YYYY-MM-DD) whose files are checked; null = unbounded. Chains are always checked whole. */
   since: string | null;
   until: string | null;
@@ -135,6 +137,8 @@ export function excusedByRetention(listedAt: string, retentionWrittenAt: string 
   const removed = Date.parse(retentionWrittenAt);
   return !Number.isNaN(listed) && !Number.isNaN(removed) && listed < removed;
 }
+
+const EXTERNAL_MANIFEST_ROOT = '_symlink_format_manifest/';
 
 export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
   const started = Date.now();
@@ -407,6 +411,19 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
       l.push(key);
       liveHolders.set(raw, l);
     }
+  }
+  // The external manifests engines read: only their day's files, none twice (trust/external-manifests.ts).
+  if (o.store.uri) {
+    const uriOf = o.store.uri.bind(o.store);
+    const manifests: ExternalManifest[] = [];
+    for (const obj of await list(EXTERNAL_MANIFEST_ROOT)) {
+      const dt = /^_symlink_format_manifest\/dt=(\d{4}-\d{2}-\d{2})\/manifest$/.exec(obj.key)?.[1];
+      if (!dt || classifyKey(obj.key) !== 'external-manifest' || !inWindow(dt)) continue;
+      const bytes = await o.store.get(obj.key);
+      if (bytes !== null) manifests.push({ key: obj.key, dt, body: bytes.toString('utf8') });
+    }
+    const byDay = new Map(states.map((st) => [st.dt, st]));
+    for (const f of checkExternalManifests(manifests, byDay, uriOf, (key) => rawHeld(key))) find('external-manifest-mismatch', f.key, f.message);
   }
   for (const [key, e] of expected) {
     if (!inWindow(e.dt)) continue;
