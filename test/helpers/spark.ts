@@ -9,8 +9,6 @@ export type SparkAnswer = { ok: true; ms: number; rows: Record<string, unknown>[
 export interface SparkSql {
   /** Runs one statement (one line) in the session; answers arrive in order. */
   sql(statement: string): Promise<SparkAnswer>;
-  /** Like sql(), but a Spark error fails the test with Spark's message. */
-  rows(statement: string): Promise<Record<string, unknown>[]>;
   /** Wall time from spawn to a usable session, and Spark's own part of it (SparkSession.getOrCreate). */
   readonly startMs: number;
   readonly sessionMs: number;
@@ -87,11 +85,6 @@ export async function startSpark(timeoutMs = 300_000): Promise<SparkSql> {
       });
       queue = answer.catch(() => undefined);
       return answer;
-    },
-    async rows(statement: string): Promise<Record<string, unknown>[]> {
-      const a = await session.sql(statement);
-      if (!a.ok) throw new Error(`spark: ${statement}\n${a.error}`);
-      return a.rows;
     },
     async close(): Promise<void> {
       child.stdin.end();

@@ -6,6 +6,7 @@
  * count, distinct event ids and one object's events equal what `audit-query` returns for
  * the live set of that pass, and time travel reaches a snapshot the grace period keeps.
  * One Spark session serves the whole file: its start is most of its cost.
+ * AUDIT_TEST_TIMINGS=1 prints Spark's start and per-query times (stderr) at the end.
  */
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { encodeRecord, type AuditRecord } from '../../schemas';
