@@ -22,6 +22,8 @@ bash infra/s3-admin.sh mc-path >/dev/null
 # confluent-kafka's AvroDeserializer, the independent reader of registry-framed records.
 AUDIT_TEST_PYTHON="$(bash infra/pytools.sh)"
 export AUDIT_TEST_PYTHON
+# Spark + Iceberg jars for the Iceberg table test (infra/spark.sh; ~10 s the first time, then cached).
+bash infra/install.sh spark >/dev/null
 npm run --silent typecheck
 npm run --silent build
 
