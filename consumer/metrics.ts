@@ -11,6 +11,11 @@ export function createMetrics() {
     filesWritten: new Counter({ name: 'audit_consumer_files_written_total', help: 'Parquet files stored', registers: [registry] }),
     bytesWritten: new Counter({ name: 'audit_consumer_bytes_written_total', help: 'Parquet bytes stored', registers: [registry] }),
     deadLetters: new Counter({ name: 'audit_consumer_dead_letters_total', help: 'Records sent to the dead-letter topic', registers: [registry] }),
+    expiredDayLetters: new Counter({
+      name: 'audit_consumer_expired_day_letters_total',
+      help: 'Records dated inside a day removed by retention, sent to the dead-letter topic (also counted in dead_letters_total)',
+      registers: [registry],
+    }),
     uploadRetries: new Counter({ name: 'audit_consumer_upload_retries_total', help: 'Storage operations retried', registers: [registry] }),
     adoptedCuts: new Counter({ name: 'audit_consumer_adopted_cuts_total', help: 'Cuts adopted from an earlier claim (replays, rebalances)', registers: [registry] }),
     trustFailures: new Counter({

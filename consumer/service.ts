@@ -14,11 +14,15 @@ import { StorageError, checkCreateIfAbsent, openStore, type ObjectStore } from '
 import { deadLetterPublisher } from './dead-letter';
 import { openKafkaSource, type KafkaSource } from './kafka';
 import { createMetrics, type SinkMetrics } from './metrics';
+import { ExpiredDays } from './expired-days';
 import { startOpsServer } from './ops-server';
 import { FETCH_SETTINGS } from './fetch-settings';
 import { ParquetWriter } from './parquet-writer';
 import { AuditSink } from './sink';
 import { TranscodePool } from './staging/transcode-pool';
+
+/** How often the consumer reads the list of days removed by retention again (one LIST). */
+const EXPIRED_DAYS_REFRESH_MS = 5 * 60_000;
 
 /** What a failed trust check was about, for the metric and the log line. */
 function trustObjectOf(key: string): 'chain-head' | 'cut-claim' | 'object' {
@@ -173,6 +177,8 @@ export class AuditConsumerService {
       owner: `${hostname()}:${process.pid}`,
       ...(signer ? { chain: new DigestChainWriter(this.store, signer, topic, `${hostname()}:${process.pid}`, trust.keys), signer } : {}),
       trust,
+      // Retention digests exist only on signed stores.
+      ...(trust.mode !== 'unsigned' ? { expiredDays: new ExpiredDays({ store: this.store, trust, log, now: Date.now, refreshMs: EXPIRED_DAYS_REFRESH_MS }) } : {}),
       // Storage stayed down past the retry budget: stop without committing; a restart
       // re-reads from the committed offsets and the claims give the same files.
       onError: (err) => void this.stop(err),

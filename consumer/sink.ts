@@ -17,6 +17,7 @@ import { type FlushReason, dueReason, fairShareReached, reachedClaim, sealable, 
 import { CutQueues, type SealedCut } from './cut-queue';
 import { CutWriter } from './cut-writer';
 import type { SinkMetrics } from './metrics';
+import type { ExpiredDays } from './expired-days';
 import { PartitionBuffer } from './partition-buffer';
 import type { ParquetWriter } from './parquet-writer';
 import { AvroStagingTranscoder } from './staging/avro-transcoder';
@@ -76,6 +77,8 @@ export interface SinkDeps {
   trust?: TrustPolicy;
   /** Seals the cut claims (with `chain`, the same signer). */
   signer?: DigestSigner | null;
+  /** Days removed by retention (signed digests): their late events are dead-lettered (consumer/expired-days.ts). */
+  expiredDays?: ExpiredDays;
   /** Transcodes batches on worker threads; without it, on this thread. */
   transcodePool?: TranscodePool;
   now?: () => number;
@@ -224,6 +227,7 @@ export class AuditSink {
       }
       staged = await pool.transcode(partition, messages);
     }
+    await this.deps.expiredDays?.refreshIfStale();
     const now = this.now();
     let consumed = 0;
     for (let i = 0; i < messages.length; i++) {
@@ -244,13 +248,16 @@ export class AuditSink {
           row = stageRowOrThrow({ record, partition, offset: m.offset, size: m.value?.length ?? 0 });
         } catch (err) {
           if (!(err instanceof AuditDecodeError || err instanceof InvalidRecordError)) throw err;
-          await this.deps.deadLetter({ partition, offset: m.offset, key: m.key, value: m.value, error: err });
-          this.deps.metrics.deadLetters.inc();
-          this.deps.log.warn({ partition, offset: m.offset, err: err.message }, 'record sent to the dead-letter topic');
-          buf.addDeadLetter(offset, now);
+          await this.sendToDeadLetters(buf, m, err, now);
           continue;
         }
         buf.arena.adopt(row);
+      }
+      const expired = this.deps.expiredDays?.expiredDayOf(row.occurredAt) ?? null;
+      if (expired !== null) {
+        await this.sendToDeadLetters(buf, m, this.deps.expiredDays!.error(expired), now);
+        this.deps.metrics.expiredDayLetters.inc();
+        continue;
       }
       buf.add(row, offset, now);
       consumed++;
@@ -261,6 +268,14 @@ export class AuditSink {
     await this.cutDue(buf);
     if (this.writerWaits(buf)) await this.seal(buf, 'writer-idle');
     await this.enforceMemoryBound(buf);
+  }
+
+  /** A record that is not stored: to the dead-letter topic with its reason, its offset accounted for in the cut. */
+  private async sendToDeadLetters(buf: PartitionBuffer, m: InboundMessage, error: Error, now: number): Promise<void> {
+    await this.deps.deadLetter({ partition: buf.partition, offset: m.offset, key: m.key, value: m.value, error });
+    this.deps.metrics.deadLetters.inc();
+    this.deps.log.warn({ partition: buf.partition, offset: m.offset, err: error.message }, 'record sent to the dead-letter topic');
+    buf.addDeadLetter(BigInt(m.offset), now);
   }
 
   /** The writer has a free slot, nothing of this partition is queued for it, and its buffer holds a fair share of memory. */

@@ -12,6 +12,10 @@ import { LineArena } from '../../consumer/staging/line-arena';
 import { heldBytes } from '../../consumer/staging/staged-row';
 import { openDuckDb } from '../../query/history';
 import { sampleRecord } from '../helpers/records';
+import { ExpiredDays } from '../../consumer/expired-days';
+import { DigestSigner, generateSigningKey } from '../../trust/signer';
+import { TrustedKeys } from '../../trust/trusted-keys';
+import type { TrustPolicy } from '../../trust/trust-policy';
 
 const DAY = 86_400_000_000;
 const T0 = Date.UTC(2026, 0, 10) * 1000;
@@ -306,5 +310,29 @@ describe('AuditSink (file store, fake commits)', () => {
     expect(reported).toEqual(['0:storage down']);
     expect(commits).toEqual([]);
     expect(s.bufferedRecords).toBe(120);
+  });
+  it('dead-letters events dated inside a day removed by retention (signed digest), and ignores a planted digest', async () => {
+    const maintainer = DigestSigner.fromPem(generateSigningKey().privateKeyPem, 'test');
+    const trust: TrustPolicy = { mode: 'pinned', keys: new TrustedKeys([TrustedKeys.keyFromPem(maintainer.publicKeyPem, 'test')]), notice: null };
+    const removed = '2026-01-11';
+    await store.put(`_digests/retention/dt=${removed}.json`, maintainer.seal({ kind: 'retention', dt: removed, retentionMs: 1, writtenAt: new Date().toISOString(), writer: 'm' }));
+    // Written with bucket rights but no trusted key: must not divert 2026-01-12's events.
+    await store.put('_digests/retention/dt=2026-01-12.json', JSON.stringify({ kind: 'retention', dt: '2026-01-12', retentionMs: 1, writtenAt: 'x', writer: 'attacker' }));
+    const metrics = createMetrics();
+    const s = new AuditSink({
+      topic: 'audit.events', store, writer, commit: async (p, o) => void commits.push([p, o]), deadLetter: async (l2) => void letters.push(l2),
+      log: pino({ level: 'silent' }), metrics, limits: limits(), workDir: join(dir, 'work'), owner: 'test',
+      expiredDays: new ExpiredDays({ store, trust, log: pino({ level: 'silent' }), now: Date.now, refreshMs: 60_000 }),
+    });
+    sinks.push(s);
+    await s.append(0, messages(0, 30, (i) => i % 3));
+    expect(await s.flushAll('shutdown')).toBe(true);
+    await s.settle();
+    expect(letters.map((l) => Number(l.offset))).toEqual(Array.from({ length: 10 }, (_, k) => 3 * k + 1));
+    expect(new Set(letters.map((l) => l.error.name))).toEqual(new Set(['ExpiredDayError']));
+    expect(letters[0]!.error.message).toContain(`dated ${removed}, a day removed by retention`);
+    expect(await metrics.expiredDayLetters.get()).toMatchObject({ values: [{ value: 10 }] });
+    expect((await storedKeys()).map((k) => k.slice(0, 13))).toEqual(['dt=2026-01-10', 'dt=2026-01-12']);
+    expect(commits.at(-1)).toEqual([0, '30']);
   });
 });
