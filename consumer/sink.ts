@@ -399,7 +399,15 @@ export class AuditSink {
     let complete = true;
     // A buffer created meanwhile (a batch after a rebalance) is sealed in the next round.
     for (let round = 0; round < 3 && [...this.buffers.values()].some((b) => !b.isEmpty); round++) {
-      const done = await Promise.all([...this.buffers.keys()].map((p) => this.sealAll(p, reason)));
+      // Every partition finishes sealing before a failure of one is reported (a halt on an untrusted
+      // claim): otherwise the others' seals and stores went on after the caller had stopped waiting.
+      const sealed = await Promise.allSettled([...this.buffers.keys()].map((p) => this.sealAll(p, reason)));
+      const failed = sealed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        await this.settle().catch((err: Error) => this.deps.log.error({ err: err.message }, 'storing a cut failed while stopping on an earlier failure'));
+        throw failed.reason;
+      }
+      const done = sealed.map((r) => (r as PromiseFulfilledResult<boolean>).value);
       complete = done.every(Boolean);
       if (!complete) break;
     }
