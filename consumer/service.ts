@@ -158,7 +158,7 @@ export class AuditConsumerService {
       },
       workDir: this.workDir,
       owner: `${hostname()}:${process.pid}`,
-      ...(signer ? { chain: new DigestChainWriter(this.store, signer, topic, `${hostname()}:${process.pid}`) } : {}),
+      ...(signer ? { chain: new DigestChainWriter(this.store, signer, topic, `${hostname()}:${process.pid}`), indexSigner: signer } : {}),
       // Storage stayed down past the retry budget: stop without committing; a restart
       // re-reads from the committed offsets and the claims give the same files.
       onError: (err) => void this.stop(err),

@@ -9,6 +9,7 @@ import {
 } from '../schemas';
 import type { ObjectStore } from '../storage';
 import { DigestChainError, type DigestChainWriter } from '../trust/chain-writer';
+import type { DigestSigner } from '../trust/signer';
 import { CutClaims } from './cut-claims';
 import { type FlushReason, dueReason, fairShareReached, reachedClaim, sealable, sizeDue } from './cut-policy';
 import { CutQueues, type SealedCut } from './cut-queue';
@@ -69,6 +70,8 @@ export interface SinkDeps {
   owner: string;
   /** Signed digests of every stored cut (trust/); absent = digests off. */
   chain?: DigestChainWriter;
+  /** Signs each data file's index (storage/signed-index.ts); absent = the unsigned index of stores without keys. */
+  indexSigner?: DigestSigner;
   /** Transcodes batches on worker threads; without it, on this thread. */
   transcodePool?: TranscodePool;
   now?: () => number;
@@ -127,7 +130,7 @@ export class AuditSink {
       retry,
       onAdopted: () => deps.metrics.adoptedCuts.inc(),
     });
-    this.cutWriter = new CutWriter({ topic: deps.topic, store: deps.store, writer: deps.writer, workDir: deps.workDir, retry, digests: deps.chain !== undefined });
+    this.cutWriter = new CutWriter({ topic: deps.topic, store: deps.store, writer: deps.writer, workDir: deps.workDir, retry, digests: deps.chain !== undefined, signer: deps.indexSigner ?? null, owner: deps.owner });
     this.queues = new CutQueues({
       storeCut: (cut) => this.storeCut(cut),
       heartbeat: () => this.heartbeat(),

@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration';
 import {
   type DayState,
+  type FileIndex,
+  type ObjectInfo,
   type ObjectStore,
   DATA_PREFIX,
   INDEX_PREFIX,
@@ -20,6 +22,9 @@ import { deleteKeys } from '../storage/bulk-delete';
 import { mapLimit } from '../storage/concurrency';
 import { type CompactionDigest, type FileEntry, compactionDigestKey, retentionDigestKey, sha256Hex } from '../trust/format';
 import type { DigestSigner } from '../trust/signer';
+import { TrustedKeys } from '../trust/trusted-keys';
+import type { TrustPolicy } from '../trust/trust-policy';
+import { encodeFileIndex } from '../storage/signed-index';
 import { buildDayManifest } from '../storage/day-manifest-build';
 import { doneClaims } from './claims';
 import type { CommittedOffsets } from '../consumer/kafka/committed-offsets';
@@ -49,6 +54,11 @@ export interface MaintainerOptions {
   signer: DigestSigner | null;
   /** Names this process in its digests. */
   owner: string;
+  /**
+   * What it trusts when it reads indexes and manifests (AUDIT_TRUSTED_KEYS_FILE);
+   * default: its own key, or nothing on an unsigned store.
+   */
+  trust?: TrustPolicy;
   now?: () => number;
 }
 
@@ -75,6 +85,9 @@ export interface PassReport {
   daysLocked: number;
   claimsRemoved: number;
   indexManifestsWritten: number;
+  /** Per-file indexes and manifests that failed the trust check (each is named in a line), and indexes rebuilt from their data file. */
+  indexesRejected: number;
+  indexesRebuilt: number;
 }
 
 /**
@@ -86,7 +99,11 @@ export interface PassReport {
  * twice or disappears, because only the generation PUT changes what is live.
  */
 export class Maintainer {
-  constructor(private readonly o: MaintainerOptions) {}
+  private readonly trust: TrustPolicy;
+
+  constructor(private readonly o: MaintainerOptions) {
+    this.trust = o.trust ?? ownTrust(o.signer);
+  }
 
   private now(): number {
     return this.o.now?.() ?? Date.now();
@@ -96,7 +113,7 @@ export class Maintainer {
     const { store, log } = this.o;
     const report: PassReport = {
       days: 0, daysCompacted: 0, filesMerged: 0, filesWritten: 0, rowsWritten: 0, bytesWritten: 0, duplicatesDropped: 0,
-      racesLost: 0, objectsDeleted: 0, daysExpired: 0, daysLocked: 0, claimsRemoved: 0, indexManifestsWritten: 0,
+      racesLost: 0, objectsDeleted: 0, daysExpired: 0, daysLocked: 0, claimsRemoved: 0, indexManifestsWritten: 0, indexesRejected: 0, indexesRebuilt: 0,
     };
     const inRange = (dt: string) => (range.since === null || dt >= range.since) && (range.until === null || dt <= range.until);
     const daysUnder = async (prefix: string) =>
@@ -181,9 +198,49 @@ export class Maintainer {
       for (const key of this.cleanupPlan(day)) this.o.say(`would delete ${key}`);
       return;
     }
-    if ((await buildDayManifest(this.o.store, dt, this.o.concurrency)).written) report.indexManifestsWritten++;
+    await this.indexDay(dt, report);
     if (this.o.store.uri) await writeExternalManifest(this.o.store, dt, day.live.map((f) => f.key));
     await this.cleanup(day, report);
+  }
+
+  /**
+   * Rewrites the day's index manifest, signed, and rebuilds from its data file
+   * any live file's index that is missing or fails the trust check (readers
+   * read around such an index meanwhile; verify names it).
+   */
+  private async indexDay(dt: string, report: PassReport): Promise<void> {
+    const work = join(this.o.workDir, `${process.pid}-index-${dt}-${randomBytes(4).toString('hex')}`);
+    try {
+      const result = await buildDayManifest(this.o.store, dt, {
+        policy: this.trust,
+        signer: this.o.signer,
+        writer: this.o.owner,
+        concurrency: this.o.concurrency,
+        repair: (file) => this.rebuildIndex(dt, file, work),
+      });
+      if (result.written) report.indexManifestsWritten++;
+      report.indexesRejected += result.rejected.length;
+      report.indexesRebuilt += result.rebuilt;
+      for (const r of result.rejected) this.o.say(`ignored ${r.message} (${r.code})`);
+      if (result.rebuilt > 0) this.o.say(`rebuilt dt=${dt}: ${result.rebuilt} file index(es) from their data files`);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  private async rebuildIndex(dt: string, file: ObjectInfo, work: string): Promise<FileIndex> {
+    await mkdir(work, { recursive: true });
+    const name = file.key.slice(file.key.lastIndexOf('/') + 1);
+    const path = join(work, name);
+    try {
+      await this.o.store.download(file.key, path);
+      const index = await this.o.compactor.indexOf(path, file.key);
+      if (index.bytes !== file.size) throw new Error(`${file.key} changed while its index was rebuilt (${index.bytes} bytes, listed ${file.size})`);
+      await this.o.store.put(indexKey(dt, name), encodeFileIndex(index, this.o.signer, { writer: this.o.owner }));
+      return index;
+    } finally {
+      await rm(path, { force: true });
+    }
   }
 
   /** Merges the day's groups and commits the next generation; the day as it is afterwards, or null when the commit was lost. */
@@ -223,7 +280,7 @@ export class Maintainer {
         const key = `dt=${day.dt}/${name}`;
         // Data first, index second, digest third, generation last: whatever a reader finds named is there.
         await store.putFile(key, merged.path);
-        await store.put(indexKey(day.dt, name), JSON.stringify(merged.index(key)));
+        await store.put(indexKey(day.dt, name), encodeFileIndex(merged.index(key), signer, { writer: this.o.owner }));
         if (signer) {
           const digest = await this.compactionDigest(day.dt, group, local, key, merged, generation);
           await store.putIfAbsent(compactionDigestKey(key), signer.seal(digest));
@@ -343,4 +400,10 @@ export class Maintainer {
   private crash(point: CrashPoint): void {
     if (this.o.crashAt === point) process.kill(process.pid, 'SIGKILL');
   }
+}
+
+/** Without AUDIT_TRUSTED_KEYS_FILE: its own key only (trust/trust-policy.ts `own-key`), or the unsigned store's "take what is there". */
+function ownTrust(signer: DigestSigner | null): TrustPolicy {
+  if (!signer) return { mode: 'unsigned', keys: new TrustedKeys(), notice: null };
+  return { mode: 'own-key', keys: new TrustedKeys([TrustedKeys.keyFromPem(signer.publicKeyPem, "the maintainer's signing key")]), notice: null };
 }

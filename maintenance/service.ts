@@ -11,6 +11,8 @@ import { Maintainer, type PassRange, type PassReport } from './maintainer';
 import { createMaintenanceMetrics, recordPass } from './metrics';
 import { DigestSigner, SigningKeyError } from '../trust/signer';
 import { signerForService } from '../trust/signing-setup';
+import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
+import { TrustedKeysError } from '../trust/trusted-keys';
 
 export interface MaintenanceServiceOptions {
   /** One pass, then return (cron, tests); otherwise a pass every AUDIT_MAINTAIN_INTERVAL until stopped. */
@@ -76,6 +78,7 @@ export class MaintenanceService {
       crashAt: env.AUDIT_TEST_CRASH_AT,
       signer,
       owner: `${hostname()}:${process.pid}`,
+      ...(env.AUDIT_TRUSTED_KEYS_FILE ? { trust: await pinnedTrust(env.AUDIT_TRUSTED_KEYS_FILE, signer, this.store) } : {}),
     });
     try {
       if (!opts.once && env.AUDIT_METRICS_PORT > 0) {
@@ -127,6 +130,16 @@ export class MaintenanceService {
 }
 
 /** A dry run loads the key (to report a bad one) but publishes nothing. */
+/** AUDIT_TRUSTED_KEYS_FILE: the keys whose indexes and manifests it takes as they are (others are rebuilt). */
+async function pinnedTrust(file: string, signer: DigestSigner | null, store: ObjectStore): Promise<TrustPolicy> {
+  try {
+    return await resolveTrust({ trustedKeysFile: file, signer, store, role: 'maintainer' });
+  } catch (err) {
+    if (err instanceof TrustedKeysError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
 async function dryRunSigner(env: Env): Promise<DigestSigner | null> {
   try {
     return await DigestSigner.fromEnv(env);
