@@ -15,6 +15,8 @@ import {
   sha256Hex,
 } from './format';
 import { xorRowHashes } from './row-hash';
+import { TrustedKeys } from './trusted-keys';
+import { checkIndexes } from './verify-indexes';
 import { keyIdOf, verifySignature } from './signer';
 
 /**
@@ -40,7 +42,9 @@ export type FindingCode =
   | 'file-unlisted'
   | 'file-hidden'
   | 'file-duplicated'
-  | 'compaction-mismatch';
+  | 'compaction-mismatch'
+  | 'index-invalid'
+  | 'manifest-invalid';
 
 export interface Finding {
   code: FindingCode;
@@ -60,6 +64,8 @@ export interface VerifyStats {
   deadLetters: number;
   skippedOffsets: string;
   expiredDays: number;
+  /** Per-file indexes and day manifests checked (trust/verify-indexes.ts). */
+  indexesChecked: number;
   /** Where each partition's chain starts (an offset above 0: digests began then, or Kafka had dropped earlier records). */
   chainStarts: Record<string, string>;
   seconds: number;
@@ -184,7 +190,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
   // ---- chains ----
   const stats: VerifyStats = {
     keys: trusted.size, partitions: 0, chainDigests: 0, compactionDigests: 0, filesChecked: 0, bytesChecked: 0,
-    offsets: '0', deadLetters: 0, skippedOffsets: '0', expiredDays: 0, chainStarts: {}, seconds: 0,
+    offsets: '0', deadLetters: 0, skippedOffsets: '0', expiredDays: 0, indexesChecked: 0, chainStarts: {}, seconds: 0,
   };
   let offsets = 0n;
   let skipped = 0n;
@@ -389,6 +395,13 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     if (p) find('file-hidden', key, `hidden from readers by ${p.state.generation ? `generation ${p.state.generation.generation}` : 'the day\'s generation'}, but no live compacted file holds its rows`);
     else find('file-missing', key, `listed in ${e.by} (offsets ${e.entry.first}-${e.entry.last}, ${e.entry.rows} rows) but not in the store`);
   }
+  // ---- the lookup indexes: signed by the same keys as the digests ----
+  const indexKeys = new TrustedKeys();
+  for (const k of trusted.values()) indexKeys.add(TrustedKeys.keyFromPem(k.publicKey, `key ${k.keyId}`, k.validUntil ? { validUntil: k.validUntil } : {}));
+  const indexes = await checkIndexes(o.store, indexKeys, states, o.concurrency);
+  for (const f of indexes.findings) find(f.code, f.key, f.message);
+  stats.indexesChecked = indexes.checked;
+
   stats.seconds = (Date.now() - started) / 1000;
   findings.sort((a, b) => a.key.localeCompare(b.key) || a.code.localeCompare(b.code));
   return { intact: findings.length === 0, findings, stats };
