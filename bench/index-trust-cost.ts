@@ -8,7 +8,7 @@
  *
  *   npm run build && BENCH_BASE_BIN=/path/to/previous/dist/query/cli.js node dist/bench/index-trust-cost.js
  *
- * Environment (defaults): BENCH_DAYS (7) BENCH_FILES_PER_DAY (12) BENCH_ROWS_PER_FILE (2000) BENCH_ROUNDS (5)
+ * Environment (defaults): BENCH_MANIFESTS (1) BENCH_DAYS (7) BENCH_FILES_PER_DAY (12) BENCH_ROWS_PER_FILE (2000) BENCH_ROUNDS (5)
  *   AUDIT_S3_ENDPOINT (http://127.0.0.1:9000) BENCH_BUCKET (audit)
  */
 import { spawn } from 'node:child_process';
@@ -80,8 +80,11 @@ async function main(): Promise<void> {
   }
   writer.close();
   const all = { since: null, until: null };
-  await buildDayManifests(stores.unsigned, all, { policy: { mode: 'unsigned', keys: new TrustedKeys(), notice: null }, signer: null });
-  await buildDayManifests(stores.signed, all, { policy: { mode: 'own-key', keys: new TrustedKeys([TrustedKeys.keyFromPem(signer.publicKeyPem, 'bench')]), notice: null }, signer });
+  // BENCH_MANIFESTS=0: no day manifests, so a cold lookup opens (and checks) every per-file index.
+  if (envNumber('BENCH_MANIFESTS', 1) !== 0) {
+    await buildDayManifests(stores.unsigned, all, { policy: { mode: 'unsigned', keys: new TrustedKeys(), notice: null }, signer: null });
+    await buildDayManifests(stores.signed, all, { policy: { mode: 'own-key', keys: new TrustedKeys([TrustedKeys.keyFromPem(signer.publicKeyPem, 'bench')]), notice: null }, signer });
+  }
 
   const base = process.env.BENCH_BASE_BIN;
   const current = join(ROOT, 'dist', 'query', 'cli.js');
