@@ -1,6 +1,8 @@
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ObjectStore, buildFileIndex, dataFileName, dataKey, dtOfMicros, indexKey } from '../storage';
+import { encodeFileIndex } from '../storage/signed-index';
+import type { DigestSigner } from '../trust/signer';
 import { type FileEntry, sha256Hex } from '../trust/format';
 import type { ParquetWriter } from './parquet-writer';
 import type { StagedRow } from './staging/staged-row';
@@ -14,6 +16,10 @@ export interface CutWriterDeps {
   retry: <T>(what: string, op: () => Promise<T>) => Promise<T>;
   /** Also hash each file's bytes and rows, for its digest entry. */
   digests: boolean;
+  /** Signs each file's index, bound to the file (storage/signed-index.ts); null = unsigned store. */
+  signer: DigestSigner | null;
+  /** Names this process in signed indexes. */
+  owner?: string;
 }
 
 export interface CutFiles {
@@ -68,7 +74,8 @@ export class CutWriter {
       }
       // Data first, index second: a reader that finds an index can trust the file is there.
       await this.deps.retry('upload', () => this.deps.store.putFile(key, path));
-      await this.deps.retry('upload index', () => this.deps.store.put(indexKey(dt, name), JSON.stringify(index)));
+      const stored = encodeFileIndex(index, this.deps.signer, { ...(this.deps.owner ? { writer: this.deps.owner } : {}), ...(entry.sha256 ? { sha256: entry.sha256 } : {}) });
+      await this.deps.retry('upload index', () => this.deps.store.put(indexKey(dt, name), stored));
       return entry;
     } finally {
       await rm(path, { force: true });

@@ -140,7 +140,7 @@ export class AuditSink {
       signer: deps.signer ?? null,
       ...(deps.chain ? { storedThrough: (p: number) => deps.chain!.storedThrough(p) } : {}),
     });
-    this.cutWriter = new CutWriter({ topic: deps.topic, store: deps.store, writer: deps.writer, workDir: deps.workDir, retry, digests: deps.chain !== undefined });
+    this.cutWriter = new CutWriter({ topic: deps.topic, store: deps.store, writer: deps.writer, workDir: deps.workDir, retry, digests: deps.chain !== undefined, signer: deps.signer ?? null, owner: deps.owner });
     this.queues = new CutQueues({
       storeCut: (cut) => this.storeCut(cut),
       heartbeat: () => this.heartbeat(),

@@ -118,9 +118,7 @@ export class Compactor {
         throw new CompactionError(inputs, `wrote ${rows} rows (${String(summary.d)} distinct ids) for ${distinct} distinct input ids`);
       }
       const rowGroups = await readRowGroups(conn, output);
-      const objects = (await conn.runAndReadAll(`SELECT DISTINCT object_type, object_id FROM read_parquet(${out})`)).getRowObjects();
-      const bloom = BloomFilter.forItems(objects.length);
-      for (const o of objects) bloom.addObjectKey(String(o.object_type), String(o.object_id));
+      const bloom = await objectBloomOf(conn, output);
       const bytes = (await stat(output)).size;
       const written = { rows, bytes, minOccurredAt: Number(summary.t0 as bigint), maxOccurredAt: Number(summary.t1 as bigint), rowGroups };
       return {
@@ -142,9 +140,39 @@ export class Compactor {
     }
   }
 
+  /**
+   * The index of a stored data file, read back from it: how the maintainer
+   * rebuilds an index that is missing or failed its trust check.
+   */
+  async indexOf(path: string, key: string): Promise<FileIndex> {
+    const conn = await this.instance.connect();
+    try {
+      const src = sqlString(path);
+      const s = (await conn.runAndReadAll(`SELECT count(*) AS n, min(epoch_us(occurred_at)) AS t0, max(epoch_us(occurred_at)) AS t1 FROM read_parquet(${src})`)).getRowObjects()[0]!;
+      const written = {
+        rows: Number(s.n as bigint),
+        bytes: (await stat(path)).size,
+        minOccurredAt: Number(s.t0 as bigint),
+        maxOccurredAt: Number(s.t1 as bigint),
+        rowGroups: await readRowGroups(conn, path),
+      };
+      return buildFileIndex(key, written, await objectBloomOf(conn, path));
+    } finally {
+      conn.closeSync();
+    }
+  }
+
   close(): void {
     this.instance.closeSync();
   }
+}
+
+/** The Bloom filter of a file's object keys, as the writers build it. */
+async function objectBloomOf(conn: import('@duckdb/node-api').DuckDBConnection, path: string): Promise<BloomFilter> {
+  const objects = (await conn.runAndReadAll(`SELECT DISTINCT object_type, object_id FROM read_parquet(${sqlString(path)})`)).getRowObjects();
+  const bloom = BloomFilter.forItems(objects.length);
+  for (const o of objects) bloom.addObjectKey(String(o.object_type), String(o.object_id));
+  return bloom;
 }
 
 /** Each input's rows and row hash, and the copies the merge drops (every row after an event id's first). */

@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration';
 import {
   type DayState,
+  type FileIndex,
+  type ObjectInfo,
   type ObjectStore,
   DATA_PREFIX,
   INDEX_PREFIX,
@@ -23,6 +25,7 @@ import { deleteKeys } from '../storage/bulk-delete';
 import { mapLimit } from '../storage/concurrency';
 import { type CompactionDigest, type FileEntry, compactionDigestKey, retentionDigestKey, sha256Hex } from '../trust/format';
 import type { DigestSigner } from '../trust/signer';
+import { encodeFileIndex } from '../storage/signed-index';
 import { buildDayManifest } from '../storage/day-manifest-build';
 import { doneClaims } from './claims';
 import type { CommittedOffsets } from '../consumer/kafka/committed-offsets';
@@ -83,6 +86,9 @@ export interface PassReport {
   daysLocked: number;
   claimsRemoved: number;
   indexManifestsWritten: number;
+  /** Per-file indexes and manifests that failed the trust check (each is named in a line), and indexes rebuilt from their data file. */
+  indexesRejected: number;
+  indexesRebuilt: number;
 }
 
 /**
@@ -120,7 +126,7 @@ export class Maintainer {
     const { store, log } = this.o;
     const report: PassReport = {
       days: 0, daysCompacted: 0, filesMerged: 0, filesWritten: 0, rowsWritten: 0, bytesWritten: 0, duplicatesDropped: 0,
-      racesLost: 0, objectsDeleted: 0, daysExpired: 0, daysLocked: 0, claimsRemoved: 0, indexManifestsWritten: 0,
+      racesLost: 0, objectsDeleted: 0, daysExpired: 0, daysLocked: 0, claimsRemoved: 0, indexManifestsWritten: 0, indexesRejected: 0, indexesRebuilt: 0,
     };
     const inRange = (dt: string) => (range.since === null || dt >= range.since) && (range.until === null || dt <= range.until);
     const daysUnder = async (prefix: string) =>
@@ -208,10 +214,50 @@ export class Maintainer {
       for (const key of this.cleanupPlan(day)) this.o.say(`would delete ${key}`);
       return;
     }
-    if ((await buildDayManifest(this.o.store, dt, this.o.trust, this.o.concurrency)).written) report.indexManifestsWritten++;
+    await this.indexDay(dt, report);
     if (this.o.store.uri) await writeExternalManifest(this.o.store, dt, day.live.map((f) => f.key));
     this.o.iceberg?.observe(day);
     await this.cleanup(day, report);
+  }
+
+  /**
+   * Rewrites the day's index manifest, signed, and rebuilds from its data file
+   * any live file's index that is missing or fails the trust check (readers
+   * read around such an index meanwhile; verify names it).
+   */
+  private async indexDay(dt: string, report: PassReport): Promise<void> {
+    const work = join(this.o.workDir, `${process.pid}-index-${dt}-${randomBytes(4).toString('hex')}`);
+    try {
+      const result = await buildDayManifest(this.o.store, dt, {
+        policy: this.o.trust,
+        signer: this.o.signer,
+        writer: this.o.owner,
+        concurrency: this.o.concurrency,
+        repair: (file) => this.rebuildIndex(dt, file, work),
+      });
+      if (result.written) report.indexManifestsWritten++;
+      report.indexesRejected += result.rejected.length;
+      report.indexesRebuilt += result.rebuilt;
+      for (const r of result.rejected) this.o.say(`ignored ${r.message} (${r.code})`);
+      if (result.rebuilt > 0) this.o.say(`rebuilt dt=${dt}: ${result.rebuilt} file index(es) from their data files`);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  private async rebuildIndex(dt: string, file: ObjectInfo, work: string): Promise<FileIndex> {
+    await mkdir(work, { recursive: true });
+    const name = file.key.slice(file.key.lastIndexOf('/') + 1);
+    const path = join(work, name);
+    try {
+      await this.o.store.download(file.key, path);
+      const index = await this.o.compactor.indexOf(path, file.key);
+      if (index.bytes !== file.size) throw new Error(`${file.key} changed while its index was rebuilt (${index.bytes} bytes, listed ${file.size})`);
+      await this.o.store.put(indexKey(dt, name), encodeFileIndex(index, this.o.signer, { writer: this.o.owner }));
+      return index;
+    } finally {
+      await rm(path, { force: true });
+    }
   }
 
   /** Merges the day's groups and commits the next generation; the day as it is afterwards, or null when the commit was lost. */
@@ -251,7 +297,7 @@ export class Maintainer {
         const key = `dt=${day.dt}/${name}`;
         // Data first, index second, digest third, generation last: whatever a reader finds named is there.
         await store.putFile(key, merged.path);
-        await store.put(indexKey(day.dt, name), JSON.stringify(merged.index(key)));
+        await store.put(indexKey(day.dt, name), encodeFileIndex(merged.index(key), signer, { writer: this.o.owner }));
         if (signer) {
           const digest = await this.compactionDigest(day.dt, group, local, key, merged, generation);
           await store.putIfAbsent(compactionDigestKey(key), signer.seal(digest));
@@ -373,3 +419,4 @@ export class Maintainer {
     if (this.o.crashAt === point) process.kill(process.pid, 'SIGKILL');
   }
 }
+

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { oneLine, runBin, sayError } from '../config/bin';
-import { ConfigError, readEnv } from '../config/env';
+import { ConfigError, type Env, readEnv } from '../config/env';
+import { DigestSigner, SigningKeyError } from '../trust/signer';
 import { StorageError, StoreUrlError, dtOfMicros } from '../storage';
 import { UsageError, parseFormat, parseInstant, parseObjectRef } from './args';
 import { render, type OutputFormat } from './format';
@@ -89,7 +90,9 @@ async function runHistory(flags: HistoryFlags): Promise<number> {
       rows = events as unknown as Record<string, unknown>[];
     }
     await write(render(rows, format));
-    if (rows.length === 0 && format === 'table') process.stderr.write(`${oneLine(`no events for ${object.type}:${object.id}`)}\n`);
+    if (rows.length === 0 && format === 'table') process.stderr.write(`${oneLine(`no events for ${object.type}:${object.id}`)}
+`);
+    reportRejected(q);
     if (flags.stats) process.stderr.write(`${JSON.stringify(q.summary())}\n`);
     return 0;
   } finally {
@@ -104,10 +107,32 @@ async function runSql(text: string, flags: HistoryFlags): Promise<number> {
   try {
     const rows = await q.sql(text, range);
     await write(render(rows, format));
+    reportRejected(q);
     if (flags.stats) process.stderr.write(`${JSON.stringify(q.summary())}\n`);
     return 0;
   } finally {
     q.close();
+  }
+}
+
+/**
+ * Indexes and manifests that failed the trust check: they were ignored and their
+ * files read without them (the result is the unindexed one), reported once per run.
+ */
+function reportRejected(q: AuditQuery): void {
+  const rejected = q.rejected();
+  if (rejected.length === 0) return;
+  const shown = rejected.slice(0, 5).map((r) => `${oneLine(r.message)} (${r.code})`);
+  const more = rejected.length > shown.length ? `; and ${rejected.length - shown.length} more` : '';
+  process.stderr.write(`audit-query: ignored ${rejected.length} index object(s) that failed the trust check, their data files were read instead (audit-query verify names them; audit-admin maintain rebuilds them): ${shown.join('; ')}${more}\n`);
+}
+
+async function signerFromEnv(env: Env): Promise<DigestSigner | null> {
+  try {
+    return await DigestSigner.fromEnv(env);
+  } catch (err) {
+    if (err instanceof SigningKeyError) throw new ConfigError(err.message);
+    throw err;
   }
 }
 
@@ -116,10 +141,12 @@ async function runIndexBuild(flags: { since?: string; until?: string; quiet?: bo
   const since = flags.since ? dtOfMicros(parseInstant('--since', flags.since)) : null;
   const until = flags.until ? dtOfMicros(parseInstant('--until', flags.until, true)) : null;
   if (since !== null && until !== null && since > until) throw new UsageError('--since is after --until');
-  const q = new AuditQuery(readEnv());
+  const env = readEnv();
+  const signer = await signerFromEnv(env);
+  const q = new AuditQuery(env);
   try {
     const log = flags.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
-    const result = await q.buildIndexManifests({ since, until, log });
+    const result = await q.buildIndexManifests({ since, until, log }, signer);
     await write(`${JSON.stringify(result)}\n`);
     return 0;
   } finally {

@@ -13,6 +13,8 @@ export interface CatalogEntry {
   index: IndexMeta | null;
   bloom: BloomFilter | null;
   checkedAt: number;
+  /** Why the file's index was refused (trust check, or another file's index); reported on each run while the entry lasts. */
+  rejected?: { key: string; code: string; message: string };
 }
 
 interface HeaderEntry {
@@ -21,9 +23,11 @@ interface HeaderEntry {
   index: IndexMeta | null;
   bloom: [offset: number, length: number, hashes: number] | null;
   checkedAt: number;
+  rejected?: CatalogEntry['rejected'];
 }
 
-const MAGIC = 'AQC1';
+// AQC2: entries are only what passed the trust check named in the header (AQC1 catalogs held unchecked indexes).
+const MAGIC = 'AQC2';
 
 /**
  * Every index of a store seen so far, in one local file: what a lookup needs
@@ -34,27 +38,34 @@ const MAGIC = 'AQC1';
  * rewritten atomically when entries are added (concurrent writers: the last
  * one wins, and what it lacks is added again later).
  *
- * Layout: "AQC1", uint32 LE header length, header JSON, then the Bloom bits.
+ * Entries were accepted under one trust policy (its mode and keys, `trust`):
+ * a catalog of another is dropped, so an index accepted on an unsigned store is
+ * not used once keys are pinned.
+ *
+ * Layout: "AQC2", uint32 LE header length, header JSON, then the Bloom bits.
  */
 export class IndexCatalog {
   private readonly entries = new Map<string, CatalogEntry>();
   private dirty = false;
 
-  private constructor(private readonly path: string) {}
+  private constructor(
+    private readonly path: string,
+    private readonly trust: string,
+  ) {}
 
-  static async load(cacheDir: string, storeDescription: string): Promise<IndexCatalog> {
+  static async load(cacheDir: string, storeDescription: string, trust = ''): Promise<IndexCatalog> {
     const h = createHash('sha256').update(storeDescription).digest('hex').slice(0, 20);
-    const catalog = new IndexCatalog(join(cacheDir, `catalog-${h}.bin`));
+    const catalog = new IndexCatalog(join(cacheDir, `catalog-${h}.bin`), trust);
     try {
       const buf = await readFile(catalog.path);
       if (buf.toString('latin1', 0, 4) !== MAGIC) return catalog;
       const len = buf.readUInt32LE(4);
-      const header = JSON.parse(buf.toString('utf8', 8, 8 + len)) as { store: string; entries: HeaderEntry[] };
-      if (header.store !== storeDescription) return catalog;
+      const header = JSON.parse(buf.toString('utf8', 8, 8 + len)) as { store: string; trust?: string; entries: HeaderEntry[] };
+      if (header.store !== storeDescription || header.trust !== trust) return catalog;
       const blob = 8 + len;
       for (const e of header.entries) {
         const bloom = e.bloom ? new BloomFilter(new Uint8Array(buf.buffer, buf.byteOffset + blob + e.bloom[0], e.bloom[1]), e.bloom[2]) : null;
-        catalog.entries.set(e.key, { key: e.key, size: e.size, index: e.index, bloom, checkedAt: e.checkedAt });
+        catalog.entries.set(e.key, { key: e.key, size: e.size, index: e.index, bloom, checkedAt: e.checkedAt, ...(e.rejected ? { rejected: e.rejected } : {}) });
       }
     } catch {
       // none yet, or damaged: rebuilt from the cached index files
@@ -67,7 +78,7 @@ export class IndexCatalog {
     return e && e.size === size ? e : undefined;
   }
 
-  set(key: string, size: number, index: FileIndex | null, now = Date.now()): CatalogEntry {
+  set(key: string, size: number, index: FileIndex | null, now = Date.now(), rejected?: CatalogEntry['rejected']): CatalogEntry {
     let meta: IndexMeta | null = null;
     let bloom: BloomFilter | null = null;
     if (index) {
@@ -76,7 +87,7 @@ export class IndexCatalog {
       // A filter of another (or an unrecorded) hash family would give false negatives: skip it.
       if (b64 && bloomHashes && bloomHash === BLOOM_HASH) bloom = BloomFilter.fromBase64(b64, bloomHashes);
     }
-    const entry: CatalogEntry = { key, size, index: meta, bloom, checkedAt: now };
+    const entry: CatalogEntry = { key, size, index: meta, bloom, checkedAt: now, ...(rejected ? { rejected } : {}) };
     this.entries.set(key, entry);
     this.dirty = true;
     return entry;
@@ -104,9 +115,9 @@ export class IndexCatalog {
         bloom = [offset, bits.length, e.bloom.hashes];
         offset += bits.length;
       }
-      header.push({ key: e.key, size: e.size, index: e.index, bloom, checkedAt: e.checkedAt });
+      header.push({ key: e.key, size: e.size, index: e.index, bloom, checkedAt: e.checkedAt, ...(e.rejected ? { rejected: e.rejected } : {}) });
     }
-    const json = Buffer.from(JSON.stringify({ store: storeDescription, entries: header }), 'utf8');
+    const json = Buffer.from(JSON.stringify({ store: storeDescription, trust: this.trust, entries: header }), 'utf8');
     const head = Buffer.alloc(8);
     head.write(MAGIC, 0, 'latin1');
     head.writeUInt32LE(json.length, 4);

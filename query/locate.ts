@@ -7,15 +7,17 @@ import {
   DATA_PREFIX,
   INDEX_PREFIX,
   datesBetween,
-  decodeDayManifest,
+  type DayManifest,
   manifestDt,
   dtOfMicros,
   liveDataFiles,
-  parseFileIndex,
+  openDayManifest,
   parseStoredFile,
   rowGroupMayHold,
 } from '../storage';
 import type { RejectedGeneration } from '../storage/live-set';
+import { openFileIndex } from '../storage/signed-index';
+import { UntrustedObjectError } from '../trust/signed-object';
 import type { TrustPolicy } from '../trust/trust-policy';
 import type { ObjectCache } from './cache';
 import type { IndexCatalog, IndexMeta } from './index-catalog';
@@ -52,6 +54,13 @@ export interface LocateStats {
   filesFromManifests: number;
 }
 
+/** An index or manifest that failed the trust check (or describes another file): ignored, its files read without it. */
+export interface RejectedIndex {
+  key: string;
+  code: string;
+  message: string;
+}
+
 /** Bounded ranges up to this many days are listed day by day (one prefix each); longer ones in one listing. */
 const MAX_DAYS_LISTED_SEPARATELY = 62;
 
@@ -79,18 +88,23 @@ async function listPartitions(store: ObjectStore, base: string, range: TimeRange
   return { objects, calls: prefixes.length };
 }
 
-async function loadIndex(cache: ObjectCache, indexKey: string, dataSize: number): Promise<FileIndex | null> {
+/**
+ * A data file's index, opened under the trust policy and checked against the
+ * listed file, or why it was refused. A cached copy that fails is fetched again
+ * first: the maintainer rewrites a failed index under the same key.
+ */
+async function loadIndex(cache: ObjectCache, indexKey: string, file: ObjectInfo, policy: TrustPolicy): Promise<FileIndex | RejectedIndex> {
+  let refused: UntrustedObjectError | undefined;
   for (const refresh of [false, true]) {
+    const bytes = await readFile(await cache.file(indexKey, { refresh }));
     try {
-      const index = parseFileIndex(await readFile(await cache.file(indexKey, { refresh }), 'utf8'), indexKey);
-      // An index describes one version of its data file: a size mismatch means the
-      // cached index is stale (the file was rewritten) or the index is wrong.
-      if (index.bytes === dataSize) return index;
+      return openFileIndex(policy, bytes, indexKey, file).index;
     } catch (err) {
-      if (refresh) throw err;
+      if (!(err instanceof UntrustedObjectError)) throw err;
+      refused = err;
     }
   }
-  return null; // unusable: the file is read whole
+  return { key: indexKey, code: refused!.code, message: refused!.message };
 }
 
 /**
@@ -126,24 +140,26 @@ export async function locateFiles(
   object: ObjectRef | null,
   range: TimeRange,
   catalog: IndexCatalog,
-  trust: TrustPolicy,
-): Promise<{ candidates: Candidate[]; stats: LocateStats; rejected: RejectedGeneration[] }> {
+  policy: TrustPolicy,
+): Promise<{ candidates: Candidate[]; stats: LocateStats; rejected: RejectedIndex[]; rejectedGenerations: RejectedGeneration[] }> {
   const data = await listPartitions(store, DATA_PREFIX, range);
   // Only data files inside valid day folders, under each day's newest trusted generation.
-  const { files: dataFiles, rejected } = await liveDataFiles(data.objects, { policy: trust, store, get: (key) => fetchGeneration(cache, key, data.objects) });
+  const { files: dataFiles, rejected: rejectedGenerations } = await liveDataFiles(data.objects, { policy, store, get: (key) => fetchGeneration(cache, key, data.objects) });
   const now = Date.now();
   const unknown = dataFiles.filter((f) => {
     const e = catalog.get(f.key, f.size);
     return !e || (e.index === null && now - e.checkedAt > NO_INDEX_TTL_MS);
   });
   let listCalls = data.calls;
+  const rejected: RejectedIndex[] = [];
   let manifestsFetched = 0;
   let filesFromManifests = 0;
   if (unknown.length > 0) {
     const indexes = await listPartitions(store, `${INDEX_PREFIX}${DATA_PREFIX}`, range);
     listCalls += indexes.calls;
     const indexed = new Set(indexes.objects.map((o) => o.key));
-    const fromManifests = await indexesFromManifests(cache, indexes.objects, unknown);
+    const fromManifests = await indexesFromManifests(cache, indexes.objects, unknown, policy);
+    rejected.push(...fromManifests.rejected);
     manifestsFetched = fromManifests.fetched;
     const rest = unknown.filter((f) => {
       const m = fromManifests.byKey.get(f.key);
@@ -156,8 +172,15 @@ export async function locateFiles(
     });
     await mapLimit(rest, 32, async (f) => {
       const key = indexKeyOf(f.key);
-      catalog.set(f.key, f.size, indexed.has(key) ? await loadIndex(cache, key, f.size) : null, now);
+      const found = indexed.has(key) ? await loadIndex(cache, key, f, policy) : null;
+      if (found !== null && 'code' in found) catalog.set(f.key, f.size, null, now, found);
+      else catalog.set(f.key, f.size, found, now);
     });
+  }
+  // Refused indexes are reported on every run that reads their files without them, not only the first.
+  for (const f of dataFiles) {
+    const r = catalog.get(f.key, f.size)?.rejected;
+    if (r) rejected.push(r);
   }
   const objectKey = object ? `${object.type}:${object.id}` : null;
 
@@ -179,7 +202,7 @@ export async function locateFiles(
   }
   return {
     candidates: selected,
-    rejected,
+    rejectedGenerations,
     stats: {
       filesListed: dataFiles.length,
       filesSelected: selected.length,
@@ -188,23 +211,27 @@ export async function locateFiles(
       manifestsFetched,
       filesFromManifests,
     },
+    rejected,
   };
 }
 
-type ManifestFile = ReturnType<typeof decodeDayManifest>['files'][number];
+type ManifestFile = DayManifest['files'][number];
 
 /**
  * The indexes that the day manifests of the unknown files' days hold (one GET
  * per day instead of one per file). Manifests are fetched fresh every time
  * (they are rewritten as a day gains files) and only when a day has files the
  * local catalog does not know, so a warm lookup fetches none. A manifest that
- * cannot be read is skipped: its files' own indexes are read instead.
+ * cannot be read, or fails the trust check, is skipped (the latter reported):
+ * its files' own indexes are read instead.
  */
 async function indexesFromManifests(
   cache: ObjectCache,
   indexObjects: readonly ObjectInfo[],
   unknown: readonly ObjectInfo[],
-): Promise<{ byKey: Map<string, ManifestFile>; fetched: number }> {
+  policy: TrustPolicy,
+): Promise<{ byKey: Map<string, ManifestFile>; fetched: number; rejected: RejectedIndex[] }> {
+  const rejected: RejectedIndex[] = [];
   const days = new Set(unknown.map((f) => parseStoredFile(f.key)?.dt));
   const manifests = indexObjects.filter((o) => days.has(manifestDt(o.key) ?? undefined));
   const byKey = new Map<string, ManifestFile>();
@@ -215,13 +242,14 @@ async function indexesFromManifests(
       if (body === null) return; // removed since the listing
       fetched++;
       const dt = manifestDt(m.key);
-      for (const f of decodeDayManifest(body, m.key).files) {
+      for (const f of openDayManifest(policy, body, m.key).files) {
         // Only entries for data files of the manifest's own day.
         if (parseStoredFile(f.index.key)?.dt === dt) byKey.set(f.index.key, f);
       }
-    } catch {
-      // unreadable, or the store failed: fall back to the per-file indexes
+    } catch (err) {
+      if (err instanceof UntrustedObjectError) rejected.push({ key: m.key, code: err.code, message: err.message });
+      // else the store failed: fall back to the per-file indexes
     }
   });
-  return { byKey, fetched };
+  return { byKey, fetched, rejected };
 }

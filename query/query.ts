@@ -3,7 +3,11 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Env } from '../config/env';
-import { openStore, type ObjectStore, PARQUET_COLUMNS } from '../storage';
+import { ConfigError } from '../config/env';
+import { INDEX_PREFIX, openStore, type ObjectStore, PARQUET_COLUMNS } from '../storage';
+import type { DigestSigner } from '../trust/signer';
+import { type TrustMode, type TrustPolicy, resolveTrust } from '../trust/trust-policy';
+import { TrustedKeysError } from '../trust/trusted-keys';
 import { type CachedFile, type FooterLayout, ObjectCache } from './cache';
 import { Limiter, mapLimit } from '../storage/concurrency';
 import { DeadlineStore, type Deadlines, DEFAULT_DEADLINES } from './deadline-store';
@@ -13,9 +17,8 @@ import { readFooterLayouts } from './footer';
 import { type HistoryEvent, type HistoryFilter, type ObjectRow, type ScanSource, finishHistory, openDuckDb, parquetSource, readHistory, readObjectRows } from './history';
 import { ResultCache, fileId } from './result-cache';
 import { SqlError, isRefusedByLockDown, lockDown, readOnlyStatement } from './sandbox';
-import { type Candidate, type ObjectRef, locateFiles, type TimeRange } from './locate';
+import { type Candidate, type ObjectRef, type RejectedIndex, locateFiles, type TimeRange } from './locate';
 import { rejectionWarning } from '../storage/live-set';
-import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
 import { FOOTER_PROBE_BYTES, footerStartOf, layoutFromIndex, rangesForRowGroups, rowRuns, selectRowGroups, wholeFile } from './plan';
 
 export interface QueryProgress {
@@ -46,6 +49,9 @@ export interface QueryStats {
   /** Day manifests fetched, and candidate-listing files whose index came from one (see storage/day-manifest.ts). */
   manifestsFetched: number;
   filesFromManifests: number;
+  /** How indexes and manifests were checked (trust/trust-policy.ts), and how many failed the check and were read around. */
+  trust: TrustMode | null;
+  indexesRejected: number;
   cacheHits: number;
   /** Times a sparse read failed and the files were completed and read again (should stay 0). */
   fallbacks: number;
@@ -96,17 +102,17 @@ export class AuditQuery {
   readonly store: ObjectStore;
   readonly cache: ObjectCache;
   private readonly cacheDir: string;
-  private readonly stats = { filesListed: 0, bytesListed: 0, filesRead: 0, bytesCandidates: 0, filesSparse: 0, filesWhole: 0, listCalls: 0, manifestsFetched: 0, filesFromManifests: 0, fallbacks: 0, msLocate: 0, msFetch: 0, msRead: 0, filesFromResultCache: 0 };
+  private trustPolicy: Promise<TrustPolicy> | null = null;
+  private readonly rejectedIndexes = new Map<string, RejectedIndex>();
+  private readonly stats = { trust: null as TrustMode | null, indexesRejected: 0, filesListed: 0, bytesListed: 0, filesRead: 0, bytesCandidates: 0, filesSparse: 0, filesWhole: 0, listCalls: 0, manifestsFetched: 0, filesFromManifests: 0, fallbacks: 0, msLocate: 0, msFetch: 0, msRead: 0, filesFromResultCache: 0 };
   private readonly wholeFiles: boolean;
   private readonly useResultCache: boolean;
   private readonly results: ResultCache;
-  private readonly trustedKeysFile: string | undefined;
-  private trustPolicy: Promise<TrustPolicy> | null = null;
   private readonly warn: (line: string) => void;
   private readonly warned = new Set<string>();
 
   constructor(
-    env: Pick<Env, 'AUDIT_STORE_URL' | 'AUDIT_S3_ENDPOINT' | 'AUDIT_S3_REGION' | 'AUDIT_CACHE_DIR' | 'AUDIT_TRUSTED_KEYS_FILE'>,
+    private readonly env: Pick<Env, 'AUDIT_STORE_URL' | 'AUDIT_S3_ENDPOINT' | 'AUDIT_S3_REGION' | 'AUDIT_CACHE_DIR' | 'AUDIT_TRUSTED_KEYS_FILE'>,
     private readonly progress?: QueryProgress,
     opts: AuditQueryOptions = {},
   ) {
@@ -116,14 +122,29 @@ export class AuditQuery {
     this.wholeFiles = opts.wholeFiles ?? false;
     this.useResultCache = opts.resultCache ?? true;
     this.results = new ResultCache(this.cacheDir, this.store.description);
-    this.trustedKeysFile = env.AUDIT_TRUSTED_KEYS_FILE;
     this.warn = opts.warn ?? ((line) => process.stderr.write(`audit-query: ${line}\n`));
   }
 
-  /** The keys whose generations are acted on (AUDIT_TRUSTED_KEYS_FILE, else the store's): resolved once per instance. */
-  private trust(): Promise<TrustPolicy> {
-    this.trustPolicy ??= resolveTrust({ trustedKeysFile: this.trustedKeysFile, store: this.store, role: 'audit-query' });
+  /**
+   * What indexes and manifests must be signed by (resolved once per run):
+   * AUDIT_TRUSTED_KEYS_FILE, else the keys the store publishes, else none
+   * (an unsigned store: indexes taken as written, as before signing).
+   */
+  trust(): Promise<TrustPolicy> {
+    this.trustPolicy ??= resolveTrust({ trustedKeysFile: this.env.AUDIT_TRUSTED_KEYS_FILE, store: this.store, role: 'audit-query' }).catch((err: unknown) => {
+      throw err instanceof TrustedKeysError ? new ConfigError(err.message) : err;
+    });
     return this.trustPolicy;
+  }
+
+  /** Indexes and manifests that failed the check in this run (each once), for the one report on stderr. */
+  rejected(): RejectedIndex[] {
+    return [...this.rejectedIndexes.values()];
+  }
+
+  private reject(r: RejectedIndex): void {
+    this.rejectedIndexes.set(r.key, r);
+    this.stats.indexesRejected = this.rejectedIndexes.size;
   }
 
   private async locate(object: ObjectRef | null, range: TimeRange): Promise<Candidate[]> {
@@ -141,8 +162,10 @@ export class AuditQuery {
     try {
       located = await Promise.race([
         (async () => {
-          const catalog = await IndexCatalog.load(this.cacheDir, this.store.description);
-          const found = await locateFiles(this.store, this.cache, object, range, catalog, await this.trust());
+          const policy = await this.trust();
+          this.stats.trust = policy.mode;
+          const catalog = await IndexCatalog.load(this.cacheDir, this.store.description, `${policy.mode}:${policy.keys.ids().sort().join(',')}`);
+          const found = await locateFiles(this.store, this.cache, object, range, catalog, policy);
           await catalog.save(this.store.description);
           return found;
         })(),
@@ -153,12 +176,13 @@ export class AuditQuery {
     }
     const failed = await checked;
     if (failed) throw failed;
-    const { candidates, stats, rejected } = located;
-    for (const r of rejected) {
+    const { candidates, stats } = located;
+    for (const r of located.rejectedGenerations) {
       if (this.warned.has(r.key)) continue;
       this.warned.add(r.key);
       this.warn(rejectionWarning(r, 'reading the day under its newest generation that passes'));
     }
+    for (const r of located.rejected) this.reject(r);
     this.stats.msLocate = Date.now() - t0;
     this.stats.filesListed = stats.filesListed;
     this.stats.bytesListed = stats.bytesListed;
@@ -206,6 +230,11 @@ export class AuditQuery {
               await this.cache.ensure(entry, wholeFile(entry.size));
               result = whole(entry);
             } else {
+              // The footer is the truth; an index that counts other rows was made for another file.
+              const footerRows = layout.rowGroups.reduce((n, rg) => n + rg.rows, 0);
+              if (footerRows !== c.index.rows) {
+                this.reject({ key: `${INDEX_PREFIX}${c.key.replace(/\.parquet$/, '.json')}`, code: 'malformed', message: `describes ${c.index.rows} rows; the footer of ${c.key} has ${footerRows}` });
+              }
               await this.cache.setLayout(entry, layout);
               const plan = restricted(entry, layout);
               await this.cache.ensure(entry, plan.ranges);
@@ -326,10 +355,20 @@ export class AuditQuery {
     }
   }
 
-  /** Writes the day index manifests of the days in range (`audit-query index build`). */
-  async buildIndexManifests(opts: Omit<IndexBuildOptions, 'concurrency' | 'trust'>): Promise<IndexBuildResult> {
+  /**
+   * Writes the day index manifests of the days in range (`audit-query index
+   * build`), signed with `signer`. A signed store refuses unsigned manifests
+   * (readers would ignore them): without a key it is a ConfigError.
+   */
+  async buildIndexManifests(opts: Omit<IndexBuildOptions, 'concurrency'>, signer: DigestSigner | null): Promise<IndexBuildResult> {
     await this.store.check();
-    return buildDayManifests(this.store, { ...opts, trust: await this.trust() });
+    const policy = signer
+      ? await resolveTrust({ trustedKeysFile: this.env.AUDIT_TRUSTED_KEYS_FILE, signer, store: this.store, role: 'audit-query index build' })
+      : await this.trust();
+    if (!signer && policy.mode !== 'unsigned') {
+      throw new ConfigError('the store is signed: index build writes manifests only with AUDIT_SIGNING_KEY_FILE (the maintainer\'s key), or leave them to audit-admin maintain');
+    }
+    return buildDayManifests(this.store, opts, { policy, signer, writer: 'audit-query index build' });
   }
 
   summary(): QueryStats {

@@ -1,5 +1,9 @@
+import { UntrustedObjectError } from '../trust/signed-object';
+import type { DigestSigner } from '../trust/signer';
+import { type TrustPolicy, openUnderPolicy } from '../trust/trust-policy';
 import { BLOOM_HASH, type FileIndex, parseFileIndex } from './file-index';
 import { INDEX_PREFIX, isDt } from './layout';
+import { sha256Of } from './signed-index';
 
 /**
  * A day's index manifest, `_index/dt=YYYY-MM-DD/_manifest.bin`: the per-file
@@ -14,12 +18,25 @@ import { INDEX_PREFIX, isDt } from './layout';
  *
  * Layout: "AQM1", uint32 LE header length, header JSON (`ManifestHeader`), then
  * the raw Bloom filter bits of the entries (no base64: a quarter smaller).
+ *
+ * Signed (issue 19), "AQM2": the same, with the header JSON replaced by the
+ * digests' envelope around a `SignedManifestBody` (the header plus the SHA-256
+ * of the bits section, so the bits are bound to the signature without base64).
+ * Written by the maintainer (`audit-admin maintain`) or by `audit-query index
+ * build` with a key. A reader opens it under its trust policy and ignores it
+ * when the check fails; AQM1 is accepted only on an unsigned store.
  */
 export interface ManifestEntry {
   /** The file's index without its Bloom filter fields. */
   index: Omit<FileIndex, 'bloom' | 'bloomHashes' | 'bloomHash'>;
   /** [offset in the bits section, length, hash count], or null when the index had no usable filter. */
   bloom: [offset: number, length: number, hashes: number] | null;
+  /**
+   * The per-file index object as listed when the manifest was built (size,
+   * lastModified epoch ms): the maintainer re-opens an index only when its
+   * listing changed, so a rewritten index is found without a GET per file per pass.
+   */
+  indexObject?: [size: number, lastModified: number];
 }
 
 interface ManifestHeader {
@@ -30,13 +47,28 @@ interface ManifestHeader {
   entries: ManifestEntry[];
 }
 
+export const MANIFEST_KIND = 'manifest';
+
+interface SignedManifestBody extends Omit<ManifestHeader, 'version'> {
+  kind: typeof MANIFEST_KIND;
+  version: 2;
+  writtenAt: string;
+  writer?: string;
+  /** SHA-256 (hex) and length of the bits section that follows the envelope. */
+  bitsSha256: string;
+  bitsLength: number;
+}
+
 export interface DayManifest {
   dt: string;
   /** Each entry's index with its filter bits (null = none). */
-  files: { index: ManifestEntry['index']; bloomBits: Uint8Array | null; bloomHashes: number }[];
+  files: { index: ManifestEntry['index']; bloomBits: Uint8Array | null; bloomHashes: number; indexObject: ManifestEntry['indexObject'] }[];
+  /** The signer's key id; null for a manifest accepted unsigned. */
+  keyId: string | null;
 }
 
 const MAGIC = 'AQM1';
+const SIGNED_MAGIC = 'AQM2';
 export const MANIFEST_NAME = '_manifest.bin';
 
 export function manifestKey(dt: string): string {
@@ -49,8 +81,17 @@ export function manifestDt(key: string): string | null {
   return m && isDt(m[1]!) ? m[1]! : null;
 }
 
+export interface EncodeManifestOptions {
+  /** Signs the manifest (AQM2); null: the unsigned AQM1 of stores without keys. */
+  signer?: DigestSigner | null;
+  writer?: string;
+  now?: Date;
+  /** Each data key's index object as listed (see ManifestEntry.indexObject). */
+  indexObjects?: ReadonlyMap<string, [size: number, lastModified: number]>;
+}
+
 /** Encodes a day's indexes; filters of another hash family are left out (a reader would ignore them). */
-export function encodeDayManifest(dt: string, indexes: readonly FileIndex[]): Buffer {
+export function encodeDayManifest(dt: string, indexes: readonly FileIndex[], opts: EncodeManifestOptions = {}): Buffer {
   const parts: Buffer[] = [];
   let offset = 0;
   const entries: ManifestEntry[] = indexes.map((ix) => {
@@ -62,19 +103,72 @@ export function encodeDayManifest(dt: string, indexes: readonly FileIndex[]): Bu
       bloom = [offset, bits.length, bloomHashes];
       offset += bits.length;
     }
-    return { index, bloom };
+    const listed = opts.indexObjects?.get(ix.key);
+    return listed ? { index, bloom, indexObject: listed } : { index, bloom };
   });
-  const header: ManifestHeader = { version: 1, dt, bloomHash: BLOOM_HASH, entries };
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const bits = Buffer.concat(parts);
+  let json: Buffer;
+  if (opts.signer) {
+    const body: SignedManifestBody = {
+      kind: MANIFEST_KIND,
+      version: 2,
+      writtenAt: (opts.now ?? new Date()).toISOString(),
+      ...(opts.writer ? { writer: opts.writer } : {}),
+      dt,
+      bloomHash: BLOOM_HASH,
+      entries,
+      bitsSha256: sha256Of(bits),
+      bitsLength: bits.length,
+    };
+    json = Buffer.from(opts.signer.seal(body), 'utf8');
+  } else {
+    const header: ManifestHeader = { version: 1, dt, bloomHash: BLOOM_HASH, entries };
+    json = Buffer.from(JSON.stringify(header), 'utf8');
+  }
   const head = Buffer.alloc(8);
-  head.write(MAGIC, 0, 'latin1');
+  head.write(opts.signer ? SIGNED_MAGIC : MAGIC, 0, 'latin1');
   head.writeUInt32LE(json.length, 4);
-  return Buffer.concat([head, json, ...parts]);
+  return Buffer.concat([head, json, bits]);
 }
 
 /**
- * Decodes a manifest; throws on anything malformed (the caller then ignores
+ * Opens a manifest under the reader's trust policy: a signed AQM2 by a trusted
+ * key whose bits match the signed hash and whose day is the key's, or (unsigned
+ * stores only) an AQM1. Throws UntrustedObjectError; the caller then reads the
+ * day's per-file indexes instead.
+ */
+export function openDayManifest(policy: TrustPolicy, buf: Buffer, key: string): DayManifest {
+  const magic = buf.length >= 8 ? buf.toString('latin1', 0, 4) : '';
+  if (magic === MAGIC) {
+    if (policy.mode !== 'unsigned') throw new UntrustedObjectError(key, 'unsigned', 'an unsigned manifest (AQM1) on a signed store');
+    try {
+      return decodeDayManifest(buf, key);
+    } catch (err) {
+      throw new UntrustedObjectError(key, 'malformed', (err as Error).message);
+    }
+  }
+  if (magic !== SIGNED_MAGIC) throw new UntrustedObjectError(key, 'malformed', 'not a manifest');
+  const len = buf.readUInt32LE(4);
+  if (8 + len > buf.length) throw new UntrustedObjectError(key, 'malformed', 'truncated header');
+  const bits = buf.subarray(8 + len);
+  const { body, keyId } = openUnderPolicy<SignedManifestBody>(policy, buf.subarray(8, 8 + len), key, MANIFEST_KIND, () => {
+    throw new Error('an AQM2 manifest holds an envelope');
+  });
+  if (body.version !== 2 || bits.length !== body.bitsLength || sha256Of(bits) !== body.bitsSha256) {
+    throw new UntrustedObjectError(key, 'malformed', 'its filter bits are not the ones signed');
+  }
+  if (manifestDt(key) !== null && body.dt !== manifestDt(key)) throw new UntrustedObjectError(key, 'malformed', `describes dt=${body.dt}, not its own day`);
+  try {
+    return { ...decodeHeader({ version: 1, dt: body.dt, bloomHash: body.bloomHash, entries: body.entries }, buf, 8 + len, key), keyId };
+  } catch (err) {
+    throw new UntrustedObjectError(key, 'malformed', (err as Error).message);
+  }
+}
+
+/**
+ * Decodes an unsigned (AQM1) manifest; throws on anything malformed (the caller then ignores
  * the manifest). Filters of an unknown hash family come back as null (never trusted).
+ * Readers go through openDayManifest.
  */
 export function decodeDayManifest(buf: Buffer, key: string): DayManifest {
   const bad = (why: string) => new Error(`unusable manifest ${key}: ${why}`);
@@ -82,8 +176,12 @@ export function decodeDayManifest(buf: Buffer, key: string): DayManifest {
   const len = buf.readUInt32LE(4);
   if (8 + len > buf.length) throw bad('truncated header');
   const header = JSON.parse(buf.toString('utf8', 8, 8 + len)) as Partial<ManifestHeader>;
+  return { ...decodeHeader(header, buf, 8 + len, key), keyId: null };
+}
+
+function decodeHeader(header: Partial<ManifestHeader>, buf: Buffer, bitsStart: number, key: string): Omit<DayManifest, 'keyId'> {
+  const bad = (why: string) => new Error(`unusable manifest ${key}: ${why}`);
   if (header.version !== 1 || typeof header.dt !== 'string' || !Array.isArray(header.entries)) throw bad('unsupported version');
-  const bitsStart = 8 + len;
   const trusted = header.bloomHash === BLOOM_HASH;
   const files = header.entries.map((e) => {
     // The same checks as a per-file index (version, key, row groups).
@@ -96,7 +194,7 @@ export function decodeDayManifest(buf: Buffer, key: string): DayManifest {
       bloomBits = new Uint8Array(buf.buffer, buf.byteOffset + bitsStart + off, n);
       bloomHashes = hashes;
     }
-    return { index, bloomBits, bloomHashes };
+    return { index, bloomBits, bloomHashes, indexObject: e.indexObject };
   });
   return { dt: header.dt, files };
 }

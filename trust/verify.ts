@@ -1,5 +1,5 @@
 import { createPublicKey } from 'node:crypto';
-import { type DayState, type ObjectStore, classifyKey, isDt, readDay } from '../storage';
+import { type DayState, type ObjectStore, INDEX_PREFIX, classifyKey, isDt, readDay } from '../storage';
 import type { TrustPolicy } from './trust-policy';
 import { mapLimit } from '../storage/concurrency';
 import {
@@ -17,6 +17,7 @@ import { type ExternalManifest, checkExternalManifests } from './external-manife
 import { UntrustedObjectError, openSigned } from './signed-object';
 import { keyIdOf } from './signer';
 import { TrustedKeys, TrustedKeysError } from './trusted-keys';
+import { checkIndexes } from './verify-indexes';
 
 /**
  * `audit-query verify`: proves, with read access only, that the store holds
@@ -44,7 +45,9 @@ export type FindingCode =
   | 'compaction-mismatch'
   | 'bad-generation'
   | 'outside-layout'
-  | 'external-manifest-mismatch';
+  | 'external-manifest-mismatch'
+  | 'index-invalid'
+  | 'manifest-invalid';
 
 export interface Finding {
   code: FindingCode;
@@ -64,6 +67,8 @@ export interface VerifyStats {
   deadLetters: number;
   skippedOffsets: string;
   expiredDays: number;
+  /** Per-file indexes and day manifests checked (trust/verify-indexes.ts). */
+  indexesChecked: number;
   /** Where each partition's chain starts (an offset above 0: digests began then, or Kafka had dropped earlier records). */
   chainStarts: Record<string, string>;
   seconds: number;
@@ -207,7 +212,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
   // ---- chains ----
   const stats: VerifyStats = {
     keys: trusted.size, partitions: 0, chainDigests: 0, compactionDigests: 0, filesChecked: 0, bytesChecked: 0,
-    offsets: '0', deadLetters: 0, skippedOffsets: '0', expiredDays: 0, chainStarts: {}, seconds: 0,
+    offsets: '0', deadLetters: 0, skippedOffsets: '0', expiredDays: 0, indexesChecked: 0, chainStarts: {}, seconds: 0,
   };
   let offsets = 0n;
   let skipped = 0n;
@@ -439,6 +444,13 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     if (p) find('file-hidden', key, `hidden from readers by ${p.state.generation ? `generation ${p.state.generation.generation}` : 'the day\'s generation'}, but no live compacted file holds its rows`);
     else find('file-missing', key, `listed in ${e.by} (offsets ${e.entry.first}-${e.entry.last}, ${e.entry.rows} rows) but not in the store`);
   }
+  // ---- the lookup indexes: signed by the same keys as the digests ----
+  const indexes = await checkIndexes(o.store, keys, states, o.concurrency);
+  // A data file already named (modified, unlisted) is the finding; its index no longer matching it adds nothing.
+  const named = new Set(findings.filter((f) => f.code.startsWith('file-')).map((f) => `${INDEX_PREFIX}${f.key.replace(/\.parquet$/, '.json')}`));
+  for (const f of indexes.findings) if (!named.has(f.key)) find(f.code, f.key, f.message);
+  stats.indexesChecked = indexes.checked;
+
   stats.seconds = (Date.now() - started) / 1000;
   findings.sort((a, b) => a.key.localeCompare(b.key) || a.code.localeCompare(b.code));
   return { intact: findings.length === 0, findings, stats };

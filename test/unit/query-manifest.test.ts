@@ -12,6 +12,7 @@ import { storeDataFile, type StoredFile } from '../../bench/lib/store-writer';
 import { BLOOM_HASH, FileObjectStore, decodeDayManifest, encodeDayManifest, indexKey, manifestDt, manifestKey } from '../../storage';
 import { AuditQuery } from '../../query/query';
 import { buildDayManifests } from '../../storage/day-manifest-build';
+import { TrustedKeys } from '../../trust/trusted-keys';
 import type { ObjectRef } from '../../query/locate';
 import { sampleRecord } from '../helpers/records';
 import { unsignedTrust } from '../helpers/trust';
@@ -19,6 +20,8 @@ import { unsignedTrust } from '../helpers/trust';
 const TOPIC = 'audit.events';
 const DAYS = ['2026-07-01', '2026-07-02', '2026-07-03'];
 const ALL = { since: null, until: null };
+/** This store has no keys: manifests are written and read unsigned, as before signing. */
+const UNSIGNED = { policy: { mode: 'unsigned' as const, keys: new TrustedKeys(), notice: null }, signer: null };
 
 describe('day index manifests (local store, real DuckDB)', () => {
   let dir: string;
@@ -118,11 +121,11 @@ describe('day index manifests (local store, real DuckDB)', () => {
   });
 
   it('index build writes one manifest per day, and a re-run rewrites nothing', async () => {
-    const first = await buildDayManifests(store, { since: null, until: '2026-07-02', trust: unsignedTrust() });
+    const first = await buildDayManifests(store, { since: null, until: '2026-07-02' }, UNSIGNED);
     expect(first).toMatchObject({ days: 2, written: 2, unchanged: 0, files: 4, skipped: 0 });
-    const rest = await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
+    const rest = await buildDayManifests(store, { since: null, until: null }, UNSIGNED);
     expect(rest).toMatchObject({ days: 3, written: 1, unchanged: 2, files: 6 });
-    const again = await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
+    const again = await buildDayManifests(store, { since: null, until: null }, UNSIGNED);
     expect(again).toMatchObject({ days: 3, written: 0, unchanged: 3, bytes: 0 });
     for (const dt of DAYS) {
       const m = decodeDayManifest((await store.get(manifestKey(dt)))!, dt);
@@ -153,7 +156,7 @@ describe('day index manifests (local store, real DuckDB)', () => {
       expect(r.stats).toMatchObject({ manifestsFetched: DAYS.length, filesFromManifests: files.length - 2, filesWhole: 1 });
       expect(r.stats.objectsFetched).toBe(DAYS.length + 1); // + the late file's own index
       // Built again, the manifest lists the indexed late file; the other waits for its index.
-      const rebuilt = await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
+      const rebuilt = await buildDayManifests(store, { since: null, until: null }, UNSIGNED);
       expect(rebuilt).toMatchObject({ written: 1, unchanged: 2, skipped: 1 });
       const after = await lookup(freshCache(), ref);
       expect(after.ids).toEqual(expectedIds(ref));
@@ -166,7 +169,7 @@ describe('day index manifests (local store, real DuckDB)', () => {
         for (const [k, ids] of expected) expected.set(k, ids.filter((id) => !gone.has(id)));
         files.splice(files.indexOf(f), 1);
       }
-      await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
+      await buildDayManifests(store, { since: null, until: null }, UNSIGNED);
     }
   });
 
@@ -190,7 +193,7 @@ describe('day index manifests (local store, real DuckDB)', () => {
       expect(stale.stats.filesFromManifests).toBe(files.length - dayFiles.length);
     } finally {
       await rm(join(storeDir, manifestKey(day)), { force: true });
-      await buildDayManifests(store, { since: null, until: null, trust: unsignedTrust() });
+      await buildDayManifests(store, { since: null, until: null }, UNSIGNED);
     }
     // Missing manifest for a day: that day's per-file indexes.
     await rm(join(storeDir, manifestKey(day)), { force: true });
