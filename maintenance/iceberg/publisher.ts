@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type DayState, type FileIndex, indexKey, readDay } from '../../storage';
 import type { TrustPolicy } from '../../trust/trust-policy';
+import { UntrustedObjectError } from '../../trust/signed-object';
+import { openFileIndex } from '../../storage/signed-index';
+import { classifyKey } from '../../storage/layout';
 import { mapLimit } from '../../storage/concurrency';
 import { planCleanup } from '../plan';
 import type { DataFileRecord, ManifestFileRecord } from './avro';
@@ -233,7 +236,15 @@ export class IcebergPublisher {
     const name = f.key.slice(f.key.lastIndexOf('/') + 1);
     const body = await this.o.store.get(indexKey(dt, name));
     if (body === null) throw new IcebergCommitError(0, `no index for ${f.key}: cannot state its row count`);
-    const index = JSON.parse(body.toString('utf8')) as FileIndex;
+    // The index is opened like every index (signed by a trusted key, naming this file and size): the
+    // table states its row count to every engine. The pass rebuilt failed indexes before this step.
+    let index: FileIndex;
+    try {
+      index = openFileIndex(this.o.trust, body, indexKey(dt, name), f).index;
+    } catch (err) {
+      if (!(err instanceof UntrustedObjectError)) throw err;
+      throw new IcebergCommitError(0, `the index of ${f.key} failed the trust check (${err.code}): cannot state its row count`);
+    }
     return { key: f.key, size: f.size, rows: index.rows, minOccurredAt: index.minOccurredAt, maxOccurredAt: index.maxOccurredAt, sorted: f.ref.kind === 'compacted' };
   }
 
@@ -302,7 +313,19 @@ export class IcebergPublisher {
       }
       for (const mf of list) if (!keep.has(mf.manifest_path)) doomed.add(mf.manifest_path);
     }
-    const keys = [...doomed].map((u) => keyOfUri(store, u));
+    // The metadata read back is not signed: whatever it names, only the table's own metadata files
+    // are ever deleted here (a planted metadata file could name data files or digests).
+    const keys: string[] = [];
+    for (const u of doomed) {
+      let key: string | null = null;
+      try {
+        key = keyOfUri(store, u);
+      } catch (err) {
+        if (!(err instanceof IcebergReadError)) throw err;
+      }
+      if (key !== null && classifyKey(key) === 'iceberg-metadata') keys.push(key);
+      else this.o.log.warn({ uri: u }, 'Iceberg metadata names a file outside the table metadata for removal: kept');
+    }
     await mapLimit(keys, this.o.concurrency, (k) => store.delete(k));
     return keys.length;
   }

@@ -165,4 +165,15 @@ describe('Iceberg metadata written by the maintainer', () => {
     // v1..v3 metadata, hint, 1 manifest list and 1 manifest of the current snapshot.
     expect(keys.filter((k) => k.endsWith('.avro'))).toHaveLength(2);
   });
+  it('never deletes what planted metadata names for removal, except table metadata files', async () => {
+    const table = (await loadTable(store))!;
+    const victim = `dt=${dt}/t-0-0-14.c1-abcd.parquet`;
+    const planted = { ...table.metadata, 'metadata-log': [...Array.from({ length: 11 }, () => ({ 'metadata-file': store.uri(victim), 'timestamp-ms': 1 })), ...table.metadata['metadata-log']] };
+    await store.put(`${METADATA_PREFIX}v${table.version + 1}.metadata.json`, JSON.stringify(planted));
+    await store.put(`${METADATA_PREFIX}version-hint.text`, String(table.version + 1));
+    await dataFile('t-0-15-19.parquet', 5); // something to commit
+    const r = await pass(60_000, 3_000_000);
+    expect(r).toMatchObject({ version: table.version + 2, filesAdded: 1 });
+    expect(await store.get(victim)).not.toBeNull();
+  });
 });
