@@ -214,6 +214,8 @@ describe('the halt, in process: typed error out of run(), the metric counted onc
     const key = await signingKeyFile();
     const vars = isolatedEnv('ctrust-inproc', {
       AUDIT_STORE_URL: `file://${dirname(key.path)}/store`, AUDIT_SIGNING_KEY_FILE: key.path, AUDIT_FLUSH_MAX_RECORDS: '20', AUDIT_TRANSCODE_WORKERS: '0',
+      // In process under jest's CommonJS runtime, which cannot load @platformatic/kafka's ES module build.
+      AUDIT_KAFKA_CLIENT: 'kafkajs',
     });
     const service = () => new AuditConsumerService(envOf(vars), { drain: true, log: pino({ level: 'silent' }) });
     await produceEvents(vars, 0, 40, { objects: 30 });

@@ -262,11 +262,13 @@ describe('retention (real S3)', () => {
     expect(dry.stdout.split('\n').filter((l) => l.startsWith('would expire')).map((l) => l.split(' ')[2])).toEqual(old.map((t) => `dt=${dt(t)}:`));
     expect(await listAll(vars)).toEqual(before);
     await maintain(retained);
-    const after = await listAll(vars);
+    // The Iceberg table's metadata is rewritten by every pass (its retention is a delete snapshot, tested with the table).
+    const notTable = (l: typeof before) => l.filter((o) => !o.key.startsWith('_iceberg/'));
+    const after = notTable(await listAll(vars));
     const daysLeft = [...new Set(after.filter((o) => !o.key.startsWith('_cuts/')).map((o) => /dt=(\d{4}-\d{2}-\d{2})/.exec(o.key)?.[1]))].sort();
     expect(daysLeft).toEqual(recent.map(dt));
     // Nothing of the recent days was touched.
-    expect(after).toEqual(before.filter((o) => recent.some((t) => o.key.includes(`dt=${dt(t)}/`)) || o.key.startsWith('_cuts/')));
+    expect(after).toEqual(notTable(before).filter((o) => recent.some((t) => o.key.includes(`dt=${dt(t)}/`)) || o.key.startsWith('_cuts/')));
   }, 120_000);
 
   it('leaves and reports days under S3 Object Lock, pass after pass, without failing', async () => {
