@@ -2,7 +2,6 @@ import { DigestChainWriter } from '../trust/chain-writer';
 import { UntrustedObjectError } from '../trust/signed-object';
 import { signerForService } from '../trust/signing-setup';
 import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
-import { TrustedKeysError } from '../trust/trusted-keys';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -347,12 +346,7 @@ export class AuditConsumerService {
     const file = this.env.AUDIT_TRUSTED_KEYS_FILE;
     // Claims and chain heads can only be held to pinned keys if this consumer signs them too.
     if (file && !signer) throw new ConfigError('AUDIT_TRUSTED_KEYS_FILE is set but AUDIT_SIGNING_KEY_FILE is not: the consumer could not sign the cut claims and digests it would then require');
-    try {
-      return await resolveTrust({ trustedKeysFile: file, signer, store: this.store, role: 'audit-consumer' });
-    } catch (err) {
-      if (err instanceof TrustedKeysError) throw new ConfigError(err.message);
-      throw err;
-    }
+    return resolveTrust({ trustedKeysFile: file, signer, store: this.store, role: 'audit-consumer' });
   }
 
   private async shutdown(cause?: Error): Promise<void> {

@@ -14,7 +14,6 @@ import { asTableStore } from './iceberg/table-io';
 import { createMaintenanceMetrics, recordPass } from './metrics';
 import { DigestSigner, SigningKeyError } from '../trust/signer';
 import { signerForService } from '../trust/signing-setup';
-import { TrustedKeysError } from '../trust/trusted-keys';
 
 export interface MaintenanceServiceOptions {
   /** One pass, then return (cron, tests); otherwise a pass every AUDIT_MAINTAIN_INTERVAL until stopped. */
@@ -65,7 +64,7 @@ export class MaintenanceService {
     const committed: CommittedOffsets = kafkaCommittedOffsets(env, opts.log, 'maintainer');
     // A dry run writes nothing, not even the public key.
     const signer = opts.dryRun ? await dryRunSigner(env) : await signerForService(env, this.store, 'maintainer');
-    const trust = await trustPolicy(env.AUDIT_TRUSTED_KEYS_FILE, signer, this.store);
+    const trust = await resolveTrust({ trustedKeysFile: env.AUDIT_TRUSTED_KEYS_FILE, signer, store: this.store, role: 'audit-admin maintain' });
     if (trust.notice) opts.log.warn(trust.notice);
     if (trust.mode !== 'unsigned' && signer === null && !opts.dryRun) {
       // Its own unsigned generations would fail its next pass's check.
@@ -142,16 +141,6 @@ export class MaintenanceService {
       }
       this.wake = done;
     });
-  }
-}
-
-/** What the maintainer trusts (trust/trust-policy.ts); a bad AUDIT_TRUSTED_KEYS_FILE is a configuration error (exit 2). */
-async function trustPolicy(file: string | undefined, signer: DigestSigner | null, store: ObjectStore): Promise<TrustPolicy> {
-  try {
-    return await resolveTrust({ trustedKeysFile: file, signer, store, role: 'audit-admin maintain' });
-  } catch (err) {
-    if (err instanceof TrustedKeysError) throw new ConfigError(err.message);
-    throw err;
   }
 }
 

@@ -7,7 +7,6 @@ import { ConfigError } from '../config/env';
 import { INDEX_PREFIX, openStore, type ObjectStore, PARQUET_COLUMNS } from '../storage';
 import type { DigestSigner } from '../trust/signer';
 import { type TrustMode, type TrustPolicy, resolveTrust } from '../trust/trust-policy';
-import { TrustedKeysError } from '../trust/trusted-keys';
 import { type CachedFile, type FooterLayout, ObjectCache } from './cache';
 import { Limiter, mapLimit } from '../storage/concurrency';
 import { DeadlineStore, type Deadlines, DEFAULT_DEADLINES } from './deadline-store';
@@ -131,9 +130,7 @@ export class AuditQuery {
    * (an unsigned store: indexes taken as written, as before signing).
    */
   trust(): Promise<TrustPolicy> {
-    this.trustPolicy ??= resolveTrust({ trustedKeysFile: this.env.AUDIT_TRUSTED_KEYS_FILE, store: this.store, role: 'audit-query' }).catch((err: unknown) => {
-      throw err instanceof TrustedKeysError ? new ConfigError(err.message) : err;
-    });
+    this.trustPolicy ??= resolveTrust({ trustedKeysFile: this.env.AUDIT_TRUSTED_KEYS_FILE, store: this.store, role: 'audit-query' });
     return this.trustPolicy;
   }
 
@@ -164,7 +161,7 @@ export class AuditQuery {
         (async () => {
           const policy = await this.trust();
           this.stats.trust = policy.mode;
-          const catalog = await IndexCatalog.load(this.cacheDir, this.store.description, `${policy.mode}:${policy.keys.ids().sort().join(',')}`);
+          const catalog = await IndexCatalog.load(this.cacheDir, this.store.description, `${policy.mode}:${policy.keys.fingerprint()}`);
           const found = await locateFiles(this.store, this.cache, object, range, catalog, policy);
           await catalog.save(this.store.description);
           return found;

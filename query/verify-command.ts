@@ -7,7 +7,6 @@ import { kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
 import { DIGEST_ROOT } from '../trust/format';
 import { StorageError, dtOfMicros, openStore } from '../storage';
 import { resolveTrust } from '../trust/trust-policy';
-import { TrustedKeysError } from '../trust/trusted-keys';
 import { type VerifyReport, VerifyError, verifyStore } from '../trust/verify';
 import { UsageError, parseInstant } from './args';
 
@@ -74,7 +73,7 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
     return report.intact ? 0 : 1;
   } catch (e) {
     const why = e instanceof StorageError ? `storage unavailable: ${e.message}` : (e as Error).message;
-    if (!(e instanceof UsageError || e instanceof ConfigError || e instanceof VerifyError || e instanceof StorageError || e instanceof TrustedKeysError)) {
+    if (!(e instanceof UsageError || e instanceof ConfigError || e instanceof VerifyError || e instanceof StorageError)) {
       err.write(`audit-query verify: could not run: ${oneLine(why)}\n`);
     } else {
       err.write(`audit-query verify: ${oneLine(why)}\n`);

@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { ConfigError } from '../config/env';
 import { keyIdOf } from './signer';
 
 /**
@@ -29,7 +30,8 @@ export interface TrustedKey {
   source: string;
 }
 
-export class TrustedKeysError extends Error {
+/** A bad trust configuration: a ConfigError, so every bin exits 2 with its one line. */
+export class TrustedKeysError extends ConfigError {
   constructor(message: string) {
     super(message);
     this.name = 'TrustedKeysError';
@@ -128,6 +130,14 @@ export class TrustedKeys {
 
   ids(): string[] {
     return [...this.byId.keys()];
+  }
+
+  /** The keys with their validity, as one string: what was accepted under one set is not reused under another (a key retired since). */
+  fingerprint(): string {
+    return [...this.byId.values()]
+      .map((k) => `${k.keyId}@${k.validFrom ?? ''}..${k.validUntil ?? ''}`)
+      .sort()
+      .join(',');
   }
 
   /** Why `writtenAt` is outside the key's validity, or null when inside. */

@@ -59,6 +59,14 @@ describe('TrustedKeys and openSigned', () => {
     expect(codeOf(() => openSigned(at(b, '1999-01-01T00:00:00Z'), 'k', keys, 'cut'))).toBe('opened');
   });
 
+  it('fingerprints the keys with their validity, so a retired key changes it', () => {
+    const a = signer();
+    const open = new TrustedKeys([TrustedKeys.keyFromPem(a.publicKeyPem, 'x')]);
+    const retired = new TrustedKeys([TrustedKeys.keyFromPem(a.publicKeyPem, 'x', { validUntil: '2026-06-30T00:00:00Z' })]);
+    expect(open.fingerprint()).toContain(a.keyId);
+    expect(retired.fingerprint()).not.toBe(open.fingerprint());
+  });
+
   it('names the bad entry of a trust file', async () => {
     const file = join(dir, 'trusted.json');
     await writeFile(file, JSON.stringify([{ publicKey: 'nonsense' }]));
