@@ -14,6 +14,7 @@ import {
 } from './format';
 import { xorRowHashes } from './row-hash';
 import { type ExternalManifest, checkExternalManifests } from './external-manifests';
+import { newestSnapshotFiles } from '../maintenance/iceberg/table-io';
 import { UntrustedObjectError, openSigned } from './signed-object';
 import { keyIdOf } from './signer';
 import { TrustedKeys, TrustedKeysError } from './trusted-keys';
@@ -46,6 +47,7 @@ export type FindingCode =
   | 'bad-generation'
   | 'outside-layout'
   | 'external-manifest-mismatch'
+  | 'iceberg-mismatch'
   | 'index-invalid'
   | 'manifest-invalid';
 
@@ -429,6 +431,26 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     }
     const byDay = new Map(states.map((st) => [st.dt, st]));
     for (const f of checkExternalManifests(manifests, byDay, uriOf, (key) => rawHeld(key))) find('external-manifest-mismatch', f.key, f.message);
+    // The Iceberg table (maintenance/iceberg/) is unsigned metadata engines read: its newest snapshot is held
+    // to the same rule, day by day (it may lag the live set by one pass, never name a file twice or a foreign one).
+    let table: Awaited<ReturnType<typeof newestSnapshotFiles>> = null;
+    try {
+      table = await newestSnapshotFiles({ get: (k) => o.store.get(k), uri: uriOf });
+    } catch (err) {
+      // Anything the bucket holds there is input: whatever fails to read is the finding.
+      if (!(err instanceof Error)) throw err;
+      find('iceberg-mismatch', '_iceberg/metadata/', `the table's newest snapshot cannot be read: ${(err as Error).message}`);
+    }
+    if (table !== null) {
+      const byDt = new Map<string, string[]>();
+      for (const key of table.files) {
+        const dt = /^dt=(\d{4}-\d{2}-\d{2})\//.exec(key)?.[1] ?? '';
+        if (dt !== '' && !inWindow(dt)) continue;
+        byDt.set(dt, [...(byDt.get(dt) ?? []), key]);
+      }
+      const snapshotDays: ExternalManifest[] = [...byDt].map(([dt, keys]) => ({ key: `_iceberg/ snapshot ${table!.snapshotId} dt=${dt}`, dt, body: keys.map((k) => `${uriOf(k)}\n`).join('') }));
+      for (const f of checkExternalManifests(snapshotDays, byDay, uriOf, (key) => rawHeld(key))) find('iceberg-mismatch', f.key, f.message);
+    }
   }
   for (const [key, e] of expected) {
     if (!inWindow(e.dt)) continue;

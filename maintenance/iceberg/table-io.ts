@@ -19,6 +19,8 @@ export function metadataKey(version: number): string {
 }
 
 export type TableStore = Pick<ObjectStore, 'get' | 'put' | 'putIfAbsent' | 'list' | 'delete'> & { uri(key: string): string };
+/** What reading the table needs (verify reads it with read-only rights). */
+export type TableSource = Pick<TableStore, 'get' | 'uri'>;
 
 /** The store as the table needs it; null for a store that cannot name its objects for engines. */
 export function asTableStore(store: ObjectStore): TableStore | null {
@@ -45,7 +47,7 @@ export class IcebergReadError extends Error {
 }
 
 /** Store key of one of the table's URIs (they are absolute, as the spec wants). */
-export function keyOfUri(store: TableStore, uri: string): string {
+export function keyOfUri(store: TableSource, uri: string): string {
   // uri('') is no help: a file store resolves away the trailing slash.
   const base = store.uri('x').slice(0, -1);
   if (!uri.startsWith(base)) throw new IcebergReadError(uri, `not under the store (${base})`);
@@ -63,7 +65,7 @@ export interface LoadedTable {
  * PUT), so it may lag: versions after it are probed until one is missing,
  * which is what Hadoop-catalog readers do too.
  */
-export async function loadTable(store: TableStore): Promise<LoadedTable | null> {
+export async function loadTable(store: Pick<TableStore, 'get'>): Promise<LoadedTable | null> {
   const hint = await store.get(VERSION_HINT_KEY);
   const parsed = hint === null ? 1 : Number.parseInt(hint.toString('utf8').trim(), 10);
   const from = Number.isSafeInteger(parsed) && parsed > 0 ? parsed : 1;
@@ -84,7 +86,7 @@ export class TableReader {
   private readonly lists = new Map<string, Promise<ManifestFileRecord[]>>();
   private readonly manifests = new Map<string, Promise<ResolvedEntry[]>>();
 
-  constructor(private readonly store: TableStore) {}
+  constructor(private readonly store: TableSource) {}
 
   private async read(uri: string): Promise<Buffer> {
     const key = keyOfUri(this.store, uri);
@@ -121,7 +123,7 @@ export class TableReader {
  * what verify compares with the live set, so an engine reading the table sees
  * what `audit-query` sees. Null when the store has no table yet.
  */
-export async function newestSnapshotFiles(store: TableStore): Promise<{ snapshotId: number; committedAt: number; files: string[] } | null> {
+export async function newestSnapshotFiles(store: TableSource): Promise<{ snapshotId: number; committedAt: number; files: string[] } | null> {
   const table = await loadTable(store);
   const snap = table && currentSnapshot(table.metadata);
   if (!snap) return null;
