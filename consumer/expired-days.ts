@@ -44,13 +44,31 @@ export class ExpiredDays {
   private endMicros = Number.NEGATIVE_INFINITY;
   private readAt = Number.NEGATIVE_INFINITY;
   private readonly refused = new Set<string>();
+  private reading: Promise<void> | null = null;
 
   constructor(private readonly deps: ExpiredDaysDeps) {}
 
-  /** Reads the retention digests again when the last reading is older than `refreshMs`. */
-  async refreshIfStale(): Promise<void> {
-    if (this.deps.now() - this.readAt < this.deps.refreshMs) return;
-    this.readAt = this.deps.now();
+  /**
+   * Reads the retention digests again when the last reading is older than `refreshMs`. Partitions
+   * append concurrently: they all wait for the one reading in flight, never go on without it.
+   */
+  refreshIfStale(): Promise<void> {
+    if (this.reading === null && this.deps.now() - this.readAt >= this.deps.refreshMs) {
+      this.readAt = this.deps.now();
+      this.reading = this.read()
+        .catch((err: unknown) => {
+          // Read again at the next call (the caller retries storage errors within its budget).
+          this.readAt = Number.NEGATIVE_INFINITY;
+          throw err;
+        })
+        .finally(() => {
+          this.reading = null;
+        });
+    }
+    return this.reading ?? Promise.resolve();
+  }
+
+  private async read(): Promise<void> {
     for await (const obj of this.deps.store.list(RETENTION_PREFIX)) {
       const dt = RETENTION_KEY_RE.exec(obj.key)?.[1];
       if (dt === undefined || this.days.has(dt) || this.refused.has(obj.key)) continue;

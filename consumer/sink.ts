@@ -227,7 +227,8 @@ export class AuditSink {
       }
       staged = await pool.transcode(partition, messages);
     }
-    await this.deps.expiredDays?.refreshIfStale();
+    const expiredDays = this.deps.expiredDays;
+    if (expiredDays) await this.retry('read retention digests', () => expiredDays.refreshIfStale());
     const now = this.now();
     let consumed = 0;
     for (let i = 0; i < messages.length; i++) {

@@ -27,7 +27,7 @@ describe('late events for a day removed by retention (real Kafka, MinIO)', () =>
     const vars = isolatedEnv('retention-late', { AUDIT_SIGNING_KEY_FILE: key.path, AUDIT_COMPACT_MIN_AGE: '0s', AUDIT_RETENTION: '400d' });
     const oldDay0 = Date.UTC(2023, 0, 10);
     const recentDay0 = Math.floor(Date.now() / DAY) * DAY - DAY;
-    const old = await produceEvents(vars, 0, 60, { day0: oldDay0, days: 2 });
+    const old = await produceEvents(vars, 0, 60, { day0: oldDay0, days: 2, stepMs: 3_600_000 });
     const recent = await produceEvents(vars, 60, 60, { day0: recentDay0, days: 1 });
     const run = async (bin: 'consumer' | 'maintenance', args: string[]) => {
       const r = await runCli(bin, args, vars, 180_000);
