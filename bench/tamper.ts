@@ -69,11 +69,23 @@ async function main(): Promise<void> {
     console.log('\nVIOLATIONS (first per class and kind):');
     for (const c of counterexamples) console.log(`- ${c.cls}/${c.kind}: ${c.applied}\n    ${c.why}`);
   }
+  // verify's findings per class: which check named each kind of tampering.
+  const findingsByClass = Object.fromEntries(
+    TARGET_CLASSES.map((cls) => {
+      const codes: Record<string, number> = {};
+      for (const o of byClass.get(cls)!) for (const f of o.verify.findings) {
+        const code = f.slice(0, f.indexOf(' '));
+        codes[code] = (codes[code] ?? 0) + 1;
+      }
+      return [cls, codes];
+    }),
+  );
+  console.log(`\nverify's findings per class: ${JSON.stringify(findingsByClass)}`);
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     join(dir, cfg.out),
-    `${JSON.stringify({ config: cfg, seconds, perCaseMs: { median: median(ms), p95: p95(ms) }, table: Object.fromEntries(rows.map((r) => [r[0], Object.fromEntries(VERDICTS.map((v, i) => [v, Number(r[i + 2])]))])), counterexamples, outcomes }, null, 1)}\n`,
+    `${JSON.stringify({ config: cfg, seconds, perCaseMs: { median: median(ms), p95: p95(ms) }, table: Object.fromEntries(rows.map((r) => [r[0], Object.fromEntries(VERDICTS.map((v, i) => [v, Number(r[i + 2])]))])), counterexamples, findingsByClass, outcomes: outcomes.map((o) => ({ cls: o.cls, kind: o.mutation?.kind, applied: o.applied, verdict: o.verdict, verify: o.verify.code, ms: o.ms })) })}\n`,
   );
   log(`wrote bench/results/${cfg.out}`);
 }
