@@ -104,6 +104,13 @@ export async function runCli(bin: 'consumer' | 'query' | 'maintenance', args: st
   return waitExit(startCli(bin, args, vars), timeoutMs);
 }
 
+/** Runs a bin that must succeed: a failure shows its exit code and the end of its stderr in the assertion. */
+export async function runCliOk(bin: 'consumer' | 'query' | 'maintenance', args: string[], vars: Record<string, string>, timeoutMs = 180_000): Promise<RunResult> {
+  const r = await runCli(bin, args, vars, timeoutMs);
+  expect({ code: r.code, stderr: r.code === 0 ? '' : r.stderr.slice(-2000) }).toEqual({ code: 0, stderr: '' });
+  return r;
+}
+
 /**
  * `count` distinct TCP ports free on 127.0.0.1 right now, for a server a test starts itself:
  * fixed ports collide when two runs share a machine. All are held until every one is
