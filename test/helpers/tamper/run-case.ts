@@ -1,10 +1,11 @@
-import { cp, mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { TargetClass } from './classes';
 import { type Mutation, applyMutation } from './mutations';
 import { type Halt, type Pipeline, drain, maintainOnce } from './pipeline';
 import { type ReaderName, type ReaderResult, type VerifyOutcome, readAll, verifyInProcess } from './readers';
 import { ScriptedSource } from './source';
+import { EXTERNAL_MANIFEST_PREFIX } from '../../../maintenance/external-manifest';
 
 /** A signed, compacted store built once, and the source it was read from. */
 export interface BaseStore {
@@ -96,7 +97,7 @@ const unchanged = (c: ReaderCheck) => c.error === undefined && c.lost === 0 && c
 export async function runCase(p: Pipeline, base: BaseStore, m: Mutation | null, caseNo: number): Promise<CaseOutcome> {
   const t0 = Date.now();
   const dir = join(p.root, 'cases', String(caseNo));
-  await cp(base.dir, dir, { recursive: true });
+  await copyStoreDir(base.dir, dir);
   try {
     const source = base.source.clone();
     const applied = m ? await applyMutation(m, { storeDir: dir, nextOffsets: source.committed, attackerKey: p.attacker }) : { description: 'none (control)' };
@@ -125,5 +126,23 @@ export async function runCase(p: Pipeline, base: BaseStore, m: Mutation | null, 
   } finally {
     await rm(dir, { recursive: true, force: true });
     await rm(`${dir}-cache`, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A copy of the store directory that is a store of its own: the external manifests name files by
+ * absolute URI, so in a plain copy they would name the original's files, which verify reports (and
+ * a case would pass on that finding rather than on what its mutation did).
+ */
+async function copyStoreDir(from: string, to: string): Promise<void> {
+  await cp(from, to, { recursive: true });
+  // FileObjectStore.uri: `file://` and the resolved path.
+  const base = (dir: string) => `file://${resolve(dir)}/`;
+  const [src, dst] = [base(from), base(to)];
+  const root = join(to, EXTERNAL_MANIFEST_PREFIX);
+  for (const day of await readdir(root).catch(() => [] as string[])) {
+    const file = join(root, day, 'manifest');
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.split(src).join(dst));
   }
 }
