@@ -12,8 +12,7 @@ import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
 import { IcebergPublisher } from './iceberg/publisher';
 import { asTableStore } from './iceberg/table-io';
 import { createMaintenanceMetrics, recordPass } from './metrics';
-import { DigestSigner, SigningKeyError } from '../trust/signer';
-import { signerForService } from '../trust/signing-setup';
+import { loadSigner, signerForService } from '../trust/signing-setup';
 
 export interface MaintenanceServiceOptions {
   /** One pass, then return (cron, tests); otherwise a pass every AUDIT_MAINTAIN_INTERVAL until stopped. */
@@ -63,7 +62,7 @@ export class MaintenanceService {
     });
     const committed: CommittedOffsets = kafkaCommittedOffsets(env, opts.log, 'maintainer');
     // A dry run writes nothing, not even the public key.
-    const signer = opts.dryRun ? await dryRunSigner(env) : await signerForService(env, this.store, 'maintainer');
+    const signer = opts.dryRun ? await loadSigner(env) : await signerForService(env, this.store, 'maintainer');
     const trust = await resolveTrust({ trustedKeysFile: env.AUDIT_TRUSTED_KEYS_FILE, signer, store: this.store, role: 'audit-admin maintain' });
     if (trust.notice) opts.log.warn(trust.notice);
     if (trust.mode !== 'unsigned' && signer === null && !opts.dryRun) {
@@ -144,15 +143,6 @@ export class MaintenanceService {
   }
 }
 
-/** A dry run loads the key (to report a bad one) but publishes nothing. */
-async function dryRunSigner(env: Env): Promise<DigestSigner | null> {
-  try {
-    return await DigestSigner.fromEnv(env);
-  } catch (err) {
-    if (err instanceof SigningKeyError) throw new ConfigError(err.message);
-    throw err;
-  }
-}
 
 /** The Iceberg publisher of a pass, where the store can name its objects for engines (S3, file) and the table is on. */
 function icebergPublisher(store: ObjectStore, env: Env, opts: MaintenanceServiceOptions, trust: TrustPolicy): IcebergPublisher | undefined {

@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { oneLine, runBin, sayError } from '../config/bin';
 import { ConfigError, type Env, readEnv } from '../config/env';
-import { DigestSigner, SigningKeyError } from '../trust/signer';
+import { loadSigner } from '../trust/signing-setup';
 import { StorageError, StoreUrlError, dtOfMicros } from '../storage';
 import { UsageError, parseFormat, parseInstant, parseObjectRef } from './args';
 import { render, type OutputFormat } from './format';
@@ -127,14 +127,6 @@ function reportRejected(q: AuditQuery): void {
   process.stderr.write(`audit-query: ignored ${rejected.length} index object(s) that failed the trust check, their data files were read instead (audit-query verify names them; audit-admin maintain rebuilds them): ${shown.join('; ')}${more}\n`);
 }
 
-async function signerFromEnv(env: Env): Promise<DigestSigner | null> {
-  try {
-    return await DigestSigner.fromEnv(env);
-  } catch (err) {
-    if (err instanceof SigningKeyError) throw new ConfigError(err.message);
-    throw err;
-  }
-}
 
 async function runIndexBuild(flags: { since?: string; until?: string; quiet?: boolean }): Promise<number> {
   // Day bounds: a time selects its UTC day (as the dt= partitions do).
@@ -142,7 +134,7 @@ async function runIndexBuild(flags: { since?: string; until?: string; quiet?: bo
   const until = flags.until ? dtOfMicros(parseInstant('--until', flags.until, true)) : null;
   if (since !== null && until !== null && since > until) throw new UsageError('--since is after --until');
   const env = readEnv();
-  const signer = await signerFromEnv(env);
+  const signer = await loadSigner(env);
   const q = new AuditQuery(env);
   try {
     const log = flags.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);

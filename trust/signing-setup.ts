@@ -14,13 +14,7 @@ export async function signerForService(
   store: Pick<ObjectStore, 'list' | 'putIfAbsent' | 'get'>,
   role: string,
 ): Promise<DigestSigner | null> {
-  let signer: DigestSigner | null;
-  try {
-    signer = await DigestSigner.fromEnv(env);
-  } catch (err) {
-    if (err instanceof SigningKeyError) throw new ConfigError(err.message);
-    throw err;
-  }
+  const signer = await loadSigner(env);
   if (signer === null) {
     for await (const key of store.list(`${DIGEST_ROOT}keys/`)) {
       throw new ConfigError(
@@ -31,4 +25,17 @@ export async function signerForService(
   }
   await signer.publish(store, role);
   return signer;
+}
+
+/**
+ * AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE, loaded and checked but not published (a dry run,
+ * `audit-query index build`); a bad key is a configuration error (exit 2). Null when neither is set.
+ */
+export async function loadSigner(env: { AUDIT_SIGNING_KEY?: string; AUDIT_SIGNING_KEY_FILE?: string }): Promise<DigestSigner | null> {
+  try {
+    return await DigestSigner.fromEnv(env);
+  } catch (err) {
+    if (err instanceof SigningKeyError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
