@@ -3,7 +3,7 @@ import type { AuditEventInput } from '../producer/build-record';
 import type { AuditContext } from '../producer/context';
 import { MASK } from '../producer/mask';
 import { diffRows, plainValue, type Row } from '../producer/orm/common';
-import { CONTEXT_PREFIX, parseContext } from './context-message';
+import { CONTEXT_PREFIX, parseContext } from '../producer/cdc-context/context-message';
 import { changeEventId } from './event-id';
 import { type CdcMapping, tablePolicy, type TablePolicy } from './mapping';
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Client } from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { brokers, type Env } from '../config/env';
-import { startOpsServer } from '../consumer/ops-server';
+import { startOpsServer } from '../ops/ops-server';
 import { AuditClient } from '../producer/client';
 import { formatLsn, parseLsn } from './lsn';
 import { loadMapping } from './mapping';

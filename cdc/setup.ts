@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { CONTEXT_PREFIX, CONTEXT_SETTING } from './context-message';
+import { CONTEXT_PREFIX, CONTEXT_SETTING } from '../producer/cdc-context/context-message';
 import type { CdcMapping } from './mapping';
 import { tablePolicy } from './mapping';
 

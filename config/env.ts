@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration';
-import { StoreUrlError, parseStoreUrl } from '../storage/url';
+import { StoreUrlError, parseStoreUrl } from './store-url';
 
 /**
  * The one place where the services read their environment. Every variable has a

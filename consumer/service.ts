@@ -14,7 +14,7 @@ import { deadLetterPublisher } from './dead-letter';
 import { openKafkaSource, type KafkaSource } from './kafka';
 import { createMetrics, type SinkMetrics } from './metrics';
 import { ExpiredDays } from './expired-days';
-import { startOpsServer } from './ops-server';
+import { startOpsServer } from '../ops/ops-server';
 import { FETCH_SETTINGS } from './fetch-settings';
 import { ParquetWriter } from './parquet-writer';
 import { AuditSink } from './sink';

@@ -28,7 +28,7 @@ import type { DigestSigner } from '../trust/signer';
 import { encodeFileIndex } from '../storage/signed-index';
 import { buildDayManifest } from '../storage/day-manifest-build';
 import { doneClaims } from './claims';
-import type { CommittedOffsets } from '../consumer/kafka/committed-offsets';
+import type { CommittedOffsets } from '../kafka/committed-offsets';
 import type { Compactor } from './compactor';
 import { EXTERNAL_MANIFEST_PREFIX, writeExternalManifest } from './external-manifest';
 import { type MergeGroup, type MergedOutput, nextGeneration, planCleanup, planMerges } from './plan';

@@ -3,7 +3,7 @@ import { oneLine } from '../config/bin';
 import { jsonTerminalSafe, terminalSafe } from '../config/safe-text';
 import { ConfigError, type Env, readEnv } from '../config/env';
 import { createLogger } from '../config/logger';
-import { kafkaCommittedOffsets } from '../consumer/kafka/committed-offsets';
+import { kafkaCommittedOffsets } from '../kafka/committed-offsets';
 import { DIGEST_ROOT } from '../trust/format';
 import { StorageError, dtOfMicros, openStore } from '../storage';
 import { resolveTrust } from '../trust/trust-policy';

@@ -1,5 +1,5 @@
 export * from './errors';
-export * from './url';
+export * from '../config/store-url';
 export * from './object-store';
 export * from './s3-store';
 export * from './file-store';

@@ -5,5 +5,5 @@
  * `@prisma/client`; the wrapper works with `@prisma/adapter-pg`).
  */
 export * from '../orm/prisma';
-export { prismaCdcContext, type PrismaCdcContextOptions, type PrismaAdapterFactory, type PrismaSqlAdapter, type PrismaAdapterTransaction, type PrismaSqlQuery } from '../../cdc/stitch/prisma';
+export { prismaCdcContext, type PrismaCdcContextOptions, type PrismaAdapterFactory, type PrismaSqlAdapter, type PrismaAdapterTransaction, type PrismaSqlQuery } from '../cdc-context/prisma';
 export type { OrmModelOptions } from '../orm/common';

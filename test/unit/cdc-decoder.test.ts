@@ -1,7 +1,7 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import { ConfigError } from '../../config/env';
 import { auditContextStatement } from '../../cdc';
-import { serializeContext } from '../../cdc/context-message';
+import { serializeContext } from '../../producer/cdc-context/context-message';
 import { changeEventId } from '../../cdc/event-id';
 import { formatLsn, parseLsn } from '../../cdc/lsn';
 import { loadMapping } from '../../cdc/mapping';

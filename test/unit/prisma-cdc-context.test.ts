@@ -3,7 +3,7 @@
  * on which connection, in which order (the real adapter and PostgreSQL are in
  * test/integration/prisma.test.ts).
  */
-import { prismaCdcContext, type PrismaAdapterTransaction, type PrismaSqlAdapter, type PrismaSqlQuery } from '../../cdc/stitch/prisma';
+import { prismaCdcContext, type PrismaAdapterTransaction, type PrismaSqlAdapter, type PrismaSqlQuery } from '../../producer/cdc-context/prisma';
 import { runWithAuditContext } from '../../producer';
 
 class FakeAdapter implements PrismaSqlAdapter {

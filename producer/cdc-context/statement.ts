@@ -1,5 +1,5 @@
-import { type AuditContext, currentAuditContext } from '../../producer/context';
-import { CONTEXT_PREFIX, CONTEXT_SETTING, serializeContext } from '../context-message';
+import { type AuditContext, currentAuditContext } from '../context';
+import { CONTEXT_PREFIX, CONTEXT_SETTING, serializeContext } from './context-message';
 
 /** A string as an SQL literal (standard_conforming_strings on, the default since PostgreSQL 9.1). */
 function literal(text: string): string {

@@ -1,4 +1,4 @@
-import type { AuditContext } from '../producer/context';
+import type { AuditContext } from '../context';
 
 /** Prefix of the logical decoding messages carrying a transaction's AuditContext. */
 export const CONTEXT_PREFIX = 'audit-context';

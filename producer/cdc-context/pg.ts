@@ -1,5 +1,5 @@
 import type { Pool, PoolClient, Client } from 'pg';
-import type { AuditContext } from '../../producer/context';
+import type { AuditContext } from '../context';
 import { auditContextStatement } from './statement';
 
 type Connection = Client | PoolClient;
