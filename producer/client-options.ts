@@ -56,7 +56,7 @@ export interface AuditClientOptions {
    * out only once the previous one for it was acknowledged, so a retry can never put an
    * object's events after later ones. Opt-in: on the benchmark host it gave 1.0x to 1.6x
    * the events/s, and overlapping sends on @platformatic/kafka have open questions
-   * (producer/README.md). Clients that cannot tell the topic's partition count (kafkajs)
+   * (producer/docs/sending.md). Clients that cannot tell the topic's partition count (kafkajs)
    * keep one request in flight.
    */
   maxInFlight?: number;
