@@ -135,10 +135,10 @@ async function runIndexBuild(flags: { since?: string; until?: string; quiet?: bo
   if (since !== null && until !== null && since > until) throw new UsageError('--since is after --until');
   const env = readEnv();
   const signer = await loadSigner(env);
-  const q = new AuditQuery(env);
+  const q = new AuditQuery(env, undefined, { signer });
   try {
     const log = flags.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
-    const result = await q.buildIndexManifests({ since, until, log }, signer);
+    const result = await q.buildIndexManifests({ since, until, log });
     await write(`${JSON.stringify(result)}\n`);
     return 0;
   } finally {

@@ -53,7 +53,7 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
         since,
         until,
         concurrency,
-        ...(policy.mode === 'pinned' ? { trusted: policy.keys } : {}),
+        policy,
         ...(kafka ?? {}),
         onProgress: err.isTTY
           ? (what, done, total) => {
