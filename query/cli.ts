@@ -11,6 +11,7 @@ import { createProgress, type Progress } from './progress';
 import { AuditQuery, SqlError } from './query';
 import { diffVersions, stateAsOf } from './state';
 import { runVerify, type VerifyFlags } from './verify-command';
+import { storageMessage } from './storage-message';
 
 interface HistoryFlags {
   object?: string;
@@ -50,12 +51,6 @@ let progress: Progress | undefined;
 function progressReporter(): ((done: number, total: number) => void) | undefined {
   progress = createProgress(process.stderr);
   return progress ? (done, total) => progress?.update(done, total) : undefined;
-}
-
-function storageMessage(err: StorageError): string {
-  const endpoint = process.env.AUDIT_S3_ENDPOINT;
-  const where = endpoint && err.location.startsWith('s3://') ? ` (endpoint ${endpoint})` : '';
-  return `storage unavailable: ${oneLine(err.message)}${where}`;
 }
 
 function rangeOf(flags: HistoryFlags) {

@@ -152,7 +152,8 @@ export class AuditQuery {
     const t0 = Date.now();
     // The bucket check runs beside the listing (one round trip less); its error,
     // the clearest one, wins when both fail.
-    const checked = this.store.check().then(
+    // A reader creates nothing: a store that is not there is an error, not an empty answer.
+    const checked = this.store.check('existing').then(
       () => null,
       (err: unknown) => err,
     );

@@ -190,6 +190,12 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     policy = { mode: 'store-keys', keys: fromStore, notice: null };
   }
   const keys = policy.keys;
+  // A store written without a key has no digest at all: with keys to check against (--trust),
+  // every data file would be "added by something other than the pipeline", one finding each,
+  // where the one thing to say is that nothing was signed.
+  if (published.size === 0 && keys.size > 0 && !(await hasAny(o.store, DIGEST_ROOT))) {
+    throw new VerifyError(`the store has no digests (nothing under ${DIGEST_ROOT}): it was written without a signing key, so there is nothing to verify (set AUDIT_SIGNING_KEY_FILE for the consumer and maintainer; trust/README.md)`);
+  }
   if (published.size === 0 && keys.size === 0) {
     throw new VerifyError('the store has no published digest keys (_digests/keys/): digests were never written (set AUDIT_SIGNING_KEY_FILE for the consumer and maintainer)');
   }
@@ -481,4 +487,9 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
   stats.seconds = (Date.now() - started) / 1000;
   findings.sort((a, b) => a.key.localeCompare(b.key) || a.code.localeCompare(b.code));
   return { intact: findings.length === 0, findings, stats };
+}
+
+async function hasAny(store: Pick<ObjectStore, 'list'>, prefix: string): Promise<boolean> {
+  for await (const _ of store.list(prefix)) return true;
+  return false;
 }

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import type { CommittedOffsets } from '../../consumer/kafka/committed-offsets';
+import type { CommittedOffsets } from '../../kafka/committed-offsets';
 import type { CutClaim } from '../../consumer/cut-claims';
 import { UntrustedClaimError, scanClaims } from '../../maintenance/claims';
 import type { Compactor } from '../../maintenance/compactor';
