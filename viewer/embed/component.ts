@@ -54,10 +54,7 @@ export const COMPONENT_SOURCE = String.raw`(() => {
     return node;
   }
   // Right-to-left values (Hebrew, Arabic) stay isolated from the text around them.
-  const isolated = (part, text) => {
-    const node = el('bdi', part, text);
-    return node;
-  };
+  const isolated = (part, text) => el('bdi', part, text);
 
   class AuditHistory extends HTMLElement {
     static get observedAttributes() {
@@ -67,6 +64,7 @@ export const COMPONENT_SOURCE = String.raw`(() => {
     #seq = 0;
     constructor() {
       super();
+      // Open: the app's tests and tools can read what is shown; nothing secret lives there.
       this.#root = this.attachShadow({ mode: 'open' });
       try {
         const sheet = new CSSStyleSheet();
