@@ -76,7 +76,8 @@ export class PrivateServices {
   /** Lays out a private infra home (links to the installed binaries, empty data) on fresh ports. Starts nothing. */
   static async create(label: string, opts: { kafkaHeap?: string; registryStorage?: 'mem' | 'kafkasql' } = {}): Promise<PrivateServices> {
     const root = projectRoot();
-    const shared = join(root, '.infra');
+    // Where infra/ installed the binaries: AUDIT_INFRA_HOME when a CI cache or several clones share one.
+    const shared = process.env.AUDIT_INFRA_HOME || join(root, '.infra');
     const home = await mkdtemp(join(tmpdir(), `audit-private-${label}-`));
     // PostgreSQL runs as its own user (infra/services/postgres.sh) and must reach its data dir in here.
     await chmod(home, 0o755);
