@@ -37,6 +37,6 @@ if [[ $# -gt 0 ]]; then
   node test/summary.js .test-results.json || status=1
   exit "$status"
 fi
-npx jest --maxWorkers="${AUDIT_TEST_WORKERS:-3}" --json --outputFile=.test-results.json || status=$?
+npx jest --maxWorkers="${AUDIT_TEST_WORKERS:-4}" --json --outputFile=.test-results.json || status=$?
 node test/summary.js .test-results.json || status=1
 exit "$status"
