@@ -391,7 +391,8 @@ export class AuditQuery {
     const manifests = await buildDayManifests(this.store, opts, { policy, signer, writer: 'audit-query index build' });
     const { instance, conn } = await openDuckDb();
     try {
-      const objectShards = await buildObjectShards(this.store, conn, opts, { policy, signer, writer: 'audit-query index build' });
+      // Counted in the result only: stderr keeps its one line per manifest written.
+      const objectShards = await buildObjectShards(this.store, conn, { since: opts.since, until: opts.until }, { policy, signer, writer: 'audit-query index build' });
       return { ...manifests, objectShards };
     } finally {
       conn.closeSync();
