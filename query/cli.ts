@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './compile-cache';
 import { Command, CommanderError, Option } from 'commander';
 import { oneLine, runBin, sayError } from '../config/bin';
 import { ConfigError, type Env, readEnv } from '../config/env';
@@ -10,9 +11,8 @@ import { isoMicros, type HistoryEvent } from './history';
 import { createProgress, type Progress } from './progress';
 import { AuditQuery, SqlError } from './query';
 import { diffVersions, stateAsOf } from './state';
-import { runVerify, type VerifyFlags } from './verify-command';
+import type { VerifyFlags } from './verify-command';
 import { storageMessage } from './storage-message';
-import { runSearchCommand } from './search-command';
 
 interface HistoryFlags {
   object?: string;
@@ -66,6 +66,8 @@ function rangeOf(flags: HistoryFlags) {
 
 async function runHistory(flags: HistoryFlags): Promise<number> {
   if (!flags.object && (flags.actor !== undefined || flags.tenant !== undefined || flags.action !== undefined)) {
+    // Loaded only for a search, like verify: the --object path keeps its start-up light.
+    const { runSearchCommand } = await import('./search-command');
     return runSearchCommand(flags, { write, tableRow, reportRejected: (r) => reportRejected({ rejected: () => r }) });
   }
   if (!flags.object) throw new UsageError('--object TYPE:ID is required (or --actor, --tenant or --action for activity across objects, or the sql command)');
@@ -206,7 +208,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--kafka', "also check the chains reach the consumer group's committed offsets (AUDIT_KAFKA_BROKERS, AUDIT_CONSUMER_GROUP)")
     .action((flags: VerifyFlags) => {
       const root = program.opts<HistoryFlags>();
-      result = runVerify({ ...definedOnly({ since: root.since, until: root.until, format: root.format }), ...definedOnly(flags) }, write);
+      // Loaded only for verify: it brings the Kafka client, the logger and the Iceberg reader, which a lookup never needs.
+      result = import('./verify-command').then(({ runVerify }) => runVerify({ ...definedOnly({ since: root.since, until: root.until, format: root.format }), ...definedOnly(flags) }, write));
     });
   program
     .command('index')
