@@ -24,6 +24,9 @@ AUDIT_TEST_PYTHON="$(bash infra/pytools.sh)"
 export AUDIT_TEST_PYTHON
 # Spark + Iceberg jars for the Iceberg table test (infra/spark.sh; ~10 s the first time, then cached).
 bash infra/install.sh spark >/dev/null
+# Chromium for the viewer's browser tests (infra/chromium.sh: Debian's package; instant once installed).
+AUDIT_TEST_CHROMIUM="${AUDIT_TEST_CHROMIUM:-$(bash infra/chromium.sh install)}"
+export AUDIT_TEST_CHROMIUM
 npm run --silent typecheck
 npm run --silent build
 
