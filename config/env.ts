@@ -159,6 +159,8 @@ export const envSchema = z.object({
   /** How often Kafka deliveries are checked and the slot position confirmed. */
   AUDIT_CDC_ACK_INTERVAL_MS: intVar(200, 10),
   AUDIT_CACHE_DIR: z.string().optional(),
+  /** Key that signs audit-query's search cursors (>= 32 characters); unset = a random key kept in the cache dir (cursor.key). */
+  AUDIT_QUERY_CURSOR_KEY: z.string().min(32, 'at least 32 characters').optional(),
 }).extend(registryEnvSchema.shape);
 
 export type Env = z.infer<typeof envSchema>;
