@@ -1,8 +1,12 @@
+import { UsageError } from '../query/args';
+import { decodeCursor } from '../query/cursor';
 import type { HistoryEvent } from '../query/history';
 import type { ObjectRef, TimeRange } from '../query/locate';
 import type { AuditQuery } from '../query/query';
-import { CursorCodec, queryFingerprint } from './cursor';
-import { type Scope, describeScope, inScope, scopedEvents } from './scope';
+import { MAX_LIMIT, type SearchContext, normalizeSearch, runSearch } from '../query/search';
+import { BadCursor, CursorCodec, queryFingerprint } from './cursor';
+import { BadRequest } from './params';
+import { type Scope, describeScope, scopeTenants, scopedEvents } from './scope';
 
 /**
  * What the viewer reads, always through a scope: every method returns only
@@ -36,6 +40,8 @@ export interface ViewerData {
   historyPage(p: HistoryParams, scope: Scope, cursor: string | null, limit: number): Promise<EventPage>;
   /** One page of events across objects by actor, tenant and/or action. */
   search(p: SearchParams, scope: Scope, cursor: string | null, limit: number): Promise<EventPage>;
+  /** Every event of a search (pages read one after another), up to `max`. */
+  searchAll(p: SearchParams, scope: Scope, max: number): Promise<HistoryEvent[]>;
   /** The events of one request, looked for within a day either side of `aroundUs`. */
   request(requestId: string, aroundUs: number, scope: Scope): Promise<HistoryEvent[]>;
 }
@@ -50,14 +56,16 @@ function page(events: readonly HistoryEvent[], codec: CursorCodec, fingerprint: 
 }
 
 /**
- * The data over one AuditQuery: object lookups through its indexes, searches
- * as a scan of the time range (filtered here).
+ * The data through query/: object lookups by AuditQuery (through the indexes),
+ * searches by query/search.ts (scope applied inside the query, cursors bound to
+ * query and scope), a request's events as a scan of the days around it.
  */
 export class QueryData implements ViewerData {
   private readonly codec: CursorCodec;
 
   constructor(
     private readonly query: AuditQuery,
+    private readonly searchContext: SearchContext,
     cursorKey: Buffer,
   ) {
     this.codec = new CursorCodec(cursorKey);
@@ -76,13 +84,43 @@ export class QueryData implements ViewerData {
   }
 
   async search(p: SearchParams, scope: Scope, cursor: string | null, limit: number): Promise<EventPage> {
-    const fingerprint = queryFingerprint(['search', p.actor, p.tenant, p.action, p.range.since, p.range.until, describeScope(scope)]);
-    if (cursor !== null) this.codec.decode(fingerprint, cursor);
-    // A tenant outside the scope has, for this viewer, no events: answered without reading.
-    if (p.tenant !== null && !inScope(scope, p.tenant)) return { events: [], next: null };
-    const events = await this.query.history({ object: null, range: p.range, actor: p.actor, action: p.action });
-    const matching = scopedEvents(scope, events).filter((e) => p.tenant === null || e.tenant_id === p.tenant);
-    return page(matching, this.codec, fingerprint, cursor, limit);
+    let n;
+    try {
+      n = normalizeSearch({
+        ...(p.actor !== null ? { actor: p.actor } : {}),
+        ...(p.tenant !== null ? { tenant: p.tenant } : {}),
+        ...(p.action !== null ? { action: p.action } : {}),
+        sinceUs: p.range.since,
+        untilUs: p.range.until,
+        limit: Math.min(limit, MAX_LIMIT),
+        scope: scopeTenants(scope) ?? '*',
+      });
+    } catch (err) {
+      if (err instanceof UsageError) throw new BadRequest(err.message.replace(/--/g, ''));
+      throw err;
+    }
+    if (cursor !== null) {
+      // One answer for every cursor not made for this query and scope, whatever the reason.
+      try {
+        decodeCursor(this.searchContext.cursorKey, n.hash, cursor);
+      } catch (err) {
+        if (err instanceof UsageError) throw new BadCursor();
+        throw err;
+      }
+    }
+    const { page: result } = await runSearch(this.searchContext, n, cursor);
+    return { events: result.events, next: result.next };
+  }
+
+  async searchAll(p: SearchParams, scope: Scope, max: number): Promise<HistoryEvent[]> {
+    const out: HistoryEvent[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: EventPage = await this.search(p, scope, cursor, Math.min(MAX_LIMIT, max - out.length));
+      out.push(...page.events);
+      cursor = page.next;
+    } while (cursor !== null && out.length < max);
+    return out;
   }
 
   async request(requestId: string, aroundUs: number, scope: Scope): Promise<HistoryEvent[]> {

@@ -5,6 +5,7 @@ import { ConfigError, readEnv } from '../config/env';
 import { createLogger } from '../config/logger';
 import { AuditClient } from '../producer/client';
 import { AuditQuery } from '../query/query';
+import { openSearchContext } from '../query/search';
 import { readViewerConfig } from './config';
 import type { ViewerContext } from './context';
 import { QueryData } from './data';
@@ -50,7 +51,8 @@ export async function serve(opts: ServeOptions, plugins: readonly ViewerPlugin[]
   const query = new AuditQuery(env, undefined, { warn: (line) => log.warn({}, line) });
   const recorder = new ProducerReadRecorder(client);
   const cursorKey = createHmac('sha256', config.cookieSecret).update('audit-viewer-cursor-key').digest();
-  const ctx: ViewerContext = { config, data: new QueryData(query, cursorKey), recorder };
+  const search = await openSearchContext(env, { cursorKey });
+  const ctx: ViewerContext = { config, data: new QueryData(query, search, cursorKey), recorder };
   const app = await buildViewerApp(ctx, log, plugins);
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => (stopped = resolve));
@@ -60,6 +62,7 @@ export async function serve(opts: ServeOptions, plugins: readonly ViewerPlugin[]
       await recorder.close();
     } finally {
       query.close();
+      search.close();
       stopped();
     }
   });
@@ -68,6 +71,7 @@ export async function serve(opts: ServeOptions, plugins: readonly ViewerPlugin[]
   } catch (err) {
     await recorder.close();
     query.close();
+    search.close();
     throw err;
   }
   const address = app.server.address();
