@@ -449,6 +449,56 @@ describe('audit-query serve: API, scope and security on MinIO', () => {
     });
   });
 
+  describe('single sign-on through a trusted reverse proxy', () => {
+    const proxyVars = (addresses: string) => ({
+      ...vars,
+      AUDIT_VIEWER_PROXY_HEADER: 'X-Auth-User',
+      AUDIT_VIEWER_PROXY_ADDRESSES: addresses,
+      AUDIT_VIEWER_PROXY_TENANTS: JSON.stringify({ 'ann@acme.example': ['acme'], 'root@corp.example': '*' }),
+    });
+    const ask = async (base: string, path: string, user: string | null) => {
+      const res = await fetch(`${base}${path}`, { headers: user === null ? {} : { 'x-auth-user': user }, redirect: 'manual' });
+      return { status: res.status, body: await res.text() };
+    };
+
+    it('takes the identity from the header of a configured proxy address, scoped by its mapping; unmapped identities get 401', async () => {
+      // No tokens at all: the proxy header alone is a configuration that starts.
+      const sso = await startViewer(proxyVars('127.0.0.1, ::1'));
+      try {
+        const ann = await ask(sso.url, '/api/history?object=invoice:SHARED', 'ann@acme.example');
+        expect(ann.status).toBe(200);
+        expect((JSON.parse(ann.body) as { events: { event_id: string }[] }).events.map((e) => e.event_id)).toEqual([id('a0000000', 1), id('a0000000', 4)]);
+        const root = await ask(sso.url, '/api/history?object=invoice:SHARED', 'root@corp.example');
+        expect((JSON.parse(root.body) as { events: unknown[] }).events).toHaveLength(3);
+        const page = await ask(sso.url, '/actor?actor=alice', 'ann@acme.example');
+        expect(page.status).toBe(200);
+        expect(page.body).toContain('proxy:ann@acme.example');
+        for (const user of ['mallory@evil.example', '', 'ANN@acme.example']) {
+          expect((await ask(sso.url, '/api/history?object=invoice:SHARED', user)).status).toBe(401);
+        }
+        expect((await ask(sso.url, '/api/history?object=invoice:SHARED', null)).status).toBe(401);
+        // The read is recorded under the proxy identity.
+        const read = await reader.waitFor((r) => r.action === 'read' && r.actor_id === 'proxy:ann@acme.example');
+        expect(read[0]!.metadata.viewer_auth).toBe('proxy');
+      } finally {
+        const exit = await sso.stop();
+        expect(exit.code).toBe(0);
+      }
+    });
+
+    it('ignores the header from any other address (a client cannot sign itself in by sending it)', async () => {
+      const sso = await startViewer(proxyVars('192.0.2.10, 2001:db8::/32'));
+      try {
+        for (const path of ['/api/history?object=invoice:SHARED', '/api/events?actor=alice']) {
+          const r = await ask(sso.url, path, 'root@corp.example');
+          expect({ path, status: r.status, body: r.body }).toEqual({ path, status: 401, body: '{"error":"unauthorized"}' });
+        }
+      } finally {
+        await sso.stop();
+      }
+    });
+  });
+
   describe('the audit trail', () => {
     it("records the viewer's own reads through the producer: action read, the object or search, the viewer's identity", async () => {
       await get('/api/history?object=invoice:G-1', TOKENS.acme);
