@@ -21,6 +21,19 @@ const durationVar = () =>
   });
 
 /**
+ * `https://app.example.com` or `http://127.0.0.1:8080`, exactly as a browser writes it in an
+ * Origin header: anything else could never match one, and would go unquoted into a CSP header.
+ */
+export function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === text;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The schema registry settings, shared by the consumer and the producer (which
  * reads only these, so an app need not set the consumer's variables).
  */
@@ -125,6 +138,22 @@ export const envSchema = z.object({
    * key only, a reader the keys published in the store (with a warning).
    */
   AUDIT_TRUSTED_KEYS_FILE: z.string().min(1).optional(),
+  // ---- the viewer's embeddable history (viewer/embed/README.md) ----
+  /** The key (a file of 32 or more random bytes) embed tokens are minted and checked with; unset = no embed routes. */
+  AUDIT_EMBED_KEY_FILE: z.string().min(1).optional(),
+  /** Origins allowed to embed the history (CORS for the component, frame-ancestors for the iframe), comma-separated `https://app.example.com`; unset = none. */
+  AUDIT_EMBED_ORIGINS: z
+    .string()
+    .transform((text, ctx) => {
+      const origins = text.split(',').map((o) => o.trim()).filter(Boolean);
+      const bad = origins.filter((o) => !isOrigin(o));
+      if (bad.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `not an origin (scheme://host[:port], nothing after): ${bad.map((b) => JSON.stringify(b)).join(', ')}` });
+        return z.NEVER;
+      }
+      return origins;
+    })
+    .optional(),
   // ---- audit-admin maintain (maintenance/README.md) ----
   /** Data files younger than this are left for a later pass (a day still being written is not rewritten every pass); `0s` = everything now. */
   AUDIT_COMPACT_MIN_AGE: durationVar().prefault('1h'),

@@ -22,8 +22,19 @@ export function chromiumPath(): string {
   return resolved;
 }
 
+export interface LaunchOptions {
+  /**
+   * Host names resolved to 127.0.0.1 (`--host-resolver-rules`), so one machine serves
+   * several origins (`http://app.test:PORT`, `http://viewer.test:PORT`) without /etc/hosts.
+   */
+  loopbackHosts?: readonly string[];
+}
+
 /** A headless Chromium; close it with closeBrowser (also after a failed test, from afterAll). */
-export async function launchBrowser(): Promise<Browser> {
+export async function launchBrowser(options: LaunchOptions = {}): Promise<Browser> {
+  const hosts = options.loopbackHosts ?? [];
+  for (const h of hosts) if (!/^[a-z0-9.-]+$/.test(h)) throw new Error(`launchBrowser: not a host name: ${h}`);
+  const resolver = hosts.length > 0 ? [`--host-resolver-rules=${hosts.map((h) => `MAP ${h} 127.0.0.1`).join(', ')}`] : [];
   return chromium.launch({
     executablePath: chromiumPath(),
     headless: true,
@@ -33,7 +44,7 @@ export async function launchBrowser(): Promise<Browser> {
     handleSIGHUP: true,
     timeout: 60_000,
     // Root in a container has no user namespace for the sandbox, and /dev/shm is often 64 MB.
-    args: ['--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check'],
+    args: ['--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check', ...resolver],
   });
 }
 
