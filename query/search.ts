@@ -73,6 +73,8 @@ export interface SearchStats {
 }
 
 export const DEFAULT_LIMIT = 100;
+/** Days located beyond the window being read. */
+const LOCATE_AHEAD = 8;
 export const MAX_LIMIT = 1000;
 
 /** What a search needs: the store, the local cache, the trust policy, DuckDB and the cursor key. */
@@ -250,28 +252,36 @@ export async function runSearch(ctx: SearchContext, n: NormalizedSearch, cursorT
     sinceUs: n.sinceUs,
     untilUs: n.untilUs,
   };
-  const locate = (dts: string[]) => mapLimit(dts, 8, (dt) => locateSubjectDay(ctx.store, ctx.cache, policy, dt, want));
+  // Days are located (listings, manifest, indexes: metadata only) a few windows
+  // ahead of the one being read, on a shared limit, so the reads never wait for them.
+  const limiter = new Limiter(8);
+  const located = new Map<number, Promise<DayCandidates>>();
+  const locateDay = (k: number) => {
+    let p = located.get(k);
+    if (!p) {
+      p = limiter.run(() => locateSubjectDay(ctx.store, ctx.cache, policy, days[k]!, want));
+      // Awaited in order below; one located ahead and never needed must not go unhandled.
+      p.catch(() => undefined);
+      located.set(k, p);
+    }
+    return p;
+  };
 
   const conn = await (ctx as Context).connect();
   try {
     const rows: Row[] = [];
     // Windows of days, growing (1, 2, 4, 8): a first page of a busy tenant reads one
-    // day; a sparse actor's month few round trips. The next window is located while
-    // the current one is read.
+    // day; a sparse actor's month in few DuckDB scans.
     let i = 0;
     let width = 1;
-    const nextWindow = () => {
-      const dts = days.slice(i, i + width);
+    while (i < days.length && rows.length <= n.limit) {
+      const window = days.slice(i, i + width).map((_, j) => i + j);
+      for (let k = i; k < Math.min(days.length, i + width + LOCATE_AHEAD); k++) void locateDay(k);
       i += width;
       width = Math.min(width * 2, 8);
-      return dts.length > 0 ? timed(stats, 'msLocate', () => locate(dts)) : null;
-    };
-    let pending = nextWindow();
-    while (pending && rows.length <= n.limit) {
-      const located = await pending;
-      pending = nextWindow();
-      const candidates = located.flatMap((d) => d.candidates);
-      account(ctx as Context, stats, located);
+      const dayResults = await timed(stats, 'msLocate', () => Promise.all(window.map(locateDay)));
+      const candidates = dayResults.flatMap((d) => d.candidates);
+      account(ctx as Context, stats, dayResults);
       if (candidates.length === 0) continue;
       const paths = await timed(stats, 'msFetch', () =>
         mapLimit(candidates, 16, async (c) => {
@@ -284,8 +294,6 @@ export async function runSearch(ctx: SearchContext, n: NormalizedSearch, cursorT
       stats.bytesRead += candidates.reduce((s, c) => s + c.size, 0);
       rows.push(...(await timed(stats, 'msRead', () => readPage(conn, paths, n, cursor, n.limit + 1 - rows.length))));
     }
-    // A window located ahead and not needed: let it finish quietly (its errors do not matter now).
-    pending?.catch(() => undefined);
     return done(rows);
   } finally {
     conn.closeSync();
