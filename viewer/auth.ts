@@ -8,7 +8,8 @@ import type { Scope } from './scope';
 export interface Viewer {
   identity: string;
   scope: Scope;
-  via: 'token' | 'session' | 'proxy';
+  /** `embed`: an embed token's one tenant and object (viewer/embed/), never a signed-in person. */
+  via: 'token' | 'session' | 'proxy' | 'embed';
 }
 
 export const SESSION_COOKIE = 'audit_viewer_session';

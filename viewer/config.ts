@@ -39,8 +39,6 @@ export interface ViewerConfig {
   sessionSeconds: number;
   /** Send cookies with `Secure` (behind TLS). */
   secureCookies: boolean;
-  /** Origins allowed to frame the embed routes (used by viewer/embed). */
-  embedOrigins: readonly string[];
   /** Events per page in the API and the pages. */
   pageSize: number;
 }
@@ -165,18 +163,6 @@ export function readViewerConfig(env: NodeJS.ProcessEnv = process.env): ViewerCo
   const cookieSecret = generated ? randomBytes(32) : Buffer.from(secretText, 'utf8');
   const secure = env.AUDIT_VIEWER_SECURE_COOKIES ?? 'false';
   if (secure !== 'true' && secure !== 'false') throw new ConfigError('invalid configuration: AUDIT_VIEWER_SECURE_COOKIES: true or false');
-  const embedOrigins = (env.AUDIT_VIEWER_EMBED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  for (const o of embedOrigins) {
-    let url: URL | null = null;
-    try {
-      url = new URL(o);
-    } catch {
-      url = null;
-    }
-    if (url === null || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.origin !== o) {
-      throw new ConfigError(`invalid configuration: AUDIT_VIEWER_EMBED_ORIGINS: ${JSON.stringify(o)} is not an origin such as https://app.example.com`);
-    }
-  }
   return {
     tokens,
     proxy,
@@ -184,7 +170,6 @@ export function readViewerConfig(env: NodeJS.ProcessEnv = process.env): ViewerCo
     cookieSecretGenerated: generated,
     sessionSeconds: intVar('AUDIT_VIEWER_SESSION_SECONDS', env.AUDIT_VIEWER_SESSION_SECONDS, 8 * 3600, 60, 30 * 86_400),
     secureCookies: secure === 'true',
-    embedOrigins,
     pageSize: intVar('AUDIT_VIEWER_PAGE_SIZE', env.AUDIT_VIEWER_PAGE_SIZE, 100, 1, 1000),
   };
 }

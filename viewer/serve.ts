@@ -7,6 +7,8 @@ import { AuditClient } from '../producer/client';
 import { AuditQuery } from '../query/query';
 import { openSearchContext } from '../query/search';
 import { readViewerConfig } from './config';
+import { embedConfig } from './embed/config';
+import { embedPlugin } from './routes/embed';
 import type { ViewerContext } from './context';
 import { QueryData } from './data';
 import { ProducerReadRecorder } from './recorder';
@@ -37,6 +39,7 @@ export function parseServeOptions(flags: { port?: string; host?: string }): Serv
 export async function serve(opts: ServeOptions, plugins: readonly ViewerPlugin[] = []): Promise<number> {
   const env = readEnv();
   const config = readViewerConfig(process.env);
+  const embed = embedConfig(env);
   const log = createLogger('audit-query-serve', env.AUDIT_LOG_LEVEL);
   if (config.cookieSecretGenerated) log.warn({}, 'AUDIT_VIEWER_COOKIE_SECRET is unset: sessions end when this process stops');
   const client = new AuditClient({
@@ -53,7 +56,7 @@ export async function serve(opts: ServeOptions, plugins: readonly ViewerPlugin[]
   const cursorKey = createHmac('sha256', config.cookieSecret).update('audit-viewer-cursor-key').digest();
   const search = await openSearchContext(env, { cursorKey });
   const ctx: ViewerContext = { config, data: new QueryData(query, search, cursorKey), recorder };
-  const app = await buildViewerApp(ctx, log, plugins);
+  const app = await buildViewerApp(ctx, log, embed ? [embedPlugin(embed), ...plugins] : plugins);
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => (stopped = resolve));
   stopOnSignals(log, 'finishing requests in flight and delivering their read events', async () => {

@@ -29,6 +29,10 @@ export interface ViewerLogger {
 /** Extra routes mounted by other viewer modules (the embed routes): called once the auth hook is in place. */
 export type ViewerPlugin = (app: FastifyInstance, ctx: ViewerContext) => void | Promise<void>;
 
+function isEmbed(req: FastifyRequest): boolean {
+  return req.url.startsWith('/embed/');
+}
+
 function wantsJson(req: FastifyRequest): boolean {
   return req.url.startsWith('/api/');
 }
@@ -55,7 +59,9 @@ export async function buildViewerApp(ctx: ViewerContext, log: ViewerLogger, plug
     },
   });
 
-  app.addHook('onSend', async (_req, reply, payload) => {
+  app.addHook('onSend', async (req, reply, payload) => {
+    // The embed routes are made to be framed and fetched from allowed origins: they set their own policy.
+    if (isEmbed(req)) return payload;
     reply.header('Content-Security-Policy', CSP);
     reply.header('X-Content-Type-Options', 'nosniff');
     reply.header('Referrer-Policy', 'no-referrer');
@@ -67,7 +73,8 @@ export async function buildViewerApp(ctx: ViewerContext, log: ViewerLogger, plug
 
   app.addHook('onRequest', async (req, reply) => {
     const route = `${req.method} ${req.url.split('?')[0]}`;
-    if (PUBLIC.has(route)) return;
+    // Embed routes take their own short-lived token (viewer/embed/token.ts) and no session.
+    if (PUBLIC.has(route) || isEmbed(req)) return;
     try {
       req.viewer = authenticate(ctx.config, req);
     } catch (err) {

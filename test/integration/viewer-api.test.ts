@@ -8,7 +8,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { AuditEventInput } from '../../producer';
+import { mintEmbedToken } from '../../viewer/embed/token';
 import { isolatedEnv, runCli } from '../helpers/infra';
 import { TopicReader } from '../helpers/topic-reader';
 import { type RunningViewer, startViewer, storeEvents } from '../helpers/viewer';
@@ -495,6 +497,34 @@ describe('audit-query serve: API, scope and security on MinIO', () => {
         }
       } finally {
         await sso.stop();
+      }
+    });
+  });
+
+  describe('the embed routes, mounted', () => {
+    it("serve an embed token's object in its tenant only, without a session, and record the read", async () => {
+      const key = randomBytes(32);
+      await writeFile(join(dir, 'embed.key'), key);
+      const embedded = await startViewer({ ...vars, AUDIT_VIEWER_TOKENS_FILE: join(dir, 'tokens.json'), AUDIT_EMBED_KEY_FILE: join(dir, 'embed.key'), AUDIT_EMBED_ORIGINS: 'https://app.example.com' });
+      try {
+        const history = async (object: string) => {
+          const res = await fetch(`${embedded.url}/embed/history?token=${encodeURIComponent(mintEmbedToken({ tenant: 'acme', object }, key))}`);
+          expect(res.status).toBe(200);
+          return (await res.json()) as { events: { event_id: string }[] };
+        };
+        expect((await history('invoice:SHARED')).events.map((e) => e.event_id)).toEqual([id('a0000000', 1), id('a0000000', 4)]);
+        expect((await history('invoice:G-1')).events).toEqual([]);
+        const frame = await fetch(`${embedded.url}/embed/frame?token=${encodeURIComponent(mintEmbedToken({ tenant: 'acme', object: 'invoice:SHARED' }, key))}`);
+        expect(frame.status).toBe(200);
+        expect(frame.headers.get('content-security-policy')).toContain('frame-ancestors https://app.example.com');
+        expect(frame.headers.get('x-frame-options')).toBeNull();
+        expect((await fetch(`${embedded.url}/embed/history?token=forged`)).status).toBe(401);
+        const read = await reader.waitFor((r) => r.action === 'read' && r.actor_id === 'embed:acme' && r.object_id === 'G-1');
+        expect(read[0]).toMatchObject({ object_type: 'invoice', tenant_id: 'acme' });
+        // The rest of the viewer still needs a sign-in.
+        expect((await fetch(`${embedded.url}/api/history?object=invoice:SHARED`)).status).toBe(401);
+      } finally {
+        expect((await embedded.stop()).code).toBe(0);
       }
     });
   });
