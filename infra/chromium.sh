@@ -40,7 +40,7 @@ chromium_install() {
   fi
   exec 8>&-
   chromium_works || die "chromium: installed, but \"$CHROMIUM_BIN --version\" fails (see $LOG_DIR/chromium-install.log)"
-  log "chromium: installed ($("$CHROMIUM_BIN" --version)) in $(elapsed_since "$started")"
+  log "chromium: installed ($("$CHROMIUM_BIN" --version 2>/dev/null)) in $(elapsed_since "$started")"
 }
 
 case "${1:-}" in

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -8,7 +8,9 @@ import type { JsonEvent } from '../../viewer/export/event';
 import { embedConfig } from '../../viewer/embed/config';
 import { registerEmbedRoutes } from '../../viewer/embed/routes';
 import { EmbedTokenError, EmbedTokenRequestError, mintEmbedToken, verifyEmbedToken } from '../../viewer/embed/token';
-import { runCli } from '../helpers/infra';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ROOT, runCli } from '../helpers/infra';
 import { jsonEvent } from '../helpers/viewer-events';
 
 const KEY = randomBytes(32);
@@ -286,5 +288,17 @@ describe('audit-admin embed-token', () => {
       expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 2, stdout: '' });
       expect(r.stderr).toMatch(message);
     }
+  });
+});
+
+describe('audit-pipeline/embed', () => {
+  it('is the token module alone: an app minting tokens loads nothing of the viewer', async () => {
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { default: string }> };
+    const entry = join(ROOT, pkg.exports['./embed']!.default);
+    const script = `const m = require(${JSON.stringify(entry)}); process.stdout.write(JSON.stringify({ names: Object.keys(m), loaded: Object.keys(require.cache) }))`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { cwd: ROOT });
+    const { names, loaded } = JSON.parse(stdout) as { names: string[]; loaded: string[] };
+    expect(names).toEqual(expect.arrayContaining(['mintEmbedToken', 'readEmbedKeyFile', 'EmbedTokenRequestError']));
+    expect(loaded.map((p) => p.slice(ROOT.length + 1)).sort()).toEqual(['dist/viewer/embed/entry.js', 'dist/viewer/embed/token.js']);
   });
 });

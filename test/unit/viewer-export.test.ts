@@ -75,7 +75,7 @@ describe('renderPdf', () => {
     jsonEvent({
       occurred_at: '2026-03-01T12:00:00.000000Z',
       actor_id: 'evil\u001b[2Jactor\u202Eabc',
-      changes: { label: { old: 'שלום', new: 'مرحبا' } },
+      changes: { label: { old: 'שלום עולם', new: 'مرحبا بالعالم' } },
     }),
   ];
 
@@ -106,18 +106,20 @@ describe('renderPdf', () => {
   });
 
   it('prints injection strings as literal text and strips control and bidi characters', async () => {
-    const { pages } = await renderPdf({ title: 'Activity of admin-1', events, generatedAt }).then(pdfText);
+    const { pages, drawn } = await renderPdf({ title: 'Activity of admin-1', events, generatedAt }).then(pdfText);
     const all = pages.join('\n');
     expect(all).toContain(`note: (none) → "${SCRIPT.replace(/"/g, '\\"')}"`);
     expect(all).toContain(`html: "plain" → "${IMG}"`);
     // ESC and the right-to-left override are gone; the visible text around them stays.
     expect(all).toContain('evil[2Jactorabc');
     expect(all).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u202a-\u202e]/);
-    // Hebrew and Arabic have glyphs (a font without them extracts nothing there), drawn right to
-    // left: the reader turns what is drawn back into the logical order, so a mirrored word would read backwards.
+    // Hebrew and Arabic have glyphs (a font without them extracts nothing there)...
     const label = all.split('\n').find((l) => l.includes('label'));
-    expect(label).toContain('"שלום"');
-    expect(label).toContain('"مرحبا"');
+    expect(label).toContain('"שלום עולם"');
+    expect(label).toContain('"مرحبا بالعالم"');
+    // ...drawn right to left, words and letters, inside a left-to-right line.
+    const mirrored = (s: string) => [...s].reverse().join('');
+    expect(drawn.join('')).toContain(`label: "${mirrored('שלום עולם')}" → "${mirrored('مرحبا بالعالم')}"`);
   });
 
   it('reports no events as such, and breaks long histories over numbered pages', async () => {

@@ -67,7 +67,9 @@ function line(doc: PDFKit.PDFDocument, s: string, opts: PDFKit.Mixins.TextOption
   let last = 0;
   for (const m of s.matchAll(RTL_RUN)) {
     if (m.index > last) pieces.push(s.slice(last, m.index));
-    pieces.push(m[0]);
+    // Words of the run in visual order (last first), each reversed by fontkit as it shapes
+    // it: a run of several words handed over whole comes out with its spaces moved to one end.
+    pieces.push(...m[0].split(/(\s+)/).filter((w) => w !== '').reverse());
     last = m.index + m[0].length;
   }
   if (last < s.length || pieces.length === 0) pieces.push(s.slice(last));
