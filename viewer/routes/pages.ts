@@ -29,11 +29,11 @@ ${field('until', 'Until', 'a date includes that day')}
 </form>`;
 }
 
-function exportLinks(params: Record<string, string>, pdf: boolean): Markup {
+function exportLinks(params: Record<string, string>): Markup {
   return html`<nav class="exports" aria-label="Exports">
 <a href="${href('/export/csv', params)}" download>Export CSV</a>
 <a href="${href('/export/json', params)}" download>Export JSON</a>
-${pdf ? html`<a href="${href('/export/pdf', params)}" download>PDF report</a>` : null}
+<a href="${href('/export/pdf', params)}" download>PDF report</a>
 </nav>`;
 }
 
@@ -70,7 +70,7 @@ export function registerPageRoutes(app: FastifyInstance, ctx: ViewerContext): vo
     await recordRead(ctx, req, { kind: 'search', view: 'page-search', params: given(q, [...SEARCH_FIELDS, 'cursor']) });
     const result = await ctx.data.search({ actor, tenant, action, range }, viewerOf(req).scope, cursor, ctx.config.pageSize);
     return send(req, reply, 'Search', html`${searchForm(q)}
-${exportLinks(params, false)}
+${exportLinks(params)}
 ${eventsTable(result.events, { caption: `${result.events.length} event(s)${result.next ? ' on this page' : ''}`, showObject: true })}
 ${pager('/', params, result.next)}`);
   });
@@ -101,7 +101,7 @@ ${pager('/', params, result.next)}`);
     return send(req, reply, `History of ${ref}`, html`${searchForm(q)}
 ${asOfForm}
 ${state}
-${exportLinks(params, true)}
+${exportLinks(params)}
 ${eventsTable(listed, { caption: `${listed.length} event(s), oldest first`, diffs: byEvent(diffVersions(all)), showObject: false })}`);
   });
 
@@ -120,7 +120,7 @@ ${eventsTable(listed, { caption: `${listed.length} event(s), oldest first`, diff
 <label for="f-until">Until<input id="f-until" name="until" value="${params.until ?? ''}"></label>
 <button type="submit">Show</button></form>`;
     return send(req, reply, `Activity of ${actor}`, html`${rangeForm}
-${exportLinks(params, true)}
+${exportLinks(params)}
 ${eventsTable(result.events, { caption: `${result.events.length} event(s)${result.next ? ' on this page' : ''}, oldest first`, showObject: true })}
 ${pager('/actor', params, result.next)}`);
   });
