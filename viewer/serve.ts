@@ -50,7 +50,12 @@ export async function serve(opts: ServeOptions, plugins: readonly ViewerPlugin[]
     onBufferFull: 'fail',
     logger: log,
   });
-  await client.start();
+  try {
+    await client.start();
+  } catch (err) {
+    await client.close(1_000);
+    throw new Error(`cannot record reads: Kafka (${env.AUDIT_KAFKA_BROKERS}, topic ${env.AUDIT_TOPIC}) refused or unreachable: ${(err as Error).message}`, { cause: err });
+  }
   const query = new AuditQuery(env, undefined, { warn: (line) => log.warn({}, line) });
   const recorder = new ProducerReadRecorder(client);
   const cursorKey = createHmac('sha256', config.cookieSecret).update('audit-viewer-cursor-key').digest();
