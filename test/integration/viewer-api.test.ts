@@ -68,6 +68,10 @@ const PAGED = 130;
 for (let i = 0; i < PAGED; i++) {
   EVENTS.push({ eventId: id('b0000000', i), objectType: 'order', objectId: `O-${i % 13}`, action: 'update', occurredAt: AT(5, 0, 0, i), actorId: 'pager', tenantId: 'acme', changes: { n: { old: i - 1, new: i } } });
 }
+const LEDGER = 55;
+for (let i = 0; i < LEDGER; i++) {
+  EVENTS.push({ eventId: id('c0000000', i), objectType: 'ledger', objectId: 'L-1', action: 'update', occurredAt: AT(6, 0, i), actorId: 'clerk', tenantId: 'acme', changes: { balance: { old: i, new: i + 1 } } });
+}
 const NOT_ACME = [id('a0000000', 3), id('a0000000', 5), id('a0000000', 6)];
 
 /** RFC 4180: quoted cells may hold commas, quotes (doubled) and newlines. */
@@ -219,6 +223,22 @@ describe('audit-query serve: API, scope and security on MinIO', () => {
       expect(globex.events.map((e) => e.event_id).sort()).toEqual([id('a0000000', 3), id('a0000000', 5)]);
       const creates = await events('/api/events?action=create&since=2026-03-02&until=2026-03-02', TOKENS.all);
       expect(creates.events.map((e) => e.event_id).sort()).toEqual([id('a0000000', 5), id('a0000000', 6)]);
+    });
+
+    it('/api/history pages a long history with a cursor bound to the object and scope', async () => {
+      const first = await events('/api/history?object=ledger:L-1', TOKENS.acme);
+      expect(first.events).toHaveLength(50);
+      expect(first.next).not.toBeNull();
+      const rest = await events(`/api/history?object=ledger:L-1&cursor=${encodeURIComponent(first.next!)}`, TOKENS.acme);
+      expect(rest.next).toBeNull();
+      expect([...first.events, ...rest.events].map((e) => e.event_id)).toEqual(Array.from({ length: LEDGER }, (_, i) => id('c0000000', i)));
+      for (const [path, token] of [
+        [`/api/history?object=ledger:L-1&cursor=${encodeURIComponent(first.next!)}`, TOKENS.all],
+        [`/api/history?object=ledger:L-2&cursor=${encodeURIComponent(first.next!)}`, TOKENS.acme],
+      ] as const) {
+        const r = await get(path, token);
+        expect({ status: r.status, body: r.body }).toEqual({ status: 400, body: '{"error":"cursor is not valid for this search"}' });
+      }
     });
 
     it('refuses a tampered cursor, a cursor of another search, and one made for another scope (400, same answer)', async () => {
