@@ -222,6 +222,15 @@ export async function main(argv: string[]): Promise<number> {
     .action((flags: { since?: string; until?: string; quiet?: boolean }) => {
       result = runIndexBuild(flags);
     });
+  program
+    .command('serve')
+    .description('the read-only web viewer and its API (viewer/README.md); tokens from AUDIT_VIEWER_TOKENS or AUDIT_VIEWER_TOKENS_FILE')
+    .option('--port <n>', 'port to listen on (default 8080; 0 = any free port)')
+    .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+    .action((flags: { port?: string; host?: string }) => {
+      // Loaded only here: the viewer and its web server are no part of any other command.
+      result = import('../viewer/serve').then((viewer) => viewer.serve(viewer.parseServeOptions(flags)));
+    });
   try {
     await program.parseAsync(argv);
     return await result;
