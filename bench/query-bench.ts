@@ -83,7 +83,7 @@ interface CliRun {
   stats: Record<string, number>;
 }
 
-const OUR_CLI = join(ROOT, 'dist', 'query', 'cli.js');
+const OUR_CLI = join(ROOT, 'dist', 'bin', 'audit-query.js');
 
 function runQuery(object: string, cacheDir: string, cli = OUR_CLI): Promise<CliRun> {
   const env = {
@@ -150,7 +150,7 @@ async function prepareManifests(store: S3ObjectStore): Promise<{ seconds: number
   const env = { ...process.env, AUDIT_STORE_URL: `s3://${cfg.bucket}/${prefix}`, AUDIT_S3_ENDPOINT: cfg.endpoint };
   const t0 = process.hrtime.bigint();
   const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'index', 'build', '--quiet'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'bin', 'audit-query.js'), 'index', 'build', '--quiet'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.on('error', reject);
@@ -191,7 +191,7 @@ async function ensureDataset(store: S3ObjectStore): Promise<DatasetSummary> {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(join(ROOT, 'dist', 'query', 'cli.js'))) throw new Error('run `npm run build` first (the benchmark times dist/query/cli.js)');
+  if (!existsSync(join(ROOT, 'dist', 'bin', 'audit-query.js'))) throw new Error('run `npm run build` first (the benchmark times dist/bin/audit-query.js)');
   const store = new S3ObjectStore({ bucket: cfg.bucket, prefix, region: 'us-east-1', endpoint: cfg.endpoint });
   const dataset = await ensureDataset(store);
   const manifestBuild = await prepareManifests(store);
@@ -204,7 +204,7 @@ async function main(): Promise<void> {
   const rng = new Prng(cfg.seed + 1);
   const picks = Array.from({ length: cfg.queries }, () => objects[rng.int(objects.length)]!).map((o) => `${o.type}:${o.id}`);
 
-  const baseline = await timeProcess(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), '--help']);
+  const baseline = await timeProcess(process.execPath, [join(ROOT, 'dist', 'bin', 'audit-query.js'), '--help']);
   log(`audit-query startup floor (--help): ${seconds(baseline.seconds)}`);
 
   const scratch = await mkdtemp(join(tmpdir(), 'query-bench-'));

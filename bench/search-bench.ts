@@ -62,7 +62,7 @@ const datasetKey = JSON.stringify([FILE_FORMAT, cfg.events, cfg.days, cfg.object
 const datasetId = createHash('sha256').update(datasetKey).digest('hex').slice(0, 10);
 const prefix = `bench/search/${datasetId}`;
 const MANIFEST = '_bench/manifest.json';
-const CLI = join(ROOT, 'dist', 'query', 'cli.js');
+const CLI = join(ROOT, 'dist', 'bin', 'audit-query.js');
 
 interface Run {
   seconds: number;
@@ -161,7 +161,7 @@ interface Question {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(CLI)) throw new Error('run `npm run build` first (the benchmark times dist/query/cli.js)');
+  if (!existsSync(CLI)) throw new Error('run `npm run build` first (the benchmark times dist/bin/audit-query.js)');
   const store = new S3ObjectStore({ bucket: cfg.bucket, prefix, region: 'us-east-1', endpoint: cfg.endpoint });
   const gen = new ClusteredEventGenerator({ ...cfg });
   const dataset = await ensureDataset(store, gen);

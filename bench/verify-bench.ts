@@ -90,7 +90,7 @@ async function verifyStore(): Promise<Record<string, number | string>> {
   }
   store.close();
   log('audit-query verify on it');
-  const r = await runCaptured(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'verify', '--format', 'json'], storeEnv(prefix));
+  const r = await runCaptured(process.execPath, [join(ROOT, 'dist', 'bin', 'audit-query.js'), 'verify', '--format', 'json'], storeEnv(prefix));
   if (r.code !== 0) throw new Error(`verify exited ${r.code}: ${r.stderr.slice(-2000)} ${r.stdout.slice(0, 2000)}`);
   const stats = (JSON.parse(r.stdout) as { stats: { filesChecked: number; bytesChecked: number; chainDigests: number; offsets: string } }).stats;
   return {

@@ -1,7 +1,6 @@
-#!/usr/bin/env node
 import './compile-cache';
 import { Command, CommanderError, Option } from 'commander';
-import { oneLine, runBin, sayError } from '../config/bin';
+import { oneLine, sayError } from '../config/bin';
 import { ConfigError, type Env, readEnv } from '../config/env';
 import { loadSigner } from '../trust/signing-setup';
 import { StorageError, StoreUrlError, dtOfMicros } from '../storage';
@@ -161,7 +160,16 @@ function formatOption(): Option {
   return new Option('--format <format>', 'table|json|ndjson|csv (default: table on a TTY, ndjson otherwise)');
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * A subcommand another folder adds to audit-query (the viewer's `serve`, in
+ * bin/audit-query.ts): the query engine is used by those folders and never
+ * imports them.
+ */
+export interface Subcommand {
+  register(program: Command, run: (result: Promise<number>) => void): void;
+}
+
+export async function main(argv: string[], subcommands: readonly Subcommand[] = []): Promise<number> {
   let result: Promise<number> = Promise.resolve(0);
   const program = new Command()
     .name('audit-query')
@@ -222,15 +230,9 @@ export async function main(argv: string[]): Promise<number> {
     .action((flags: { since?: string; until?: string; quiet?: boolean }) => {
       result = runIndexBuild(flags);
     });
-  program
-    .command('serve')
-    .description('the read-only web viewer and its API (viewer/README.md); tokens from AUDIT_VIEWER_TOKENS or AUDIT_VIEWER_TOKENS_FILE')
-    .option('--port <n>', 'port to listen on (default 8080; 0 = any free port)')
-    .option('--host <host>', 'address to listen on (default 127.0.0.1)')
-    .action((flags: { port?: string; host?: string }) => {
-      // Loaded only here: the viewer and its web server are no part of any other command.
-      result = import('../viewer/serve').then((viewer) => viewer.serve(viewer.parseServeOptions(flags)));
-    });
+  for (const sub of subcommands) sub.register(program, (run) => {
+    result = run;
+  });
   try {
     await program.parseAsync(argv);
     return await result;
@@ -255,4 +257,3 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) runBin('audit-query', main);

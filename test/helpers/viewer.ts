@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { AuditClient, type AuditEventInput } from '../../producer';
-import { ROOT, runCli, waitExit, type RunResult } from './infra';
+import { binPath, runCli, waitExit, type RunResult } from './infra';
 
 /** A running `audit-query serve` (the compiled CLI, as users start it). */
 export interface RunningViewer {
@@ -14,7 +14,7 @@ export interface RunningViewer {
 
 /** Starts `audit-query serve --port 0` and resolves once it printed the address it listens on. */
 export function startViewer(vars: Record<string, string>, args: string[] = []): Promise<RunningViewer> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'serve', '--port', '0', ...args], {
+  const child = spawn(process.execPath, [binPath('query'), 'serve', '--port', '0', ...args], {
     env: { ...process.env, ...vars },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -255,7 +255,7 @@ describe('the package as an app installs it (npm pack, ESM and CommonJS apps, re
     const files = listing.stdout.trim().split('\n').map((f) => f.replace(/^package\//, ''));
     const entry = (sub: string) => (sub === 'cdc' ? 'dist/cdc/index' : `dist/producer/entries/${sub}`);
     for (const sub of [...SUBPATHS, ...FRAMEWORK_SUBPATHS]) expect(files).toEqual(expect.arrayContaining([`${entry(sub)}.js`, `${entry(sub)}.d.ts`]));
-    expect(files).toEqual(expect.arrayContaining(['dist/consumer/cli.js', 'dist/query/cli.js', 'dist/maintenance/cli.js', 'schemas/avro/audit-event.v2.avsc', 'package.json', 'README.md']));
+    expect(files).toEqual(expect.arrayContaining(['dist/consumer/cli.js', 'dist/bin/audit-query.js', 'dist/maintenance/cli.js', 'schemas/avro/audit-event.v2.avsc', 'package.json', 'README.md']));
     expect(files.filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts'))).toEqual([]);
     expect(files.filter((f) => /^(test|bench|infra|dist\/bench|dist\/test|dist\/producer\/examples)\//.test(f) || f.endsWith('.map'))).toEqual([]);
     const manifest = JSON.parse(await readFile(join(esmDir, 'node_modules', 'audit-pipeline', 'package.json'), 'utf8')) as Record<string, unknown>;
