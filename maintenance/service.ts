@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, type Env } from '../config/env';
+import { ConfigError, type Env, startupFields } from '../config/env';
 import { startOpsServer } from '../ops/ops-server';
 import { type ObjectStore, checkCreateIfAbsent, openStore } from '../storage';
 import { type CommittedOffsets, kafkaCommittedOffsets } from '../kafka/committed-offsets';
@@ -48,6 +48,8 @@ export class MaintenanceService {
   /** The last pass's report (--once), or nothing once the service is stopped. */
   async run(): Promise<PassReport | null> {
     const { env, opts } = this;
+    // Before anything can fail: the store it maintains, and the group and Kafka whose committed offsets it reads.
+    opts.log.info({ ...startupFields(env, 'kafkajs'), dryRun: opts.dryRun, once: opts.once }, 'audit-admin maintain starting');
     await this.store.check();
     // A generation's commit is a create-if-absent PUT: on a store that does not enforce
     // it, two maintainers could both commit one (and a dry run must write nothing).

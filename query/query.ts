@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { type DuckDBConnection, type DuckDBInstance, type DuckDBResultReader, DuckDBTypeId } from '@duckdb/node-api';
 import type { Env } from '../config/env';
 import { ConfigError } from '../config/env';
 import { INDEX_PREFIX, openStore, type ObjectStore, PARQUET_COLUMNS } from '../storage';
@@ -16,6 +16,7 @@ import { readFooterLayouts } from './footer';
 import { type ShardBuildResult, buildObjectShards } from './object-shards-build';
 import { type HistoryEvent, type HistoryFilter, type ObjectRow, type ScanSource, finishHistory, openDuckDb, parquetSource, readHistory, readObjectRows } from './history';
 import { ResultCache, fileId } from './result-cache';
+import { ReplayFinder, type ViewFile } from './replays';
 import { SqlError, isRefusedByLockDown, lockDown, readOnlyStatement } from './sandbox';
 import { type Candidate, type ObjectRef, type RejectedIndex, locateFiles, type TimeRange } from './locate';
 import { rejectionWarning } from '../storage/live-set';
@@ -113,6 +114,7 @@ export class AuditQuery {
   private readonly wholeFiles: boolean;
   private readonly useResultCache: boolean;
   private readonly results: ResultCache;
+  private readonly replays: ReplayFinder;
   private readonly warn: (line: string) => void;
   private readonly warned = new Set<string>();
   private readonly signer: DigestSigner | null;
@@ -128,6 +130,7 @@ export class AuditQuery {
     this.wholeFiles = opts.wholeFiles ?? false;
     this.useResultCache = opts.resultCache ?? true;
     this.results = new ResultCache(this.cacheDir, this.store.description);
+    this.replays = new ReplayFinder(this.cacheDir, this.store.description);
     this.warn = opts.warn ?? ((line) => process.stderr.write(`audit-query: ${line}\n`));
     this.signer = opts.signer ?? null;
   }
@@ -355,9 +358,10 @@ export class AuditQuery {
     const candidates = await this.locate(null, range);
     const { instance, conn } = await openDuckDb();
     try {
-      const paths = (await this.fetch(candidates, null, instance)).map((p) => p.entry.path);
+      const prepared = await this.fetch(candidates, null, instance);
+      const paths = prepared.map((p) => p.entry.path);
       if (paths.length > 0) {
-        await conn.run(`CREATE VIEW audit AS SELECT * FROM ${parquetSource(paths)}`);
+        await createAuditView(conn, candidates.map((c, i) => ({ key: c.key, size: c.size, path: paths[i]! })), this.replays);
       } else {
         // An empty store still answers schema-correct queries (with no rows).
         await conn.run(`CREATE TABLE audit (${PARQUET_COLUMNS})`);
@@ -367,7 +371,7 @@ export class AuditQuery {
       const statement = await readOnlyStatement(conn, text);
       try {
         const reader = await statement.runAndReadAll();
-        return reader.getRowObjectsJson() as Record<string, unknown>[];
+        return withIntegerNumbers(reader);
       } catch (err) {
         const message = (err as Error).message;
         throw new SqlError(message, isRefusedByLockDown(message));
@@ -425,6 +429,57 @@ export class AuditQuery {
 }
 
 export { SqlError } from './sandbox';
+
+/**
+ * The `audit` view: every stored event once, as `--object` shows it (query/replays.ts says
+ * which copy wins and what finding the others costs). Without replays it is the plain view
+ * over the files; with some, their later copies are left out by file and row number, through
+ * an anti-join on that small set.
+ */
+export async function createAuditView(conn: DuckDBConnection, files: readonly ViewFile[], replays: ReplayFinder): Promise<void> {
+  const src = parquetSource(files.map((f) => f.path));
+  const later = await replays.laterCopies(conn, files);
+  if (later.length === 0) {
+    await conn.run(`CREATE VIEW audit AS SELECT * FROM ${src}`);
+    return;
+  }
+  // In the run's in-memory database, gone with it.
+  await conn.run('CREATE TABLE audit_later_copies__ (filename VARCHAR, file_row_number BIGINT)');
+  const appender = await conn.createAppender('audit_later_copies__');
+  try {
+    for (const c of later) {
+      appender.appendVarchar(c.path);
+      appender.appendBigInt(c.row);
+      appender.endRow();
+    }
+    appender.flushSync();
+  } finally {
+    appender.closeSync();
+  }
+  const positioned = src.replace(/\)$/, ', filename = true, file_row_number = true)');
+  await conn.run(`CREATE VIEW audit AS SELECT * EXCLUDE (filename, file_row_number) FROM ${positioned} ANTI JOIN audit_later_copies__ USING (filename, file_row_number)`);
+}
+
+const INTEGER_TYPES: ReadonlySet<DuckDBTypeId> = new Set([DuckDBTypeId.BIGINT, DuckDBTypeId.UBIGINT, DuckDBTypeId.HUGEINT, DuckDBTypeId.UHUGEINT]);
+
+/**
+ * The rows as JSON values, with 64- and 128-bit integers (every `count(*)`, `sum` of integers,
+ * `kafka_offset`) as numbers where they fit a double exactly: DuckDB's JSON conversion gives
+ * them as strings, so `count(*)` came out as "5". Larger values stay strings, exact.
+ */
+function withIntegerNumbers(reader: DuckDBResultReader): Record<string, unknown>[] {
+  const rows = reader.getRowObjectsJson() as Record<string, unknown>[];
+  const types = reader.columnTypes();
+  const integral = reader.columnNames().filter((_, i) => INTEGER_TYPES.has(types[i]!.typeId));
+  if (integral.length === 0) return rows;
+  for (const row of rows) {
+    for (const name of integral) {
+      const v = row[name];
+      if (typeof v === 'string' && Number.isSafeInteger(Number(v))) row[name] = Number(v);
+    }
+  }
+  return rows;
+}
 
 /** A few connections of one DuckDB instance, to run small queries side by side. */
 class ConnectionPool {
