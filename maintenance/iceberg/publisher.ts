@@ -205,7 +205,7 @@ export class IcebergPublisher {
     const expiredLists = m.snapshots.filter((s) => expired.has(s['snapshot-id'])).map((s) => s['manifest-list']);
     m = removeSnapshots(m, expired);
     const version = (table?.version ?? 0) + 1;
-    const next = nextVersion(m, table ? store.uri(table.key) : null, now);
+    const next = nextVersion(m, table ? store.uri(table.key) : null, now, this.o.graceMs);
     const won = await store.putIfAbsent(metadataKey(version), JSON.stringify(next.metadata));
     if (!won) {
       // Never named by any committed metadata: nobody can be reading them.
