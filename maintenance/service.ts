@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { mkdir } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -9,6 +10,7 @@ import { type CommittedOffsets, kafkaCommittedOffsets } from '../kafka/committed
 import { Compactor } from './compactor';
 import { Maintainer, type PassRange, type PassReport, UntrustedGenerationError } from './maintainer';
 import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
+import { eventIdStorage } from './iceberg/file-columns';
 import { IcebergPublisher } from './iceberg/publisher';
 import { asTableStore } from './iceberg/table-io';
 import { UntrustedClaimError } from './claims';
@@ -88,7 +90,7 @@ export class MaintenanceService {
       signer,
       trust,
       owner: `${hostname()}:${process.pid}`,
-      iceberg: icebergPublisher(this.store, env, opts, trust),
+      iceberg: icebergPublisher(this.store, env, opts, trust, compactor, workDir),
     });
     try {
       if (!opts.once && env.AUDIT_METRICS_PORT > 0) {
@@ -149,10 +151,14 @@ export class MaintenanceService {
 
 
 /** The Iceberg publisher of a pass, where the store can name its objects for engines (S3, file) and the table is on. */
-function icebergPublisher(store: ObjectStore, env: Env, opts: MaintenanceServiceOptions, trust: TrustPolicy): IcebergPublisher | undefined {
+function icebergPublisher(store: ObjectStore, env: Env, opts: MaintenanceServiceOptions, trust: TrustPolicy, compactor: Compactor, workDir: string): IcebergPublisher | undefined {
   const tableStore = asTableStore(store);
   if (!env.AUDIT_ICEBERG || opts.dryRun || !tableStore) return undefined;
   return new IcebergPublisher({
+    eventIdStorage: async (file) => {
+      await mkdir(workDir, { recursive: true });
+      return eventIdStorage(store, (path) => compactor.eventIdStorage(path), file, workDir);
+    },
     store: tableStore,
     trust,
     graceMs: env.AUDIT_COMPACT_GRACE,
