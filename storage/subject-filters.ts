@@ -13,7 +13,7 @@ import { BLOOM_HASH } from './file-index';
  *
  * Sizing: 1% false positives, the object filter's rate. On the 10M-event
  * benchmark (bench/search-bench.ts) a rare actor's 3 events read 4 of 272
- * files, so a lower rate could save at most that one file per search; other
+ * files, so a lower rate could save at most a file or two per search; other
  * rates were not measured. Filters are per file, not per row group: at the
  * consumer's 16,384-row groups a file has 2-3 of them, and a frequent subject
  * is in all of them.
