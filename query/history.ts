@@ -2,6 +2,10 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from '@duckdb/node-api';
 import type { ObjectRef, TimeRange } from './locate';
+import { sqlString as sqlStringLiteral } from '../storage/sql';
+
+// Kept for callers that still import the quoting from here.
+export { sqlString as sqlStringLiteral } from '../storage/sql';
 
 /** One event as the query side returns it. JSON columns are parsed. */
 export interface HistoryEvent {
@@ -54,10 +58,6 @@ function parseJson(v: unknown): unknown {
   } catch {
     return v;
   }
-}
-
-export function sqlStringLiteral(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
 }
 
 export async function openDuckDb(): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection }> {

@@ -1,5 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { COLUMN_TYPES } from '../storage/columns';
+import { sqlString } from '../storage/sql';
 
 /**
  * An order-independent hash of a Parquet file's rows: the XOR of one MD5 per
@@ -28,7 +29,7 @@ export function rowHashAggregate(expr = ROW_HASH_EXPR): string {
 
 /** Rows and row hash of a local Parquet file. */
 export async function rowHashOfFile(conn: DuckDBConnection, path: string): Promise<{ rows: number; rowHash: string }> {
-  const r = (await conn.runAndReadAll(`SELECT count(*) AS n, ${rowHashAggregate()} AS h FROM read_parquet('${path.replace(/'/g, "''")}')`)).getRowObjects()[0]!;
+  const r = (await conn.runAndReadAll(`SELECT count(*) AS n, ${rowHashAggregate()} AS h FROM read_parquet(${sqlString(path)})`)).getRowObjects()[0]!;
   return { rows: Number(r.n as bigint), rowHash: String(r.h) };
 }
 

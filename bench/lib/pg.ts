@@ -107,7 +107,3 @@ export class PgCopy {
     await this.done;
   }
 }
-
-export function sqlLiteral(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
