@@ -15,8 +15,6 @@ import { sqlString } from '../storage/sql';
  * digest format: changing it needs a new format.
  */
 
-export const ZERO_ROW_HASH = '0'.repeat(32);
-
 /** The SQL expression of one row's hash (a UHUGEINT), over columns of the stored types. */
 export const ROW_HASH_EXPR = `md5_number(concat_ws(chr(31), ${COLUMN_TYPES.map(([name, type]) =>
   type === 'TIMESTAMPTZ' ? `coalesce(CAST(epoch_us(CAST("${name}" AS TIMESTAMPTZ)) AS VARCHAR), chr(0))` : `coalesce(CAST(CAST("${name}" AS ${type}) AS VARCHAR), chr(0))`,
