@@ -66,7 +66,7 @@ function fieldType(name: string, type: SchemaType): { type: AvroFieldType; nulla
 }
 
 /** The fields of schema version `id`, in schema order. */
-export function recordFieldsOf(id: number): RecordField[] {
+function recordFieldsOf(id: number): RecordField[] {
   const fields = (schemaJson(id) as unknown as { fields: SchemaField[] }).fields;
   return fields.map((f) => {
     const { type, nullable } = fieldType(f.name, f.type);
