@@ -2,10 +2,13 @@ import { open, rm, stat } from 'node:fs/promises';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { BloomFilter } from '../storage/bloom';
 import { rowHashOfFile } from '../trust/row-hash';
+import { sqlString } from '../storage/sql';
 import type { RowGroupIndex } from '../storage/file-index';
 import { type SubjectFilters, readSubjectFilters } from '../storage/subject-filters';
 import { COLUMN_TYPES, STAGING_KEYS, type StagedRow, type StoredRow, compareStaged, stageRow } from './staging/staged-row';
 
+// Kept for callers that still import the quoting from here.
+export { sqlString } from '../storage/sql';
 export type { StagedRow, StoredRow } from './staging/staged-row';
 
 /** ZSTD (default) compresses best; SNAPPY is readable by every Parquet reader, even minimal ones. */
@@ -263,8 +266,4 @@ export const DEFAULT_ZSTD_LEVEL = 3;
 
 function nullableString(v: unknown): string | null {
   return v === null || v === undefined ? null : String(v);
-}
-
-export function sqlString(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
 }
