@@ -2,11 +2,10 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from '@duckdb/node-api';
 import type { ObjectRef, TimeRange } from './locate';
-import { sqlString as sqlStringLiteral } from '../storage/sql';
+import { sqlString } from '../storage/sql';
 import { RECORD_FIELDS, type RecordField } from '../schemas/fields';
 
 // Kept for callers that still import the quoting from here.
-export { sqlString as sqlStringLiteral } from '../storage/sql';
 
 /** One event as the query side returns it. JSON columns are parsed. */
 export interface HistoryEvent {
@@ -83,7 +82,7 @@ export async function openDuckDb(): Promise<{ instance: DuckDBInstance; conn: Du
 
 /** `read_parquet` over local files (paths are our cache's, never user input). */
 export function parquetSource(paths: readonly string[]): string {
-  return `read_parquet([${paths.map(sqlStringLiteral).join(', ')}], union_by_name = true)`;
+  return `read_parquet([${paths.map(sqlString).join(', ')}], union_by_name = true)`;
 }
 
 /**
@@ -107,7 +106,7 @@ function scans(sources: readonly (string | ScanSource)[], where: string): string
       if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last)) throw new Error('bad row run');
       // One range per scan: DuckDB prunes row groups on it (it does not on an OR of ranges).
       out.push(
-        `SELECT * EXCLUDE (file_row_number) FROM read_parquet(${sqlStringLiteral(src.path)}, file_row_number = true)
+        `SELECT * EXCLUDE (file_row_number) FROM read_parquet(${sqlString(src.path)}, file_row_number = true)
          WHERE ${where ? `${where} AND ` : ''}file_row_number BETWEEN ${first} AND ${last}`,
       );
     }
