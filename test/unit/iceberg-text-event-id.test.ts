@@ -2,7 +2,7 @@
  * Files of releases that stored `event_id` as text, beside the Iceberg table
  * whose `event_id` is `uuid` (Iceberg has no string-to-uuid promotion): the
  * maintainer tells them from their footer alone, leaves them out of the table
- * with a line (verify names the difference from the live set), and compaction
+ * with a line naming each, and compaction
  * rewrites them as UUID, after which they are published.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
