@@ -10,9 +10,9 @@ import { type CommittedOffsets, kafkaCommittedOffsets } from '../kafka/committed
 import { Compactor } from './compactor';
 import { Maintainer, type PassRange, type PassReport, UntrustedGenerationError } from './maintainer';
 import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
-import { eventIdStorage } from './iceberg/file-columns';
+import { eventIdStorage } from '../storage/iceberg/file-columns';
 import { IcebergPublisher } from './iceberg/publisher';
-import { asTableStore } from './iceberg/table-io';
+import { asTableStore } from '../storage/iceberg/table-io';
 import { UntrustedClaimError } from './claims';
 import { createMaintenanceMetrics, recordPass } from './metrics';
 import { loadSigner, signerForService } from '../trust/signing-setup';

@@ -14,7 +14,7 @@ import {
 } from './format';
 import { xorRowHashes } from './row-hash';
 import { type ExternalManifest, checkExternalManifests } from './external-manifests';
-import { newestSnapshotFiles } from '../maintenance/iceberg/table-io';
+import { newestSnapshotFiles } from '../storage/iceberg/table-io';
 import { UntrustedObjectError, openSigned } from './signed-object';
 import { keyIdOf } from './signer';
 import { TrustedKeys, TrustedKeysError } from './trusted-keys';
@@ -442,7 +442,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     }
     const byDay = new Map(states.map((st) => [st.dt, st]));
     for (const f of checkExternalManifests(manifests, byDay, uriOf, (key) => rawHeld(key))) find('external-manifest-mismatch', f.key, f.message);
-    // The Iceberg table (maintenance/iceberg/) is unsigned metadata engines read: its newest snapshot is held
+    // The Iceberg table (storage/iceberg/ for the table format, maintenance/iceberg/publisher.ts for the commits) is unsigned metadata engines read: its newest snapshot is held
     // to the same rule, day by day (it may lag the live set by one pass, never name a file twice or a foreign one).
     let table: Awaited<ReturnType<typeof newestSnapshotFiles>> = null;
     try {

@@ -7,16 +7,16 @@ import { openFileIndex } from '../../storage/signed-index';
 import { classifyKey } from '../../storage/layout';
 import { mapLimit } from '../../storage/concurrency';
 import { planCleanup } from '../plan';
-import type { DataFileRecord, ManifestFileRecord } from './avro';
+import type { DataFileRecord, ManifestFileRecord } from '../../storage/iceberg/avro';
 import {
   type DayManifest, type ResolvedEntry, type TableFile,
   buildDayManifest, dataFileRecord, liveHash, manifestFileRecord, manifestName, parseManifestPath, writeManifestList,
-} from './manifest';
+} from '../../storage/iceberg/manifest';
 import {
   type Snapshot, type SnapshotOperation, type TableMetadata,
   addSnapshot, currentSnapshot, newSnapshotId, newTable, nextVersion, removeSnapshots, withCurrentSchema,
-} from './metadata';
-import { IcebergReadError, METADATA_PREFIX, TableReader, type TableStore, VERSION_HINT_KEY, keyOfUri, loadTable, metadataKey } from './table-io';
+} from '../../storage/iceberg/metadata';
+import { IcebergReadError, METADATA_PREFIX, TableReader, type TableStore, VERSION_HINT_KEY, keyOfUri, loadTable, metadataKey } from '../../storage/iceberg/table-io';
 
 /**
  * The maintainer's Iceberg commit: after a pass has committed its generations,

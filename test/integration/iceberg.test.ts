@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { openStore, readDay } from '../../storage';
-import { asTableStore, loadTable, newestSnapshotFiles } from '../../maintenance/iceberg/table-io';
+import { asTableStore, loadTable, newestSnapshotFiles } from '../../storage/iceberg/table-io';
 import { produceEvents } from '../helpers/audit-store';
 import { ROOT, envOf, isolatedEnv, runCli, runCliOk } from '../helpers/infra';
 import { unsignedTrust } from '../helpers/trust';

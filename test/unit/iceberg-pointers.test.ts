@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { FileObjectStore, type FileIndex, indexKey, readDay } from '../../storage';
-import { PREVIOUS_VERSIONS_MAX, type TableMetadata, currentSnapshot, nextVersion } from '../../maintenance/iceberg/metadata';
+import { PREVIOUS_VERSIONS_MAX, type TableMetadata, currentSnapshot, nextVersion } from '../../storage/iceberg/metadata';
 import { IcebergPublisher } from '../../maintenance/iceberg/publisher';
-import { METADATA_PREFIX, TableReader, keyOfUri, metadataKey } from '../../maintenance/iceberg/table-io';
+import { METADATA_PREFIX, TableReader, keyOfUri, metadataKey } from '../../storage/iceberg/table-io';
 import { unsignedTrust } from '../helpers/trust';
 
 const MIN = 60_000;

@@ -1,6 +1,6 @@
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ObjectStore } from '../../storage';
+import type { ObjectStore } from '..';
 
 const MAGIC = Buffer.from('PAR1');
 

@@ -1,4 +1,4 @@
-import { COLUMN_TYPES } from '../../storage/columns';
+import { COLUMN_TYPES } from '../columns';
 
 /**
  * The table's schema, partition spec and sort order, from the Parquet layout

@@ -1,4 +1,4 @@
-import type { ObjectStore } from '../../storage';
+import type { ObjectStore } from '..';
 import type { ManifestEntryRecord, ManifestFileRecord } from './avro';
 import { readContainer } from './avro';
 import { type TableMetadata, currentSnapshot, decodeMetadata } from './metadata';
