@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { encodeRecord, objectKey } from '../schemas';
 import { type FileIndex, INDEX_PREFIX, S3ObjectStore } from '../storage';
-import { encodeFileIndex } from '../storage/signed-index';
+import { encodeFileIndex } from '../catalog/signed-index';
 import { parseEnvelope } from '../trust/signed-object';
 import { DigestChainWriter } from '../trust/chain-writer';
 import { DigestSigner, generateSigningKey } from '../trust/signer';

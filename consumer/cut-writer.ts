@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ObjectStore, buildFileIndex, dataFileName, dataKey, dtOfMicros, indexKey } from '../storage';
-import { encodeFileIndex } from '../storage/signed-index';
+import { encodeFileIndex } from '../catalog/signed-index';
 import type { DigestSigner } from '../trust/signer';
 import { type FileEntry, sha256Hex } from '../trust/format';
 import type { ParquetWriter } from './parquet-writer';
@@ -16,7 +16,7 @@ export interface CutWriterDeps {
   retry: <T>(what: string, op: () => Promise<T>) => Promise<T>;
   /** Also hash each file's bytes and rows, for its digest entry. */
   digests: boolean;
-  /** Signs each file's index, bound to the file (storage/signed-index.ts); null = unsigned store. */
+  /** Signs each file's index, bound to the file (catalog/signed-index.ts); null = unsigned store. */
   signer: DigestSigner | null;
   /** Names this process in signed indexes. */
   owner?: string;

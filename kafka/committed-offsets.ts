@@ -2,7 +2,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
 import { type Env, brokers } from '../config/env';
 import { kafkaLogCreator } from '../config/logger';
-import { partitionKey } from '../storage';
+import { partitionKey } from '../catalog';
 
 /**
  * Where the consumer group has committed, per `<topic>/<partition>`: for the

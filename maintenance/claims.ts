@@ -1,6 +1,6 @@
 import { type CutClaim, legacyClaim } from '../storage/cut-claim';
 import type { ObjectStore } from '../storage';
-import { partitionKey } from '../storage';
+import { partitionKey } from '../catalog';
 import { mapLimit } from '../storage/concurrency';
 import { UntrustedObjectError } from '../trust/signed-object';
 import { type TrustPolicy, openUnderPolicy } from '../trust/trust-policy';

@@ -3,30 +3,16 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatDuration } from '../config/duration';
-import {
-  type DayState,
-  type FileIndex,
-  type ObjectInfo,
-  type ObjectStore,
-  DATA_PREFIX,
-  INDEX_PREFIX,
-  SELF_CHECK_PREFIX,
-  compactedFileName,
-  encodeGeneration,
-  generationKey,
-  indexKey,
-  isDt,
-  readDay,
-  signedGenerationBody,
-} from '../storage';
-import type { RejectedGeneration } from '../storage/live-set';
+import { type FileIndex, type ObjectInfo, type ObjectStore, DATA_PREFIX, INDEX_PREFIX, SELF_CHECK_PREFIX, indexKey, isDt } from '../storage';
+import { type DayState, compactedFileName, encodeGeneration, generationKey, readDay, signedGenerationBody } from '../catalog';
+import type { RejectedGeneration } from '../catalog/live-set';
 import type { TrustPolicy } from '../trust/trust-policy';
 import { deleteKeys } from '../storage/bulk-delete';
 import { mapLimit } from '../storage/concurrency';
 import { type CompactionDigest, type FileEntry, compactionDigestKey, retentionDigestKey, sha256Hex } from '../trust/format';
 import type { DigestSigner } from '../trust/signer';
-import { encodeFileIndex } from '../storage/signed-index';
-import { buildDayManifest } from '../storage/day-manifest-build';
+import { encodeFileIndex } from '../catalog/signed-index';
+import { buildDayManifest } from '../catalog/day-manifest-build';
 import { scanClaims } from './claims';
 import type { CommittedOffsets } from '../kafka/committed-offsets';
 import type { Compactor } from './compactor';
@@ -113,7 +99,7 @@ export class UntrustedGenerationError extends Error {
 
 /**
  * One maintenance pass over the store: retention, then for each day
- * compaction (committed by a new generation, storage/live-set.ts), the day's
+ * compaction (committed by a new generation, catalog/live-set.ts), the day's
  * index manifest and external manifest, and removal of what the grace period
  * has released; then cut claims that no replay can need. Every step can be
  * interrupted (SIGKILL included) and the pass re-run: nothing becomes visible

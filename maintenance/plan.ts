@@ -1,13 +1,5 @@
-import {
-  type DayGeneration,
-  type DayState,
-  type LiveFile,
-  type ObjectInfo,
-  type ReplacedRange,
-  type StoredFileRef,
-  LIVE_FORMAT,
-  partitionKey,
-} from '../storage';
+import { type ObjectInfo } from '../storage';
+import { type DayGeneration, type DayState, type LiveFile, type ReplacedRange, type StoredFileRef, LIVE_FORMAT, partitionKey } from '../catalog';
 
 type DayFile = ObjectInfo & { ref: StoredFileRef };
 

@@ -1,22 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import {
-  type FileIndex,
-  type ObjectInfo,
-  type ObjectStore,
-  BloomFilter,
-  DATA_PREFIX,
-  INDEX_PREFIX,
-  datesBetween,
-  type DayManifest,
-  manifestDt,
-  dtOfMicros,
-  liveDataFiles,
-  openDayManifest,
-  parseStoredFile,
-  rowGroupMayHold,
-} from '../storage';
-import type { RejectedGeneration } from '../storage/live-set';
-import { openFileIndex } from '../storage/signed-index';
+import { type FileIndex, type ObjectInfo, type ObjectStore, BloomFilter, DATA_PREFIX, INDEX_PREFIX, datesBetween, dtOfMicros, rowGroupMayHold } from '../storage';
+import { type DayManifest, manifestDt, liveDataFiles, openDayManifest, parseStoredFile } from '../catalog';
+import type { RejectedGeneration } from '../catalog/live-set';
+import { openFileIndex } from '../catalog/signed-index';
 import { UntrustedObjectError } from '../trust/signed-object';
 import type { TrustPolicy } from '../trust/trust-policy';
 import type { ObjectCache } from './cache';
@@ -116,7 +102,7 @@ async function loadIndex(cache: ObjectCache, indexKey: string, file: ObjectInfo,
 }
 
 /**
- * A day's generation (see storage/live-set.ts), through the local cache: a
+ * A day's generation (see catalog/live-set.ts), through the local cache: a
  * generation is immutable, so a warm lookup fetches none. Its size in the
  * listing guards against the one way a key can come back with other content
  * (a day removed by retention, then written and compacted again).

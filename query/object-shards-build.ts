@@ -6,9 +6,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { BloomFilter } from '../storage/bloom';
 import { Limiter, mapLimit } from '../storage/concurrency';
 import { DATA_PREFIX, isDt } from '../storage/layout';
-import { readDay } from '../storage/live-set';
+import { readDay } from '../catalog/live-set';
 import type { ObjectInfo, ObjectStore } from '../storage/object-store';
-import { OBJECT_SHARDS, type ShardFile, encodeObjectShard, objectShardKey, objectShardOf, openObjectShard } from '../storage/object-shards';
+import { OBJECT_SHARDS, type ShardFile, encodeObjectShard, objectShardKey, objectShardOf, openObjectShard } from '../catalog/object-shards';
 import { UntrustedObjectError } from '../trust/signed-object';
 import type { DigestSigner } from '../trust/signer';
 import type { TrustPolicy } from '../trust/trust-policy';
@@ -53,7 +53,7 @@ interface FileObjects {
 }
 
 /**
- * Writes every day's object shards (storage/object-shards.ts) from its live
+ * Writes every day's object shards (catalog/object-shards.ts) from its live
  * data files: downloads each file, reads its footer and its object columns
  * with DuckDB, and writes the day's OBJECT_SHARDS objects, signed with the
  * writer's key. A day whose shard 0 already describes exactly its live files

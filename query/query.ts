@@ -11,7 +11,7 @@ import { type CachedFile, type FooterLayout, ObjectCache } from './cache';
 import { Limiter, mapLimit } from '../storage/concurrency';
 import { DeadlineStore, type Deadlines, DEFAULT_DEADLINES } from './deadline-store';
 import { IndexCatalog } from './index-catalog';
-import { type IndexBuildOptions, type IndexBuildResult, buildDayManifests } from '../storage/day-manifest-build';
+import { type IndexBuildOptions, type IndexBuildResult, buildDayManifests } from '../catalog/day-manifest-build';
 import { readFooterLayouts } from './footer';
 import { type ShardBuildResult, buildObjectShards } from './object-shards-build';
 import { type HistoryEvent, type HistoryFilter, type ObjectRow, type ScanSource, finishHistory, openDuckDb, parquetSource, readHistory, readObjectRows } from './history';
@@ -19,7 +19,7 @@ import { ResultCache, fileId } from './result-cache';
 import { ReplayFinder, type ViewFile } from './replays';
 import { SqlError, isRefusedByLockDown, lockDown, readOnlyStatement } from './sandbox';
 import { type Candidate, type ObjectRef, type RejectedIndex, locateFiles, type TimeRange } from './locate';
-import { rejectionWarning } from '../storage/live-set';
+import { rejectionWarning } from '../catalog/live-set';
 import { FOOTER_PROBE_BYTES, footerStartOf, layoutFromIndex, rangesForRowGroups, rowRuns, selectRowGroups, wholeFile } from './plan';
 
 export interface QueryProgress {
@@ -47,7 +47,7 @@ export interface QueryStats {
   rangesFetched: number;
   /** LIST prefixes listed (the listing is never cached). */
   listCalls: number;
-  /** Day manifests fetched, and candidate-listing files whose index came from one (see storage/day-manifest.ts). */
+  /** Day manifests fetched, and candidate-listing files whose index came from one (see catalog/day-manifest.ts). */
   manifestsFetched: number;
   filesFromManifests: number;
   /** Object shards fetched, and listed files whose layout and filters came from one (see query/shard-locate.ts). */

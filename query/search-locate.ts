@@ -1,19 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import {
-  DATA_PREFIX,
-  INDEX_PREFIX,
-  type FileIndex,
-  type ObjectInfo,
-  type ObjectStore,
-  decodeSubjectFilter,
-  liveDataFiles,
-  manifestKey,
-  openDayManifest,
-  parseStoredFile,
-  subjectsMayMatch,
-} from '../storage';
+import { DATA_PREFIX, INDEX_PREFIX, type FileIndex, type ObjectInfo, type ObjectStore, decodeSubjectFilter, subjectsMayMatch } from '../storage';
+import { liveDataFiles, manifestKey, openDayManifest, parseStoredFile } from '../catalog';
 import { mapLimit } from '../storage/concurrency';
-import { openFileIndex } from '../storage/signed-index';
+import { openFileIndex } from '../catalog/signed-index';
 import { UntrustedObjectError } from '../trust/signed-object';
 import type { TrustPolicy } from '../trust/trust-policy';
 import type { ObjectCache } from './cache';

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { BloomFilter } from '../storage/bloom';
 import { mapLimit } from '../storage/concurrency';
-import { parseStoredFile } from '../storage/live-set';
+import { parseStoredFile } from '../catalog/live-set';
 import type { ObjectInfo } from '../storage/object-store';
-import { type ObjectShard, objectShardKey, objectShardOf, openObjectShard } from '../storage/object-shards';
+import { type ObjectShard, objectShardKey, objectShardOf, openObjectShard } from '../catalog/object-shards';
 import { UntrustedObjectError } from '../trust/signed-object';
 import type { TrustPolicy } from '../trust/trust-policy';
 import type { ObjectCache } from './cache';
@@ -20,7 +20,7 @@ export interface ShardLocateResult {
 
 /**
  * Prunes an object lookup's files with the object's shard of each day
- * (storage/object-shards.ts): one small GET per day instead of the day's whole
+ * (catalog/object-shards.ts): one small GET per day instead of the day's whole
  * manifest, and the row groups that may hold the object rather than only the
  * files. Shards are cached locally and re-opened (checked) on every use; a
  * cached one that no longer describes every listed file of its day is fetched

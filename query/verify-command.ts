@@ -7,7 +7,7 @@ import { kafkaCommittedOffsets } from '../kafka/committed-offsets';
 import { DIGEST_ROOT } from '../trust/format';
 import { StorageError, dtOfMicros, openStore } from '../storage';
 import { resolveTrust } from '../trust/trust-policy';
-import { type VerifyReport, VerifyError, verifyStore } from '../trust/verify';
+import { type VerifyReport, VerifyError, verifyStore } from '../verify/verify';
 import { UsageError, parseInstant } from './args';
 import { storageMessage } from './storage-message';
 

@@ -8,7 +8,5 @@ export * from './layout';
 export * from './file-index';
 export * from './bloom';
 export * from './columns';
-export * from './day-manifest';
-export * from './live-set';
 export * from './self-check';
 export * from './subject-filters';

@@ -7,7 +7,8 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ObjectInfo, liveDataFiles, openStore } from '../../storage';
+import { type ObjectInfo, openStore } from '../../storage';
+import { liveDataFiles } from '../../catalog';
 import { openDuckDb } from '../../query/history';
 import { sqlString } from '../../storage/sql';
 import { resolveTrust } from '../../trust/trust-policy';

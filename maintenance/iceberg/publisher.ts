@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type DayState, type FileIndex, indexKey, readDay } from '../../storage';
+import { type FileIndex, indexKey } from '../../storage';
+import { type DayState, readDay } from '../../catalog';
 import type { TrustPolicy } from '../../trust/trust-policy';
 import { UntrustedObjectError } from '../../trust/signed-object';
-import { openFileIndex } from '../../storage/signed-index';
+import { openFileIndex } from '../../catalog/signed-index';
 import { classifyKey } from '../../storage/layout';
 import { mapLimit } from '../../storage/concurrency';
 import { planCleanup } from '../plan';
@@ -33,7 +34,7 @@ import { IcebergReadError, METADATA_PREFIX, TableReader, type TableStore, VERSIO
 
 export interface PublisherOptions {
   store: TableStore;
-  /** Which generations to believe when a day this pass did not see is read again (storage/live-set.ts). */
+  /** Which generations to believe when a day this pass did not see is read again (catalog/live-set.ts). */
   trust: TrustPolicy;
   graceMs: number;
   concurrency: number;

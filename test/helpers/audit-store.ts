@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { type ObjectInfo, liveDataFiles, openStore } from '../../storage';
+import { type ObjectInfo, openStore } from '../../storage';
+import { liveDataFiles } from '../../catalog';
 import { openDuckDb } from '../../query/history';
 import { sqlString } from '../../storage/sql';
 import { AuditClient, type AuditClientOptions, type AuditEventInput } from '../../producer';
@@ -16,7 +17,7 @@ export interface StoreAudit {
   rows: number;
 }
 
-/** Reads every live data file under the store prefix (storage/live-set.ts) and counts each event id. */
+/** Reads every live data file under the store prefix (catalog/live-set.ts) and counts each event id. */
 export async function auditStore(vars: Record<string, string>): Promise<StoreAudit> {
   const store = openStore(envOf(vars));
   const dir = await mkdtemp(join(tmpdir(), 'audit-store-'));

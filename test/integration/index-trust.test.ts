@@ -7,8 +7,9 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ObjectStore, encodeDayManifest, indexKey, manifestKey, openStore, parseStoredFile } from '../../storage';
-import { openFileIndex } from '../../storage/signed-index';
+import { type ObjectStore, indexKey, openStore } from '../../storage';
+import { encodeDayManifest, manifestKey, parseStoredFile } from '../../catalog';
+import { openFileIndex } from '../../catalog/signed-index';
 import { TrustedKeys } from '../../trust/trusted-keys';
 import { compareWithProduced, auditStore, produceEvents } from '../helpers/audit-store';
 import { envOf, isolatedEnv, runCli } from '../helpers/infra';

@@ -17,7 +17,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Kafka, logLevel } from 'kafkajs';
 import { ParquetWriter } from '../../consumer/parquet-writer';
-import { type ObjectInfo, openStore, parseStoredFile, readDay } from '../../storage';
+import { type ObjectInfo, openStore } from '../../storage';
+import { parseStoredFile, readDay } from '../../catalog';
 import { resolveTrust } from '../../trust/trust-policy';
 import { storeCut } from '../../bench/lib/store-writer';
 import { auditStore, compareWithProduced, eventId, produceEvents } from '../helpers/audit-store';

@@ -27,7 +27,8 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { type ObjectInfo, liveDataFiles, openStore, parseDataKey } from '../../storage';
+import { type ObjectInfo, openStore, parseDataKey } from '../../storage';
+import { liveDataFiles } from '../../catalog';
 import { resolveTrust } from '../../trust/trust-policy';
 import { auditStore, compareWithProduced, produceEvents } from '../helpers/audit-store';
 import { envOf, isolatedEnv, runCli } from '../helpers/infra';

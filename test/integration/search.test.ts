@@ -12,8 +12,9 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditClient, type AuditEventInput } from '../../producer';
-import { type FileIndex, encodeDayManifest, indexKey, manifestKey, openStore, parseStoredFile, type ObjectStore } from '../../storage';
-import { encodeFileIndex, openFileIndex } from '../../storage/signed-index';
+import { type FileIndex, indexKey, openStore, type ObjectStore } from '../../storage';
+import { encodeDayManifest, manifestKey, parseStoredFile } from '../../catalog';
+import { encodeFileIndex, openFileIndex } from '../../catalog/signed-index';
 import { UsageError } from '../../query/args';
 import { openSearchContext, searchEvents, type SearchQuery } from '../../query/search';
 import { DigestSigner } from '../../trust/signer';

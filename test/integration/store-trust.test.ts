@@ -6,7 +6,8 @@
  * date (once counted by `audit-query sql`). Nothing is deleted, readers return
  * every event exactly once, and verify names both (exit 1).
  */
-import { openStore, parseStoredFile } from '../../storage';
+import { openStore } from '../../storage';
+import { parseStoredFile } from '../../catalog';
 import { auditStore, compareWithProduced, produceEvents } from '../helpers/audit-store';
 import { envOf, isolatedEnv, runCli } from '../helpers/infra';
 import { expectVerified, runVerify, signingKeyFile } from '../helpers/trust';

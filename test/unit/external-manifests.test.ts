@@ -1,5 +1,5 @@
-import type { DayState } from '../../storage';
-import { checkExternalManifests } from '../../trust/external-manifests';
+import type { DayState } from '../../catalog';
+import { checkExternalManifests } from '../../verify/external-manifests';
 
 const uri = (key: string) => `s3://audit/events/${key}`;
 const day = (dt: string, keys: string[]) => ({ dt, files: keys.map((key) => ({ key, size: 1 })) }) as unknown as DayState;

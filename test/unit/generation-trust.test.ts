@@ -1,29 +1,18 @@
 /**
- * Day generations under a trust policy (storage/live-set.ts, generation-backing.ts),
+ * Day generations under a trust policy (catalog/live-set.ts, generation-backing.ts),
  * the closed layout (storage/layout.ts) and verify's retention excuse rule, on a
  * `file://` store: a generation that fails the check is never acted on.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  type DayGeneration,
-  FileObjectStore,
-  LIVE_FORMAT,
-  classifyKey,
-  encodeGeneration,
-  generationKey,
-  isDt,
-  parseDataKey,
-  parseStoredFile,
-  readDay,
-  signedGenerationBody,
-} from '../../storage';
+import { FileObjectStore, classifyKey, isDt, parseDataKey } from '../../storage';
+import { type DayGeneration, LIVE_FORMAT, encodeGeneration, generationKey, parseStoredFile, readDay, signedGenerationBody } from '../../catalog';
 import { type CompactionDigest, compactionDigestKey } from '../../trust/format';
 import { DigestSigner, generateSigningKey } from '../../trust/signer';
 import type { TrustPolicy } from '../../trust/trust-policy';
 import { TrustedKeys } from '../../trust/trusted-keys';
-import { excusedByRetention } from '../../trust/verify';
+import { excusedByRetention } from '../../verify/verify';
 import { unsignedTrust } from '../helpers/trust';
 
 const DT = '2026-05-01';

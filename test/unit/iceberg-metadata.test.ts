@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as avro from 'avsc';
 import pino from 'pino';
-import { FileObjectStore, type DayState, type FileIndex, indexKey, readDay } from '../../storage';
+import { FileObjectStore, type FileIndex, indexKey } from '../../storage';
+import { type DayState, readDay } from '../../catalog';
 import { IcebergPublisher } from '../../maintenance/iceberg/publisher';
 import { METADATA_PREFIX, loadTable, newestSnapshotFiles } from '../../storage/iceberg/table-io';
 import { evolveSchema } from '../../storage/iceberg/schema';
-import { LIVE_FORMAT, encodeGeneration, generationKey } from '../../storage/live-set';
+import { LIVE_FORMAT, encodeGeneration, generationKey } from '../../catalog/live-set';
 import { unsignedTrust } from '../helpers/trust';
 import { classifyKey } from '../../storage/layout';
 

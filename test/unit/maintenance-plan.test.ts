@@ -1,16 +1,5 @@
-import {
-  type DayGeneration,
-  type DayState,
-  type ObjectInfo,
-  LIVE_FORMAT,
-  LiveSetError,
-  decodeGeneration,
-  encodeGeneration,
-  generationKey,
-  liveFiles,
-  parseStoredFile,
-  splitDay,
-} from '../../storage';
+import { type ObjectInfo } from '../../storage';
+import { type DayGeneration, type DayState, LIVE_FORMAT, LiveSetError, decodeGeneration, encodeGeneration, generationKey, liveFiles, parseStoredFile, splitDay } from '../../catalog';
 import { nextGeneration, planCleanup, planMerges } from '../../maintenance/plan';
 import { retentionCutoff } from '../../maintenance/retention';
 import { parseDuration } from '../../config/duration';

@@ -1,5 +1,5 @@
 /**
- * Object shards (storage/object-shards.ts): a cold object lookup GETs one
+ * Object shards (catalog/object-shards.ts): a cold object lookup GETs one
  * small shard per day instead of the day's manifest, fetches only the row
  * groups the shard's filters allow, returns exactly what reading the whole
  * files returns (also after every unfetched byte is overwritten with garbage),
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ParquetWriter, type StoredRow } from '../../consumer/parquet-writer';
 import { storeDataFile, type StoredFile } from '../../bench/lib/store-writer';
 import { FileObjectStore } from '../../storage';
-import { OBJECT_SHARDS, objectShardKey, objectShardOf, openObjectShard } from '../../storage/object-shards';
+import { OBJECT_SHARDS, objectShardKey, objectShardOf, openObjectShard } from '../../catalog/object-shards';
 import { AuditQuery } from '../../query/query';
 import { ObjectCache } from '../../query/cache';
 import { openDuckDb, readHistory } from '../../query/history';

@@ -5,8 +5,9 @@
  * refused when forged, altered, made under another key, or made for another
  * query or tenant scope.
  */
-import { BLOOM_HASH, type FileIndex, buildSubjectFilters, decodeSubjectFilter, encodeDayManifest, hasSubjectFilters, openDayManifest, subjectBloom, subjectsMayMatch } from '../../storage';
-import { encodeFileIndex, openFileIndex } from '../../storage/signed-index';
+import { BLOOM_HASH, type FileIndex, buildSubjectFilters, decodeSubjectFilter, hasSubjectFilters, subjectBloom, subjectsMayMatch } from '../../storage';
+import { encodeDayManifest, openDayManifest } from '../../catalog';
+import { encodeFileIndex, openFileIndex } from '../../catalog/signed-index';
 import { UsageError } from '../../query/args';
 import { decodeCursor, encodeCursor } from '../../query/cursor';
 import { normalizeSearch } from '../../query/search';

@@ -29,7 +29,7 @@ import {
   verifySignature,
   xorRowHashes,
 } from '../../trust';
-import { verifyStore } from '../../trust/verify';
+import { verifyStore } from '../../verify/verify';
 import { sampleRecord } from '../helpers/records';
 
 let dir: string;

@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { parseGenerationKey, parseStoredFile } from '../../../storage';
+import { parseGenerationKey, parseStoredFile } from '../../../catalog';
 import { parseChainKey } from '../../../trust/format';
 
 /** The kinds of object a bucket writer can tamper with (issue 19). */

@@ -78,7 +78,7 @@ export function editJsonLeaf(text: string, pick: number, delta: number): { text:
   return { text: JSON.stringify(r.doc), what: r.what };
 }
 
-/** "AQM1", uint32 LE header length, header JSON, Bloom bits (storage/day-manifest.ts): one header field changed. */
+/** "AQM1", uint32 LE header length, header JSON, Bloom bits (catalog/day-manifest.ts): one header field changed. */
 export function editManifestBin(bytes: Buffer, pick: number, delta: number): { bytes: Buffer; what: string } {
   if (bytes.length < 8 || bytes.subarray(0, 4).toString('latin1') !== 'AQM1') return { bytes: Buffer.concat([bytes, Buffer.from([0])]), what: 'not a manifest: a byte appended' };
   const len = bytes.readUInt32LE(4);

@@ -1,4 +1,4 @@
-import type { ObjectStore } from './object-store';
+import type { ObjectStore } from '../storage/object-store';
 import type { DayGeneration, StoredFileRef } from './live-set';
 import { type CompactionDigest, DIGEST_ROOT } from '../trust/format';
 import { UntrustedObjectError, openSigned } from '../trust/signed-object';

@@ -1,8 +1,8 @@
 import { UntrustedObjectError } from '../trust/signed-object';
 import type { DigestSigner } from '../trust/signer';
 import { type TrustPolicy, openUnderPolicy } from '../trust/trust-policy';
-import { BLOOM_HASH, type FileIndex, parseFileIndex } from './file-index';
-import { INDEX_PREFIX, isDt } from './layout';
+import { BLOOM_HASH, type FileIndex, parseFileIndex } from '../storage/file-index';
+import { INDEX_PREFIX, isDt } from '../storage/layout';
 import { sha256Of } from './signed-index';
 
 /**
@@ -10,7 +10,7 @@ import { sha256Of } from './signed-index';
  * indexes of that day's data files in one object, so a cold lookup over a
  * month GETs ~30 manifests instead of one index per data file (272 in the
  * 10M-event benchmark). Written by `audit-admin maintain` after each pass over a day
- * and by `audit-query index build` (storage/day-manifest-build.ts), never by the
+ * and by `audit-query index build` (catalog/day-manifest-build.ts), never by the
  * consumer, so it is an accelerator only: it can be missing, or stale (files
  * written after it was built), and a reader must check each entry against the
  * data listing (key and size) and fall back to the per-file index for any file

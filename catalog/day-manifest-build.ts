@@ -1,14 +1,14 @@
-import { mapLimit } from './concurrency';
+import { mapLimit } from '../storage/concurrency';
 import { UntrustedObjectError } from '../trust/signed-object';
 import type { DigestSigner } from '../trust/signer';
 import type { TrustPolicy } from '../trust/trust-policy';
-import { BLOOM_HASH, type FileIndex } from './file-index';
+import { BLOOM_HASH, type FileIndex } from '../storage/file-index';
 import { type DayManifest, encodeDayManifest, manifestKey, openDayManifest } from './day-manifest';
-import { DATA_PREFIX, INDEX_PREFIX, indexKey, isDt } from './layout';
+import { DATA_PREFIX, INDEX_PREFIX, indexKey, isDt } from '../storage/layout';
 import { readDay } from './live-set';
-import type { ObjectInfo, ObjectStore } from './object-store';
+import type { ObjectInfo, ObjectStore } from '../storage/object-store';
 import { openFileIndex } from './signed-index';
-import { hasSubjectFilters } from './subject-filters';
+import { hasSubjectFilters } from '../storage/subject-filters';
 
 export interface IndexBuildOptions {
   /** First and last day (YYYY-MM-DD, inclusive); null = unbounded. */
@@ -36,7 +36,7 @@ export interface IndexBuildResult {
 
 /**
  * Writes each day's index manifest (`_index/dt=.../_manifest.bin`, see
- * storage/day-manifest.ts) from the per-file indexes of the files stored so
+ * catalog/day-manifest.ts) from the per-file indexes of the files stored so
  * far: partitions managed by an explicit command (run it from cron, e.g. after
  * midnight for the day before; re-running it is cheap and only rewrites days
  * whose files changed). Entries of an existing manifest that still match their

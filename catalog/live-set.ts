@@ -1,5 +1,5 @@
-import type { ObjectInfo, ObjectStore } from './object-store';
-import { COMPACTED_KEY_RE, GENERATION_KEY_RE, isDt, parseDataKey } from './layout';
+import type { ObjectInfo, ObjectStore } from '../storage/object-store';
+import { COMPACTED_KEY_RE, GENERATION_KEY_RE, isDt, parseDataKey } from '../storage/layout';
 import { type SignedBody, type TrustFailureCode, UntrustedObjectError } from '../trust/signed-object';
 import { type TrustPolicy, openUnderPolicy } from '../trust/trust-policy';
 import { legacyGenerationProblem, signedCompactions } from './generation-backing';

@@ -1,8 +1,8 @@
 import { UntrustedObjectError } from '../trust/signed-object';
 import type { DigestSigner } from '../trust/signer';
 import { type TrustPolicy, openUnderPolicy } from '../trust/trust-policy';
-import { BLOOM_HASH } from './file-index';
-import { INDEX_PREFIX, isDt } from './layout';
+import { BLOOM_HASH } from '../storage/file-index';
+import { INDEX_PREFIX, isDt } from '../storage/layout';
 import { sha256Of } from './signed-index';
 
 /**

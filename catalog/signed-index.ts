@@ -3,7 +3,7 @@ import type { Opened } from '../trust/signed-object';
 import { UntrustedObjectError } from '../trust/signed-object';
 import type { DigestSigner } from '../trust/signer';
 import { type TrustPolicy, openUnderPolicy } from '../trust/trust-policy';
-import { type FileIndex, type RowGroupIndex, parseFileIndex } from './file-index';
+import { type FileIndex, type RowGroupIndex, parseFileIndex } from '../storage/file-index';
 
 /**
  * The signed per-file index (issue 19). Whoever writes a data file (consumer,

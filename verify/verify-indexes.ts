@@ -1,8 +1,9 @@
-import { type DayState, type ObjectStore, INDEX_PREFIX, manifestKey, openDayManifest } from '../storage';
+import { type ObjectStore, INDEX_PREFIX } from '../storage';
+import { type DayState, manifestKey, openDayManifest } from '../catalog';
 import { mapLimit } from '../storage/concurrency';
-import { openFileIndex } from '../storage/signed-index';
-import { UntrustedObjectError } from './signed-object';
-import type { TrustPolicy } from './trust-policy';
+import { openFileIndex } from '../catalog/signed-index';
+import { UntrustedObjectError } from '../trust/signed-object';
+import type { TrustPolicy } from '../trust/trust-policy';
 
 /**
  * verify's check of the lookup indexes (issue 19): every live data file's

@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
-import { type DayState, type ObjectStore, INDEX_PREFIX, classifyKey, isDt, readDay } from '../storage';
-import type { TrustPolicy } from './trust-policy';
+import { type ObjectStore, INDEX_PREFIX, classifyKey, isDt } from '../storage';
+import { type DayState, readDay } from '../catalog';
+import type { TrustPolicy } from '../trust/trust-policy';
 import { mapLimit } from '../storage/concurrency';
 import {
   type ChainDigest,
@@ -11,13 +12,13 @@ import {
   type PublishedKey,
   parseChainKey,
   sha256Hex,
-} from './format';
-import { xorRowHashes } from './row-hash';
+} from '../trust/format';
+import { xorRowHashes } from '../trust/row-hash';
 import { type ExternalManifest, checkExternalManifests } from './external-manifests';
 import { newestSnapshotFiles } from '../storage/iceberg/table-io';
-import { UntrustedObjectError, openSigned } from './signed-object';
-import { keyIdOf } from './signer';
-import { TrustedKeys, TrustedKeysError } from './trusted-keys';
+import { UntrustedObjectError, openSigned } from '../trust/signed-object';
+import { keyIdOf } from '../trust/signer';
+import { TrustedKeys, TrustedKeysError } from '../trust/trusted-keys';
 import { checkIndexes } from './verify-indexes';
 
 /**
@@ -69,7 +70,7 @@ export interface VerifyStats {
   deadLetters: number;
   skippedOffsets: string;
   expiredDays: number;
-  /** Per-file indexes and day manifests checked (trust/verify-indexes.ts). */
+  /** Per-file indexes and day manifests checked (verify/verify-indexes.ts). */
   indexesChecked: number;
   /** Where each partition's chain starts (an offset above 0: digests began then, or Kafka had dropped earlier records). */
   chainStarts: Record<string, string>;
@@ -380,7 +381,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     if (dt && isDt(dt) && inWindow(dt)) days.add(dt);
   }
   for (const e of expected.values()) if (e.dt && inWindow(e.dt)) days.add(e.dt);
-  // Generations are opened as the readers open them (storage/live-set.ts), under the same policy.
+  // Generations are opened as the readers open them (catalog/live-set.ts), under the same policy.
   let dayDone = 0;
   const states = await mapLimit([...days].sort(), o.concurrency, async (dt) => {
     const state = await readDay(o.store, dt, policy);
@@ -430,7 +431,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
       liveHolders.set(raw, l);
     }
   }
-  // The external manifests engines read: only their day's files, none twice (trust/external-manifests.ts).
+  // The external manifests engines read: only their day's files, none twice (verify/external-manifests.ts).
   if (o.store.uri) {
     const uriOf = o.store.uri.bind(o.store);
     const manifests: ExternalManifest[] = [];

@@ -1,4 +1,4 @@
-import type { DayState } from '../storage';
+import type { DayState } from '../catalog';
 
 /**
  * The external (Hive symlink) manifests, `_symlink_format_manifest/dt=D/manifest`,

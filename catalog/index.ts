@@ -1,0 +1,2 @@
+export * from './day-manifest';
+export * from './live-set';
