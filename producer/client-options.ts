@@ -1,5 +1,6 @@
 import type { Producer } from 'kafkajs';
-import { nodeRunsPlatformatic, type SchemaRegistryConfig } from '../config/env';
+import { nodeRunsPlatformatic } from '../config/node-support';
+import type { SchemaRegistryConfig } from '../config/registry-env';
 import { AuditConfigError } from './errors';
 import type { KafkaClientKind, SenderThread } from './transport';
 import { MAX_STAGING_BYTES, MIN_STAGING_BYTES } from './transport/staging';
