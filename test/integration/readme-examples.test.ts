@@ -1,0 +1,347 @@
+/**
+ * The READMEs' usage examples, run as written. Every TypeScript or JavaScript block of
+ * the repository's READMEs (the root, the folders', the packages') is marked with the
+ * scenario that runs it, `<!-- example: NAME -->` on the line before its fence; a block
+ * without a mark, or with a mark no scenario here knows, fails. A scenario supplies only
+ * what a block takes from its surroundings (an open `audit` client, a database, a request
+ * to serve) and nothing of what it shows. Each block runs as an ES module in its own
+ * process, importing `audit-pipeline/...` from the assembled package (packages/audit-pipeline,
+ * through its "exports"), against the real Kafka and PostgreSQL; then audit-consumer drains
+ * the topic into MinIO and `audit-query sql` reads the store back: each block's events must
+ * be there, so an example that loses events fails.
+ */
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import ts from 'typescript';
+import { ROOT, isolatedEnv, runCliOk } from '../helpers/infra';
+import { PG_URL } from '../helpers/cdc';
+
+interface Block {
+  file: string;
+  line: number;
+  lang: string;
+  name: string | null;
+  code: string;
+}
+
+/** A stored event, as `audit-query sql --format json` prints the columns selected below. */
+interface Row {
+  occurred_at: string;
+  source_service: string | null;
+  object_type: string;
+  object_id: string;
+  action: string;
+  actor_id: string | null;
+  tenant_id: string | null;
+  http_path: string | null;
+  http_status: number | null;
+  after: unknown;
+  metadata: Record<string, string> | null;
+}
+
+interface Scenario {
+  /** Statements before the block: what it uses without defining (imports under names of their own). */
+  before?: string;
+  /** Statements after it: drive what it set up, then deliver what is buffered. */
+  after?: string;
+  /** The events the block must have stored, among those recorded while it ran. */
+  check(rows: Row[]): void;
+}
+
+const CODE_LANGS = new Set(['ts', 'typescript', 'js', 'javascript', 'mjs']);
+
+/** Every fenced block of a Markdown file, with the example mark on the line before it, if any. */
+export function fencedBlocks(file: string, text: string): Block[] {
+  const lines = text.split('\n');
+  const found: Block[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\S*)\s*$/.exec(lines[i]!);
+    if (!open) continue;
+    const end = lines.findIndex((l, j) => j > i && /^```\s*$/.test(l));
+    if (end < 0) throw new Error(`${file}:${i + 1}: unclosed code fence`);
+    let k = i - 1;
+    while (k >= 0 && lines[k]!.trim() === '') k--;
+    const mark = k >= 0 ? /^<!--\s*example:\s*([\w-]+)\s*-->$/.exec(lines[k]!.trim()) : null;
+    found.push({ file, line: i + 1, lang: open[1]!.toLowerCase(), name: mark?.[1] ?? null, code: lines.slice(i + 1, end).join('\n') });
+    i = end;
+  }
+  return found;
+}
+
+async function readmes(): Promise<string[]> {
+  const files = ['README.md'];
+  for (const base of ['.', 'packages']) {
+    for (const entry of await readdir(join(ROOT, base), { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name.startsWith('.') || entry.name === 'node_modules' || entry.name === 'dist') continue;
+      const candidate = join(base, entry.name, 'README.md');
+      if (await readFile(join(ROOT, candidate)).then(() => true, () => false)) files.push(candidate.replace(/^\.\//, ''));
+    }
+  }
+  return files;
+}
+
+const byService = (rows: Row[], service: string) => rows.filter((r) => r.source_service === service);
+const actions = (rows: Row[]) => rows.map((r) => `${r.object_type}:${r.object_id} ${r.action}`).sort();
+
+const TABLE = `readme_invoices_${randomUUID().slice(0, 8)}`;
+
+const SCENARIOS: Record<string, Scenario> = {
+  // README.md and packages/audit-pipeline/README.md: the client, the request context, a custom event.
+  record: {
+    before: `async function saveInvoice() {}`,
+    check(rows) {
+      const billing = byService(rows, 'billing');
+      expect(billing.find((r) => r.object_type === 'invoice' && r.object_id === '42' && r.action === 'update')).toMatchObject({ actor_id: 'alice', tenant_id: 'acme' });
+      const after = billing.find((r) => r.object_id === '42')!.after as Record<string, unknown> | null;
+      if (after && 'card_number' in after) expect(after.card_number).not.toContain('4111 1111 1111 1111');
+    },
+  },
+  // producer/README.md: the Express middleware; the block builds the app, the scenario serves one request.
+  express: {
+    before: `
+import * as __express from 'express';
+const passport = { session: () => (req, res, next) => next() };
+const invoicesRouter = __express.Router();
+invoicesRouter.get('/:id', (req, res) => res.json({ id: req.params.id }));
+const myErrorHandler = (err, req, res, next) => res.status(500).end();
+`,
+    after: `
+const server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
+const res = await fetch('http://127.0.0.1:' + server.address().port + '/invoices/42');
+if (res.status !== 200) throw new Error('GET /invoices/42 answered ' + res.status);
+await new Promise((resolve) => server.close(resolve));
+await audit.close();
+`,
+    check(rows) {
+      expect(byService(rows, 'billing').filter((r) => r.action === 'request')).toEqual([expect.objectContaining({ object_type: 'http_request', http_path: '/invoices/42', http_status: 200 })]);
+    },
+  },
+  // producer/README.md: the Fastify plugin; the scenario adds the route the block leaves to the app.
+  fastify: {
+    after: `
+app.get('/invoices/:id', async (req) => ({ id: req.params.id }));
+const res = await app.inject({ method: 'GET', url: '/invoices/42' });
+if (res.statusCode !== 200) throw new Error('GET /invoices/42 answered ' + res.statusCode);
+await app.close();
+await audit.close();
+`,
+    check(rows) {
+      expect(byService(rows, 'docs').filter((r) => r.action === 'request')).toEqual([expect.objectContaining({ object_type: 'http_request', http_path: '/invoices/42', http_status: 200 })]);
+    },
+  },
+  // producer/README.md: login, logout and a failed login, recorded explicitly.
+  login: {
+    before: `
+import { AuditClient as __AuditClient } from 'audit-pipeline/producer';
+const audit = new __AuditClient({ sourceService: 'docs-login' });
+const user = { id: 'u-7' };
+const req = { body: { email: 'bob@example.com' } };
+`,
+    after: `await audit.close();`,
+    check(rows) {
+      expect(byService(rows, 'docs-login').map((r) => r.action).sort()).toEqual(['login', 'login_failed', 'logout']);
+    },
+  },
+  // producer/README.md: the TypeORM subscriber, on a real PostgreSQL table.
+  typeorm: {
+    before: `
+import { AuditClient as __AuditClient } from 'audit-pipeline/producer';
+import { DataSource as __DataSource, EntitySchema as __EntitySchema } from 'typeorm';
+const audit = new __AuditClient({ sourceService: 'docs-typeorm' });
+const __Invoice = new __EntitySchema({ name: 'Invoice', tableName: '${TABLE}_t', columns: { id: { type: Number, primary: true, generated: true }, status: { type: String } } });
+const dataSource = new __DataSource({ type: 'postgres', url: process.env.PG_URL, entities: [__Invoice], synchronize: true, logging: false });
+`,
+    after: `
+const __saved = await dataSource.getRepository('Invoice').save({ status: 'draft' });
+await dataSource.getRepository('Invoice').update(__saved.id, { status: 'sent' });
+await dataSource.getRepository('Invoice').save({ ...__saved, status: 'paid' });
+await dataSource.query('DROP TABLE "${TABLE}_t"');
+await dataSource.destroy();
+await audit.close();
+`,
+    check(rows) {
+      const events = byService(rows, 'docs-typeorm');
+      expect(events.map((r) => r.action)).toEqual(expect.arrayContaining(['create', 'update']));
+      expect(new Set(events.map((r) => r.object_id)).size).toBe(1);
+    },
+  },
+  // producer/README.md: the Sequelize hooks, on a real PostgreSQL table.
+  sequelize: {
+    before: `
+import { AuditClient as __AuditClient } from 'audit-pipeline/producer';
+import { Sequelize as __Sequelize, DataTypes as __DataTypes } from 'sequelize';
+const audit = new __AuditClient({ sourceService: 'docs-sequelize' });
+const sequelize = new __Sequelize(process.env.PG_URL, { logging: false });
+const __Invoice = sequelize.define('Invoice', { status: __DataTypes.STRING }, { tableName: '${TABLE}_s' });
+`,
+    after: `
+await __Invoice.sync();
+const __row = await __Invoice.create({ status: 'draft' });
+await __row.update({ status: 'sent' });
+await __Invoice.drop();
+await sequelize.close();
+await audit.close();
+`,
+    check(rows) {
+      const events = byService(rows, 'docs-sequelize');
+      expect(events.map((r) => r.action)).toEqual(['create', 'update']);
+      expect(events.every((r) => r.object_id === events[0]!.object_id)).toBe(true);
+    },
+  },
+  // producer/README.md: the NestJS module, the interceptor and @Audited, on a Nest app serving two requests.
+  nestjs: {
+    before: `
+import 'reflect-metadata';
+import { Controller, Module, Param, Post } from '@nestjs/common';
+import { NestFactory as __NestFactory } from '@nestjs/core';
+`,
+    after: `
+const __app = await __NestFactory.create(AppModule, { logger: false });
+await __app.listen(0, '127.0.0.1');
+for (const path of ['/invoices/42/approve', '/invoices/42/export']) {
+  const res = await fetch((await __app.getUrl()) + path, { method: 'POST' });
+  if (res.status !== 201) throw new Error('POST ' + path + ' answered ' + res.status);
+}
+await __app.close();
+`,
+    check(rows) {
+      expect(actions(byService(rows, 'billing').filter((r) => r.action !== 'request'))).toEqual(['invoice:42 invoice.approve', 'invoice:42 invoice.export']);
+      expect(byService(rows, 'billing').filter((r) => r.action === 'request')).toHaveLength(2);
+    },
+  },
+  // producer/README.md: explicit events and the context completed once authentication knows the user.
+  'record-more': {
+    before: `
+import { AuditClient as __AuditClient, runWithAuditContext as __run } from 'audit-pipeline/producer';
+const audit = new __AuditClient({ sourceService: 'docs-record' });
+const user = { id: 'u-9', orgId: 'org-3' };
+await __run({ requestId: 'req-docs' }, async () => {
+`,
+    after: `
+  audit.record({ objectType: 'invoice', objectId: 43, action: 'read' });
+});
+await audit.close();
+`,
+    check(rows) {
+      const events = byService(rows, 'docs-record');
+      expect(actions(events)).toEqual(['invoice:42 update', 'invoice:43 read', 'report:7 custom']);
+      expect(events.find((r) => r.object_id === '43')).toMatchObject({ actor_id: 'u-9', tenant_id: 'org-3' });
+    },
+  },
+  // producer/README.md: a process with steps.
+  process: {
+    before: `
+import { AuditClient as __AuditClient } from 'audit-pipeline/producer';
+const audit = new __AuditClient({ sourceService: 'docs-process' });
+const repo = { find: async () => [{ id: 1 }, { id: 2 }] };
+const renderPdf = async (rows) => rows.length;
+`,
+    after: `await audit.close();`,
+    check(rows) {
+      const events = byService(rows, 'docs-process');
+      expect(events.length).toBeGreaterThanOrEqual(2);
+      expect(events.every((r) => r.action === 'process_step' || r.object_type === 'invoice' || r.object_type === 'process')).toBe(true);
+    },
+  },
+  // producer/README.md: the other Kafka client, and an app's own kafkajs producer.
+  sender: {
+    before: `
+import { AuditClient } from 'audit-pipeline/producer';
+import { Kafka as __Kafka } from 'kafkajs';
+const myKafkajsProducer = new __Kafka({ brokers: process.env.AUDIT_KAFKA_BROKERS.split(','), logLevel: 0 }).producer();
+await myKafkajsProducer.connect();
+const __clients = [];
+const __keep = (c) => (__clients.push(c), c);
+`,
+    after: `
+for (const [i, c] of __clients.entries()) c.record({ objectType: 'sender', objectId: String(i), action: 'create' });
+for (const c of __clients) await c.close();
+await myKafkajsProducer.disconnect();
+`,
+    check(rows) {
+      expect(actions(rows.filter((r) => r.object_type === 'sender'))).toEqual(['sender:0 create', 'sender:1 create']);
+    },
+  },
+};
+
+async function runModule(file: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+describe('README examples run as written and their events reach the store', () => {
+  const pipeline = isolatedEnv('readme');
+  const work = join(ROOT, '.tmp', `readme-examples-${randomUUID().slice(0, 8)}`);
+  const runs: { block: Block; from: number; to: number; code: number | null; stderr: string }[] = [];
+  let blocks: Block[] = [];
+  let rows: Row[] = [];
+
+  beforeAll(async () => {
+    for (const file of await readmes()) blocks.push(...fencedBlocks(file, await readFile(join(ROOT, file), 'utf8')));
+    blocks = blocks.filter((b) => CODE_LANGS.has(b.lang));
+    // The examples import the package as an app would: through its "exports", from the assembled folder.
+    await mkdir(join(work, 'node_modules'), { recursive: true });
+    await symlink(join(ROOT, 'packages', 'audit-pipeline'), join(work, 'node_modules', 'audit-pipeline'), 'dir');
+    for (const [i, block] of blocks.entries()) {
+      const scenario = block.name ? SCENARIOS[block.name] : undefined;
+      if (!scenario) continue;
+      // The sender block makes two clients without naming them: the scenario keeps each to record through it.
+      const code = block.name === 'sender' ? block.code.replace(/new AuditClient\(/g, '__keep(new AuditClient(').replace(/\);(\s*\/\/|$)/gm, '));$1') : block.code;
+      const source = [scenario.before ?? '', code, scenario.after ?? ''].join('\n');
+      const js = ts.transpileModule(source, {
+        fileName: `${block.name}.ts`,
+        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, experimentalDecorators: true, emitDecoratorMetadata: true },
+      }).outputText;
+      const file = join(work, `${i}-${block.name}.mjs`);
+      await writeFile(file, js);
+      const from = Date.now();
+      const result = await runModule(file, { AUDIT_KAFKA_BROKERS: pipeline.AUDIT_KAFKA_BROKERS!, AUDIT_TOPIC: pipeline.AUDIT_TOPIC!, PG_URL });
+      runs.push({ block, from, to: Date.now(), ...result });
+    }
+    await runCliOk('consumer', ['--drain'], pipeline);
+    const query = await runCliOk(
+      'query',
+      ['sql', 'SELECT occurred_at, source_service, object_type, object_id, action, actor_id, tenant_id, http_path, http_status, after, metadata FROM audit ORDER BY occurred_at', '--format', 'json'],
+      pipeline,
+    );
+    rows = JSON.parse(query.stdout) as Row[];
+  }, 600_000);
+
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('every code block of every README is marked with a scenario that runs it', () => {
+    expect(blocks.length).toBeGreaterThan(0);
+    const unmarked = blocks.filter((b) => !b.name || !(b.name in SCENARIOS)).map((b) => `${b.file}:${b.line} (${b.name ?? 'no <!-- example: NAME --> mark'})`);
+    expect(unmarked).toEqual([]);
+  });
+
+  it('each block runs to the end and its events are stored', () => {
+    expect(runs.length).toBe(blocks.length);
+    for (const run of runs) {
+      const where = `${run.block.file}:${run.block.line} (${run.block.name})`;
+      expect({ where, code: run.code, stderr: run.stderr.slice(-2000) }).toEqual({ where, code: 0, stderr: '' });
+      const during = rows.filter((r) => {
+        const at = Date.parse(r.occurred_at);
+        return at >= run.from && at <= run.to;
+      });
+      try {
+        SCENARIOS[run.block.name!]!.check(during);
+      } catch (err) {
+        throw new Error(`${where}: ${(err as Error).message}\nstored while it ran: ${JSON.stringify(during.map((r) => [r.source_service, r.object_type, r.object_id, r.action]))}`);
+      }
+    }
+  });
+});
