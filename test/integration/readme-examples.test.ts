@@ -94,8 +94,14 @@ const SCENARIOS: Record<string, Scenario> = {
     check(rows) {
       const billing = byService(rows, 'billing');
       expect(billing.find((r) => r.object_type === 'invoice' && r.object_id === '42' && r.action === 'update')).toMatchObject({ actor_id: 'alice', tenant_id: 'acme' });
-      const after = billing.find((r) => r.object_id === '42')!.after as Record<string, unknown> | null;
-      if (after && 'card_number' in after) expect(after.card_number).not.toContain('4111 1111 1111 1111');
+      // The card number the example puts in `after` is stored masked.
+      expect(JSON.parse(billing.find((r) => r.object_id === '42')!.after as string)).toEqual({ status: 'sent', total: 1350, card_number: '[MASKED]' });
+    },
+  },
+  // packages/audit-pipeline/README.md: the same, shorter.
+  'record-package': {
+    check(rows) {
+      expect(byService(rows, 'billing')).toEqual([expect.objectContaining({ object_type: 'invoice', object_id: '42', action: 'update', actor_id: 'alice', tenant_id: 'acme' })]);
     },
   },
   // producer/README.md: the Express middleware; the block builds the app, the scenario serves one request.
@@ -214,7 +220,7 @@ await __app.close();
   // producer/README.md: explicit events and the context completed once authentication knows the user.
   'record-more': {
     before: `
-import { AuditClient as __AuditClient, runWithAuditContext as __run } from 'audit-pipeline/producer';
+import { AuditClient as __AuditClient, runWithAuditContext as __run, updateAuditContext } from 'audit-pipeline/producer';
 const audit = new __AuditClient({ sourceService: 'docs-record' });
 const user = { id: 'u-9', orgId: 'org-3' };
 await __run({ requestId: 'req-docs' }, async () => {
@@ -252,12 +258,10 @@ import { AuditClient } from 'audit-pipeline/producer';
 import { Kafka as __Kafka } from 'kafkajs';
 const myKafkajsProducer = new __Kafka({ brokers: process.env.AUDIT_KAFKA_BROKERS.split(','), logLevel: 0 }).producer();
 await myKafkajsProducer.connect();
-const __clients = [];
-const __keep = (c) => (__clients.push(c), c);
 `,
     after: `
-for (const [i, c] of __clients.entries()) c.record({ objectType: 'sender', objectId: String(i), action: 'create' });
-for (const c of __clients) await c.close();
+for (const [i, c] of [inline, own].entries()) c.record({ objectType: 'sender', objectId: String(i), action: 'create' });
+for (const c of [inline, own]) await c.close();
 await myKafkajsProducer.disconnect();
 `,
     check(rows) {
@@ -296,9 +300,7 @@ describe('README examples run as written and their events reach the store', () =
     for (const [i, block] of blocks.entries()) {
       const scenario = block.name ? SCENARIOS[block.name] : undefined;
       if (!scenario) continue;
-      // The sender block makes two clients without naming them: the scenario keeps each to record through it.
-      const code = block.name === 'sender' ? block.code.replace(/new AuditClient\(/g, '__keep(new AuditClient(').replace(/\);(\s*\/\/|$)/gm, '));$1') : block.code;
-      const source = [scenario.before ?? '', code, scenario.after ?? ''].join('\n');
+      const source = [scenario.before ?? '', block.code, scenario.after ?? ''].join('\n');
       const js = ts.transpileModule(source, {
         fileName: `${block.name}.ts`,
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, experimentalDecorators: true, emitDecoratorMetadata: true },
@@ -328,11 +330,18 @@ describe('README examples run as written and their events reach the store', () =
     expect(unmarked).toEqual([]);
   });
 
-  it('each block runs to the end and its events are stored', () => {
-    expect(runs.length).toBe(blocks.length);
+ it('each block runs to the end and its events are stored', () => {
+    // Every marked block ran (the one above names the others).
+    expect(runs.map((r) => r.block)).toEqual(blocks.filter((b) => b.name && b.name in SCENARIOS));
+    const failures: string[] = [];
     for (const run of runs) {
       const where = `${run.block.file}:${run.block.line} (${run.block.name})`;
-      expect({ where, code: run.code, stderr: run.stderr.slice(-2000) }).toEqual({ where, code: 0, stderr: '' });
+      // kafkajs 2.2.4 sets a negative timer on Node >= 23, which Node reports on stderr (three lines); nothing else may be printed.
+      const stderr = run.stderr.replace(/^\(node:\d+\) TimeoutNegativeWarning: .*\n.*\n\(Use `node --trace-warnings .*\n/gm, '');
+      if (run.code !== 0 || stderr !== '') {
+        failures.push(`${where}: exit ${run.code}: ${stderr.slice(-1500)}`);
+        continue;
+      }
       const during = rows.filter((r) => {
         const at = Date.parse(r.occurred_at);
         return at >= run.from && at <= run.to;
@@ -340,8 +349,9 @@ describe('README examples run as written and their events reach the store', () =
       try {
         SCENARIOS[run.block.name!]!.check(during);
       } catch (err) {
-        throw new Error(`${where}: ${(err as Error).message}\nstored while it ran: ${JSON.stringify(during.map((r) => [r.source_service, r.object_type, r.object_id, r.action]))}`);
+        failures.push(`${where}: ${(err as Error).message}\nstored while it ran: ${JSON.stringify(during.map((r) => [r.source_service, r.object_type, r.object_id, r.action]))}`);
       }
     }
+    expect(failures).toEqual([]);
   });
 });
