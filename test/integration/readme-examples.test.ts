@@ -324,6 +324,21 @@ describe('README examples run as written and their events reach the store', () =
     await rm(work, { recursive: true, force: true });
   });
 
+  it('every link of every README leads to a file of the repository (relative, or absolute into its main branch)', async () => {
+    const repository = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { repository: { url: string } }).repository.url.replace(/^git\+/, '').replace(/\.git$/, '');
+    const broken: string[] = [];
+    for (const file of await readmes()) {
+      const text = (await readFile(join(ROOT, file), 'utf8')).replace(/^```[\s\S]*?^```/gm, '');
+      for (const [, link] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = link!.split('#')[0]!;
+        if (!target || /^mailto:/.test(target)) continue;
+        const inRepo = target.startsWith(`${repository}/blob/main/`) ? target.slice(`${repository}/blob/main/`.length) : /^https?:/.test(target) ? null : join(file, '..', target);
+        if (inRepo !== null && !(await readFile(join(ROOT, inRepo)).then(() => true, (err: NodeJS.ErrnoException) => err.code === 'EISDIR'))) broken.push(`${file}: ${link}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
   it('every code block of every README is marked with a scenario that runs it', () => {
     expect(blocks.length).toBeGreaterThan(0);
     const unmarked = blocks.filter((b) => !b.name || !(b.name in SCENARIOS)).map((b) => `${b.file}:${b.line} (${b.name ?? 'no <!-- example: NAME --> mark'})`);
