@@ -10,13 +10,14 @@
  * the topic into MinIO and `audit-query sql` reads the store back: each block's events must
  * be there, so an example that loses events fails.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { Pool } from 'pg';
 import ts from 'typescript';
 import { ROOT, isolatedEnv, runCliOk } from '../helpers/infra';
-import { PG_URL } from '../helpers/cdc';
+import { CdcProcess, PG_URL } from '../helpers/cdc';
 
 interface Block {
   file: string;
@@ -86,6 +87,28 @@ const byService = (rows: Row[], service: string) => rows.filter((r) => r.source_
 const actions = (rows: Row[]) => rows.map((r) => `${r.object_type}:${r.object_id} ${r.action}`).sort();
 
 const TABLE = `readme_invoices_${randomUUID().slice(0, 8)}`;
+/** A database of the examples' own: the README's table names (invoices, prisma_invoice), its default publication (audit_cdc). */
+const DATABASE = `readme_${randomUUID().replace(/-/g, '').slice(0, 10)}`;
+const DATABASE_URL = PG_URL.replace(/\/[^/]*$/, `/${DATABASE}`);
+/** A pool, TypeORM data source and Sequelize instance on it, and the generated Prisma client, for the blocks that use them without making them. */
+const DATABASES = `
+import __pg from 'pg';
+import { DataSource as __DataSource, EntitySchema as __EntitySchema } from 'typeorm';
+import { Sequelize as __Sequelize } from 'sequelize';
+import { createRequire as __createRequire } from 'node:module';
+import { AuditClient as __AuditClient, runWithAuditContext as __run } from 'audit-pipeline/producer';
+const pool = new __pg.Pool({ connectionString: process.env.PG_URL });
+const __Invoice = new __EntitySchema({ name: 'Invoice', tableName: 'invoices', columns: { id: { type: Number, primary: true, generated: true }, customer_id: { type: Number }, status: { type: String } } });
+const dataSource = new __DataSource({ type: 'postgres', url: process.env.PG_URL, entities: [__Invoice], logging: false });
+await dataSource.initialize();
+const sequelize = new __Sequelize(process.env.PG_URL, { logging: false });
+const { PrismaClient } = __createRequire(import.meta.url)(process.env.PRISMA_CLIENT);
+`;
+const CLOSE_DATABASES = `
+await dataSource.destroy();
+await sequelize.close();
+await pool.end();
+`;
 
 const SCENARIOS: Record<string, Scenario> = {
   // README.md and packages/audit-pipeline/README.md: the client, the request context, a custom event.
@@ -217,6 +240,60 @@ await __app.close();
       expect(byService(rows, 'billing').filter((r) => r.action === 'request')).toHaveLength(2);
     },
   },
+  // producer/README.md: the Prisma extension (and the adapter wrapper of change capture), on the tests' generated client.
+  prisma: {
+    before: `${DATABASES}
+const audit = new __AuditClient({ sourceService: 'docs-prisma' });
+import { capturedTables } from 'audit-pipeline/cdc';
+`,
+    after: `
+const __invoice = await prisma.invoice.create({ data: { number: 'INV-DOCS', status: 'draft', total: 100 } });
+await prisma.invoice.update({ where: { id: __invoice.id }, data: { status: 'sent' } });
+await prisma.$disconnect();
+await audit.close();
+${CLOSE_DATABASES}`,
+    check(rows) {
+      expect(byService(rows, 'docs-prisma').map((r) => `${r.object_type} ${r.action}`)).toEqual(['invoice create', 'invoice update']);
+    },
+  },
+  // cdc/README.md: the request's context on the app's transactions, read by audit-cdc from the WAL.
+  'cdc-context': {
+    before: `${DATABASES}
+import { PrismaPg } from '@prisma/adapter-pg';
+await __run({ actorId: 'docs-cdc', requestId: 'req-cdc' }, async () => {
+`,
+    after: `
+await prisma.$transaction(async (tx) => tx.$executeRawUnsafe("UPDATE invoices SET status = 'refunded' WHERE customer_id = 7"));
+await prisma.$disconnect();
+});
+${CLOSE_DATABASES}`,
+    check(rows) {
+      const changes = byService(rows, 'audit-cdc').filter((r) => r.object_type === 'invoices' || r.object_type.endsWith('invoices'));
+      // Two rows of customer 7, changed by pg, Sequelize and Prisma transactions: each change with the request's actor.
+      expect(changes.map((r) => `${r.action} ${r.actor_id}`)).toEqual(Array(6).fill('update docs-cdc'));
+    },
+  },
+  // cdc/README.md: the ORM hooks leave the tables audit-cdc captures to it.
+  'cdc-exclude': {
+    before: `${DATABASES}
+import { attachTypeormAudit } from 'audit-pipeline/typeorm';
+import { attachTypeormCdcContext, capturedTables } from 'audit-pipeline/cdc';
+const audit = new __AuditClient({ sourceService: 'docs-cdc-exclude' });
+`,
+    after: `
+await __run({ actorId: 'docs-exclude' }, async () => {
+  const __repo = dataSource.getRepository('Invoice');
+  const __row = await __repo.findOneBy({ customer_id: 8 });
+  await __repo.save({ ...__row, status: 'void' });
+});
+await audit.close();
+${CLOSE_DATABASES}`,
+    check(rows) {
+      // The hook left the captured table to audit-cdc, which has the change with the request's actor from the stitched context.
+      expect(byService(rows, 'docs-cdc-exclude')).toEqual([]);
+      expect(byService(rows, 'audit-cdc').map((r) => `${r.action} ${r.actor_id}`)).toEqual(['update docs-exclude']);
+    },
+  },
   // producer/README.md: explicit events and the context completed once authentication knows the user.
   'record-more': {
     before: `
@@ -270,6 +347,34 @@ await myKafkajsProducer.disconnect();
   },
 };
 
+/** The tests' generated Prisma client (TypeScript) as CommonJS next to the examples, for the blocks that use `PrismaClient`. */
+async function prismaClient(into: string): Promise<string> {
+  execFileSync(process.execPath, [join(ROOT, 'test', 'prisma', 'generate.js')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  const source = join(ROOT, '.test-cache', 'prisma-client');
+  const visit = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await visit(path);
+      else if (entry.name.endsWith('.ts')) {
+        const target = join(into, relative(source, path)).replace(/\.ts$/, '.js');
+        await mkdir(dirname(target), { recursive: true });
+        const js = ts.transpileModule(await readFile(path, 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText;
+        await writeFile(target, js);
+      }
+    }
+  };
+  await visit(source);
+  return join(into, 'client.js');
+}
+
+/** The examples' database: the tables the README's blocks name. */
+const SETUP_SQL = `
+CREATE TABLE invoices (id serial PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL);
+INSERT INTO invoices (customer_id, status) VALUES (7, 'draft'), (7, 'sent'), (8, 'draft');
+CREATE TABLE prisma_invoice (id serial PRIMARY KEY, number text UNIQUE NOT NULL, status text NOT NULL, total int NOT NULL, secret text);
+CREATE TABLE prisma_invoice_line (id serial PRIMARY KEY, "invoiceId" int NOT NULL REFERENCES prisma_invoice (id), label text NOT NULL);
+`;
+
 async function runModule(file: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [file], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -290,6 +395,9 @@ describe('README examples run as written and their events reach the store', () =
   const runs: { block: Block; from: number; to: number; code: number | null; stderr: string }[] = [];
   let blocks: Block[] = [];
   let rows: Row[] = [];
+  const admin = new Pool({ connectionString: PG_URL, max: 1 });
+  let cdc: CdcProcess | null = null;
+  const slot = `slot_${DATABASE}`;
 
   beforeAll(async () => {
     for (const file of await readmes()) blocks.push(...fencedBlocks(file, await readFile(join(ROOT, file), 'utf8')));
@@ -297,10 +405,21 @@ describe('README examples run as written and their events reach the store', () =
     // The examples import the package as an app would: through its "exports", from the assembled folder.
     await mkdir(join(work, 'node_modules'), { recursive: true });
     await symlink(join(ROOT, 'packages', 'audit-pipeline'), join(work, 'node_modules', 'audit-pipeline'), 'dir');
+    const prisma = await prismaClient(join(work, 'prisma-client'));
+    await admin.query(`CREATE DATABASE "${DATABASE}"`);
+    const db = new Pool({ connectionString: DATABASE_URL, max: 1 });
+    await db.query(SETUP_SQL);
+    await db.end();
+    // audit-cdc captures the invoices table into the examples' topic while they run.
+    cdc = new CdcProcess({ ...pipeline, AUDIT_CDC_DATABASE_URL: DATABASE_URL, AUDIT_CDC_SLOT: slot, AUDIT_CDC_PUBLICATION_TABLES: 'invoices', AUDIT_LOG_LEVEL: 'info' });
+    await cdc.ready();
     for (const [i, block] of blocks.entries()) {
       const scenario = block.name ? SCENARIOS[block.name] : undefined;
       if (!scenario) continue;
-      const source = [scenario.before ?? '', block.code, scenario.after ?? ''].join('\n');
+      // A scenario may run the block inside a function (a request context): the block's imports go first.
+      const lines = block.code.split('\n');
+      const isImport = (l: string) => /^import\s/.test(l);
+      const source = [...lines.filter(isImport), scenario.before ?? '', ...lines.filter((l) => !isImport(l)), scenario.after ?? ''].join('\n');
       const js = ts.transpileModule(source, {
         fileName: `${block.name}.ts`,
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, experimentalDecorators: true, emitDecoratorMetadata: true },
@@ -308,9 +427,11 @@ describe('README examples run as written and their events reach the store', () =
       const file = join(work, `${i}-${block.name}.mjs`);
       await writeFile(file, js);
       const from = Date.now();
-      const result = await runModule(file, { AUDIT_KAFKA_BROKERS: pipeline.AUDIT_KAFKA_BROKERS!, AUDIT_TOPIC: pipeline.AUDIT_TOPIC!, PG_URL });
+      const result = await runModule(file, { AUDIT_KAFKA_BROKERS: pipeline.AUDIT_KAFKA_BROKERS!, AUDIT_TOPIC: pipeline.AUDIT_TOPIC!, PG_URL: DATABASE_URL, PRISMA_CLIENT: prisma });
       runs.push({ block, from, to: Date.now(), ...result });
     }
+    // Stopped, audit-cdc has published every change it read (it confirms the slot only after Kafka acknowledged).
+    await cdc.stop();
     await runCliOk('consumer', ['--drain'], pipeline);
     const query = await runCliOk(
       'query',
@@ -321,6 +442,12 @@ describe('README examples run as written and their events reach the store', () =
   }, 600_000);
 
   afterAll(async () => {
+    if (cdc) await cdc.stop();
+    // A slot still being created (it waits for every open transaction of the server) holds a backend on the database.
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [DATABASE]);
+    await admin.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [slot]);
+    await admin.query(`DROP DATABASE IF EXISTS "${DATABASE}" WITH (FORCE)`);
+    await admin.end();
     await rm(work, { recursive: true, force: true });
   });
 
