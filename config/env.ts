@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseDuration } from './duration';
 import { StoreUrlError, parseStoreUrl } from './store-url';
@@ -35,6 +36,11 @@ export const envSchema = z.object({
   AUDIT_TOPIC: z.string().min(1).default('audit.events'),
   AUDIT_DLQ_TOPIC: z.string().min(1).optional(),
   AUDIT_CONSUMER_GROUP: z.string().min(1).default('audit-consumer'),
+  /**
+   * The consumer creates AUDIT_TOPIC when it does not exist (false: it refuses to start, exit 2,
+   * so a mistyped topic is not drained "successfully" and created on a broker that auto-creates).
+   */
+  AUDIT_CREATE_TOPIC: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   AUDIT_CLIENT_ID: z.string().min(1).default('audit-pipeline'),
   /** A member silent this long leaves the group and its partitions move (kafkajs sessionTimeout). */
   AUDIT_KAFKA_SESSION_TIMEOUT_MS: intVar(30_000, 6_000),
@@ -171,6 +177,21 @@ function parseVars<S extends z.ZodObject>(schema: S, source: NodeJS.ProcessEnv):
 
 export function dlqTopic(env: Env): string {
   return env.AUDIT_DLQ_TOPIC ?? `${env.AUDIT_TOPIC}.dlq`;
+}
+
+/**
+ * What a service's first log line says it works with: a store left to its default is said
+ * so, with the directory it resolves to (a consumer started in the wrong folder writes there).
+ */
+export function startupFields(env: Env, source: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const store = source.AUDIT_STORE_URL ? env.AUDIT_STORE_URL : `${env.AUDIT_STORE_URL} (default)`;
+  const local = /^file:\/\//.exec(env.AUDIT_STORE_URL) ? `, ${resolve(env.AUDIT_STORE_URL.slice('file://'.length))}` : '';
+  return {
+    store: `${store}${local}`,
+    topic: env.AUDIT_TOPIC,
+    group: env.AUDIT_CONSUMER_GROUP,
+    kafka: `${env.AUDIT_KAFKA_CLIENT} ${env.AUDIT_KAFKA_BROKERS}`,
+  };
 }
 
 export function brokers(env: Env): string[] {

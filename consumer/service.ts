@@ -6,7 +6,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { ConfigError, type Env, brokers, dlqTopic, schemaRegistryConfig } from '../config/env';
+import { ConfigError, type Env, brokers, dlqTopic, schemaRegistryConfig, startupFields } from '../config/env';
 import { CURRENT_SCHEMA_ID } from '../schemas';
 import { RegistryClient, RegistrySchemaIds, SchemaRegistryUnavailableError } from '../schema-registry';
 import { StorageError, checkCreateIfAbsent, openStore, type ObjectStore } from '../storage';
@@ -102,6 +102,8 @@ export class AuditConsumerService {
   async run(): Promise<void> {
     const { env, opts } = this;
     const log = opts.log;
+    // Before anything can fail: which store, topic, group and Kafka this process is about to use.
+    log.info({ ...startupFields(env), drain: opts.drain }, 'audit-consumer starting');
     try {
       await this.store.check();
     } catch (err) {
@@ -115,7 +117,7 @@ export class AuditConsumerService {
     const signer = await signerForService(env, this.store, 'consumer');
     const trust = await this.resolveTrust(signer);
     // The first line says what this process is and what it trusts, so a halt later reads in context.
-    log.info({ store: env.AUDIT_STORE_URL, topic: env.AUDIT_TOPIC, group: env.AUDIT_CONSUMER_GROUP, trust: trust.mode, keys: trust.keys.ids() }, 'audit-consumer starting');
+    log.info({ trust: trust.mode, keys: trust.keys.ids() }, 'trust policy');
     log.info({ ms: selfCheck.ms, rounds: selfCheck.rounds.length, left: selfCheck.leftBehind.length }, 'store enforces create-if-absent');
     const registry = schemaRegistryConfig(env);
     let schemaIds: RegistrySchemaIds | undefined;
@@ -141,11 +143,23 @@ export class AuditConsumerService {
       threads: env.AUDIT_DUCKDB_THREADS,
     });
     const topic = env.AUDIT_TOPIC;
+    const kafkaDown = (err: unknown) => new DependencyError('kafka', `Kafka unavailable at ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(err as Error).message}`, err);
+    let missing: string[];
     try {
       await this.kafka.connect();
+      missing = await this.kafka.missingTopics([topic]);
+    } catch (err) {
+      throw kafkaDown(err);
+    }
+    // Asked before subscribing: subscribing to a mistyped topic on a broker that auto-creates
+    // topics would create it (and its dead-letter topic) and drain it "successfully".
+    if (missing.length > 0 && !env.AUDIT_CREATE_TOPIC) {
+      throw new ConfigError(`topic ${topic} does not exist on ${env.AUDIT_KAFKA_BROKERS} (AUDIT_TOPIC); create it, or set AUDIT_CREATE_TOPIC=true to have the consumer create it`);
+    }
+    try {
       await this.kafka.ensureTopics([topic, dlqTopic(env)]);
     } catch (err) {
-      throw new DependencyError('kafka', `Kafka unavailable at ${env.AUDIT_KAFKA_BROKERS} (AUDIT_KAFKA_BROKERS): ${(err as Error).message}`, err);
+      throw kafkaDown(err);
     }
     // Said once the dependencies are up, so a failed start-up still ends in its one line.
     if (signer) log.info({ keyId: signer.keyId }, 'signing a digest of every stored cut and every cut claim');

@@ -1,63 +1,96 @@
+import type { CutClaim } from '../consumer/cut-claims';
 import type { ObjectStore } from '../storage';
 import { partitionKey } from '../storage';
-import { parseEnvelope } from '../trust/signed-object';
+import { mapLimit } from '../storage/concurrency';
+import { UntrustedObjectError } from '../trust/signed-object';
+import { type TrustPolicy, openUnderPolicy } from '../trust/trust-policy';
 
-/** A cut claim's key and the first offset of its cut. */
-interface Claim {
-  key: string;
-  first: bigint;
+/**
+ * A cut claim below the group's committed offset failed the trust check in a
+ * way only a key holder or a tampered object explains (another key, a bad
+ * signature, a key outside its validity, a body that does not match its key).
+ * The maintainer deletes claims, so it stops here, as on a generation that
+ * fails: nothing is deleted on it, and the operator must look.
+ */
+export class UntrustedClaimError extends Error {
+  constructor(readonly untrusted: UntrustedObjectError) {
+    super(`cut claim ${untrusted.message} (${untrusted.code}); stopping, no claim removed (maintenance/README.md)`);
+    this.name = 'UntrustedClaimError';
+  }
+}
+
+export interface ClaimsScan {
+  /** Claims whose signed `last` is below the committed offset: no replay can need them. */
+  done: string[];
+  /**
+   * Unsigned claims on a signed store (the previous release's format, or a
+   * planted object): kept, never removed on their word, and named each pass.
+   * Not a halt: keeping a claim is always safe, and the consumer itself
+   * refuses one above its signed chain head.
+   */
+  kept: UntrustedObjectError[];
 }
 
 /**
- * Cut claims (`_cuts/<topic>/<partition>/<first>.json`) that no replay can need:
- * the consumer group has committed past their cut. Cuts of a partition are
- * contiguous, so a claim is done when the next one starts at or before the
- * committed offset; the newest claim below it is read to be sure its cut ends there.
+ * Cut claims (`_cuts/<topic>/<partition>/<first>.json`) that no replay can need.
+ * Each claim that starts below the committed offset is opened under the trust
+ * policy and removed only when its own signed `last` is below that offset: the
+ * key names of other claims decide nothing, since anyone who can write the
+ * bucket can create one.
  */
-export async function doneClaims(store: ObjectStore, committed: ReadonlyMap<string, bigint>): Promise<string[]> {
-  const done: string[] = [];
+export async function scanClaims(store: ObjectStore, committed: ReadonlyMap<string, bigint>, policy: TrustPolicy, concurrency: number): Promise<ClaimsScan> {
+  const candidates: { key: string; topic: string; partition: number; first: bigint; upTo: bigint }[] = [];
   for (const topicPrefix of await store.listPrefixes('_cuts/')) {
     const topic = topicPrefix.slice('_cuts/'.length, -1);
     for (const partitionPrefix of await store.listPrefixes(topicPrefix)) {
       const partition = Number(partitionPrefix.slice(topicPrefix.length, -1));
+      if (!Number.isSafeInteger(partition)) continue;
       const upTo = committed.get(partitionKey(topic, partition));
-      if (upTo === undefined || !Number.isSafeInteger(partition)) continue;
-      const claims: Claim[] = [];
+      if (upTo === undefined) continue;
       for await (const o of store.list(partitionPrefix)) {
         const m = /\/(\d+)\.json$/.exec(o.key);
-        if (m) claims.push({ key: o.key, first: BigInt(m[1]!) });
-      }
-      claims.sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
-      for (let i = 0; i < claims.length; i++) {
-        const c = claims[i]!;
-        if (c.first >= upTo) break;
-        const next = claims[i + 1];
-        if (next && next.first <= upTo) {
-          done.push(c.key);
-          continue;
-        }
-        const body = await store.get(c.key);
-        if (body === null) continue;
-        const last = claimedLast(body);
-        if (last !== null && last < upTo) done.push(c.key);
+        if (!m) continue;
+        const first = BigInt(m[1]!);
+        if (first < upTo) candidates.push({ key: o.key, topic, partition, first, upTo });
       }
     }
   }
-  return done;
+  const kept: UntrustedObjectError[] = [];
+  const opened = await mapLimit(candidates, concurrency, async (c) => {
+    const bytes = await store.get(c.key);
+    if (bytes === null) return null;
+    try {
+      const last = claimedLast(policy, bytes, c.key, c.topic, c.partition, c.first);
+      return last < c.upTo ? c.key : null;
+    } catch (err) {
+      if (!(err instanceof UntrustedObjectError)) throw err;
+      if (err.code !== 'unsigned') throw new UntrustedClaimError(err);
+      kept.push(err);
+      return null;
+    }
+  });
+  return { done: opened.filter((k): k is string => k !== null), kept };
 }
 
-/**
- * A claim's `last`, signed (the consumer's envelope) or bare (unsigned stores,
- * the previous release); null when unreadable, and the claim is then kept.
- * Unchecked on purpose: it only decides whether this very object is removed,
- * and keeping a claim is always safe (the consumer halts on one it cannot trust).
- */
-function claimedLast(bytes: Buffer): bigint | null {
-  try {
-    const envelope = parseEnvelope(bytes);
-    const claim = JSON.parse(envelope ? envelope.body : bytes.toString('utf8')) as { last?: unknown };
-    return typeof claim.last === 'string' ? BigInt(claim.last) : null;
-  } catch {
-    return null;
+/** The claim's `last`, once opened under the policy and found to be the claim its key names. */
+function claimedLast(policy: TrustPolicy, bytes: Buffer, key: string, topic: string, partition: number, first: bigint): bigint {
+  const { body } = openUnderPolicy<CutClaim>(policy, bytes, key, 'cut', legacyClaim);
+  if (body.topic !== topic || body.partition !== partition || body.first !== first.toString()) {
+    throw new UntrustedObjectError(key, 'malformed', `claims ${String(body.topic)}/${String(body.partition)} from ${String(body.first)}, not what its key names`);
   }
+  let last: bigint;
+  try {
+    last = BigInt(body.last);
+  } catch {
+    throw new UntrustedObjectError(key, 'malformed', `last ${JSON.stringify(body.last)} is not an offset`);
+  }
+  if (last < first) throw new UntrustedObjectError(key, 'malformed', `last ${last} is before first ${first}`);
+  return last;
+}
+
+/** A claim as the previous release wrote it (bare JSON), accepted in unsigned mode only. */
+function legacyClaim(bytes: Buffer): CutClaim {
+  const c = JSON.parse(bytes.toString('utf8')) as Omit<CutClaim, 'kind' | 'writtenAt'>;
+  if (c === null || typeof c !== 'object' || typeof c.last !== 'string') throw new Error('not a cut claim');
+  return { ...c, kind: 'cut', writtenAt: c.claimedAt };
 }

@@ -20,6 +20,9 @@ export function createMaintenanceMetrics() {
     objectsDeleted: counter('objects_deleted_total', 'Objects deleted (superseded, expired, claims)'),
     daysExpired: counter('days_expired_total', 'Day partitions removed by retention'),
     claimsRemoved: counter('claims_removed_total', 'Cut claims removed'),
+    claimsKept: counter('claims_kept_total', 'Unsigned cut claims on a signed store kept and named (counted each pass)'),
+    indexesRejected: counter('indexes_rejected_total', 'Per-file indexes and day manifests that failed the trust check (read around, rebuilt)'),
+    indexesRebuilt: counter('indexes_rebuilt_total', 'Per-file indexes rebuilt from their data file'),
     untrusted: new Counter({ name: 'audit_maintainer_untrusted_objects_total', help: 'Objects that failed the trust check and stopped the maintainer, by kind and reason', labelNames: ['kind', 'code'] as const, registers: [registry] }),
     halted: new Gauge({ name: 'audit_maintainer_halted', help: '1 once the maintainer stopped on an object that failed the trust check', registers: [registry] }),
     daysLocked: new Gauge({ name: 'audit_maintainer_days_locked', help: 'Days past retention kept because of S3 Object Lock (last pass)', registers: [registry] }),
@@ -42,5 +45,8 @@ export function recordPass(m: MaintenanceMetrics, r: PassReport, seconds: number
   m.objectsDeleted.inc(r.objectsDeleted);
   m.daysExpired.inc(r.daysExpired);
   m.claimsRemoved.inc(r.claimsRemoved);
+  m.claimsKept.inc(r.claimsKept);
+  m.indexesRejected.inc(r.indexesRejected);
+  m.indexesRebuilt.inc(r.indexesRebuilt);
   m.daysLocked.set(r.daysLocked);
 }

@@ -11,6 +11,7 @@ import { Maintainer, type PassRange, type PassReport, UntrustedGenerationError }
 import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
 import { IcebergPublisher } from './iceberg/publisher';
 import { asTableStore } from './iceberg/table-io';
+import { UntrustedClaimError } from './claims';
 import { createMaintenanceMetrics, recordPass } from './metrics';
 import { loadSigner, signerForService } from '../trust/signing-setup';
 
@@ -103,10 +104,11 @@ export class MaintenanceService {
           recordPass(this.metrics, last, (Date.now() - t0) / 1000);
         } catch (err) {
           this.metrics.passes.inc({ outcome: 'failed' });
-          if (err instanceof UntrustedGenerationError) {
-            // A halt, not a failed pass: no later pass may act on that day, and the operator must look.
+          if (err instanceof UntrustedGenerationError || err instanceof UntrustedClaimError) {
+            // A halt, not a failed pass: no later pass may act on that object, and the operator must look.
             this.ready = false;
-            this.metrics.untrusted.inc({ kind: 'generation', code: err.rejected.code });
+            if (err instanceof UntrustedGenerationError) this.metrics.untrusted.inc({ kind: 'generation', code: err.rejected.code });
+            else this.metrics.untrusted.inc({ kind: 'claim', code: err.untrusted.code });
             this.metrics.halted.set(1);
             throw err;
           }

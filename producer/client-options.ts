@@ -1,6 +1,7 @@
 import type { Producer } from 'kafkajs';
+import { ConfigError } from '../config/config-error';
 import { nodeRunsPlatformatic } from '../config/node-support';
-import type { SchemaRegistryConfig } from '../config/registry-env';
+import { schemaRegistryConfig, type SchemaRegistryConfig } from '../config/registry-env';
 import { AuditConfigError } from './errors';
 import type { KafkaClientKind, SenderThread } from './transport';
 import { MAX_STAGING_BYTES, MIN_STAGING_BYTES } from './transport/staging';
@@ -14,6 +15,9 @@ export interface AuditLogger {
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
 }
+
+/** A schema registry as an app passes it: the URL, and any of the settings that default like their environment variables. */
+export type SchemaRegistryOption = Pick<SchemaRegistryConfig, 'url'> & Partial<Omit<SchemaRegistryConfig, 'url'>>;
 
 export interface AuditClientOptions {
   /** Kafka brokers (default: AUDIT_KAFKA_BROKERS or localhost:9092). Ignored when `producer` is given. */
@@ -57,7 +61,7 @@ export interface AuditClientOptions {
    * out only once the previous one for it was acknowledged, so a retry can never put an
    * object's events after later ones. Opt-in: on the benchmark host it gave 1.0x to 1.6x
    * the events/s, and overlapping sends on @platformatic/kafka have open questions
-   * (producer/README.md). Clients that cannot tell the topic's partition count (kafkajs)
+   * (producer/docs/sending.md). Clients that cannot tell the topic's partition count (kafkajs)
    * keep one request in flight.
    */
   maxInFlight?: number;
@@ -70,14 +74,19 @@ export interface AuditClientOptions {
   /** Field names whose values are masked in before/after/changes/metadata (default: passwords, tokens, cards...). */
   maskFields?: readonly (string | RegExp)[];
   compression?: 'gzip' | 'none';
-  logger?: AuditLogger;
+  /**
+   * Where the client's warnings go (default: stderr, each kind of message at most once a
+   * minute, so a broker that is down says so without flooding the app's log); `false`: nowhere.
+   */
+  logger?: AuditLogger | false;
   /**
    * A Confluent-compatible schema registry: records are framed with its id for the
    * schema, found or registered under the topic's subject at `start()` (default:
    * AUDIT_SCHEMA_REGISTRY_URL and its companions; null = none, the Avro
-   * single-object encoding).
+   * single-object encoding). Only `url` is required: `auth` defaults to none,
+   * `subjectStrategy` and `retryMs` to their variables' defaults.
    */
-  schemaRegistry?: SchemaRegistryConfig | null;
+  schemaRegistry?: SchemaRegistryOption | null;
 }
 
 export interface AuditStats {
@@ -136,4 +145,25 @@ export function resolveOptions(options: AuditClientOptions, topic: string): Reso
     throw new AuditConfigError(`sender.stagingBytes must be a whole number from ${MIN_STAGING_BYTES} to ${MAX_STAGING_BYTES} (got ${String(stagingBytes)})`);
   }
   return opts;
+}
+
+/**
+ * The registry option with every field filled: the defaults are those of the environment
+ * variables (config/registry-env.ts), so `{ url }` means what AUDIT_SCHEMA_REGISTRY_URL alone means.
+ */
+export function resolveSchemaRegistry(option: SchemaRegistryOption): SchemaRegistryConfig {
+  let defaults: SchemaRegistryConfig | null;
+  try {
+    defaults = schemaRegistryConfig({ AUDIT_SCHEMA_REGISTRY_URL: option.url });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new AuditConfigError(`schemaRegistry.url must be a URL (got ${JSON.stringify(option.url)})`);
+  }
+  if (defaults === null) throw new AuditConfigError('schemaRegistry.url is required (or pass schemaRegistry: null for no registry)');
+  return {
+    url: defaults.url,
+    auth: option.auth ?? defaults.auth,
+    subjectStrategy: option.subjectStrategy ?? defaults.subjectStrategy,
+    retryMs: option.retryMs ?? defaults.retryMs,
+  };
 }

@@ -7,11 +7,13 @@ import { currentAuditContext } from './context';
 import { AuditInputError, AuditUnavailableError } from './errors';
 import { DEFAULT_MASKED_FIELDS, type FieldMatcher, fieldMatcher } from './mask';
 import { truncatedValue } from './truncate';
-import { resolveOptions, type AuditClientOptions, type AuditLogger, type AuditStats, type BufferFullPolicy, type ResolvedOptions } from './client-options';
+import { consoleLogger } from './console-logger';
+import { resolveOptions, resolveSchemaRegistry, type AuditClientOptions, type AuditLogger, type AuditStats, type BufferFullPolicy, type ResolvedOptions } from './client-options';
 import { KafkaTransportError, KafkajsTransport, createTransport, partitionOf, type KafkaClientKind, type KafkaTransport } from './transport';
 import type { StagedEvent } from './transport/staging';
 
-export type { AuditClientOptions, AuditLogger, AuditStats, BufferFullPolicy } from './client-options';
+export type { AuditClientOptions, AuditLogger, AuditStats, BufferFullPolicy, SchemaRegistryOption } from './client-options';
+export { consoleLogger, type ConsoleLoggerOptions } from './console-logger';
 
 /** An accepted event; when the transport has a staging ring, its bytes are there (`at` >= 0) and `value` is empty. */
 interface Pending extends StagedEvent {
@@ -78,6 +80,8 @@ export class AuditClient {
   private readonly sourceService: string | null;
   private readonly isSensitive: FieldMatcher;
   private readonly log: AuditLogger;
+  /** For the warning when Kafka cannot be reached (unknown with an app's own producer). */
+  private brokers: string | null = null;
   /** Accepted events not yet given to a lane (the pump does that, off the `record()` path). */
   private incoming: Pending[] = [];
   /** When the oldest event of `incoming` arrived. */
@@ -114,7 +118,7 @@ export class AuditClient {
     this.topic = options.topic ?? process.env.AUDIT_TOPIC ?? 'audit.events';
     this.sourceService = options.sourceService ?? null;
     this.isSensitive = fieldMatcher(options.maskFields ?? DEFAULT_MASKED_FIELDS);
-    this.log = options.logger ?? silentLogger;
+    this.log = options.logger === false ? silentLogger : (options.logger ?? consoleLogger());
     this.opts = resolveOptions(options, this.topic);
     this.requestBytes = this.opts.batchBytes;
     const stagingBytes = options.sender?.stagingBytes;
@@ -122,12 +126,13 @@ export class AuditClient {
       this.transport = new KafkajsTransport({ producer: options.producer });
     } else {
       const brokers = options.brokers ?? (process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092').split(',');
+      this.brokers = brokers.join(',');
       this.transport = createTransport(
         { kind: options.sender?.client ?? DEFAULT_CLIENT, brokers, clientId: this.opts.clientId, ...(stagingBytes === undefined ? {} : { stagingBytes }) },
         options.sender?.thread ?? 'worker',
       );
     }
-    const registryConfig = options.schemaRegistry === undefined ? schemaRegistryConfig(process.env) : options.schemaRegistry;
+    const registryConfig = options.schemaRegistry === undefined ? schemaRegistryConfig(process.env) : options.schemaRegistry && resolveSchemaRegistry(options.schemaRegistry);
     this.registry = registryConfig ? new RegistryClient(registryConfig) : null;
     this.header = this.registry ? null : singleObjectHeader(CURRENT_SCHEMA_ID);
     this.pump = this.runPump();
@@ -487,7 +492,10 @@ export class AuditClient {
   /** Counts and logs a failed request (or connect); no request goes out before the backoff passed. */
   private sendFailed(err: unknown): void {
     this.counters.sendFailures++;
-    this.log.error({ err: err instanceof Error ? err.message : String(err), queued: this.held }, 'audit send failed; will retry');
+    this.log.error(
+      { err: err instanceof Error ? err.message : String(err), queued: this.held, ...(this.brokers === null ? {} : { brokers: this.brokers }) },
+      'audit events not delivered: Kafka unreachable or refusing; kept in the buffer and retried',
+    );
     const now = Date.now();
     // Requests failing together (every lane when the broker is down) lengthen the backoff once.
     if (now >= this.pausedUntil) {

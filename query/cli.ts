@@ -11,6 +11,7 @@ import { createProgress, type Progress } from './progress';
 import { AuditQuery, SqlError } from './query';
 import { diffVersions, stateAsOf } from './state';
 import { runVerify, type VerifyFlags } from './verify-command';
+import { storageMessage } from './storage-message';
 
 interface HistoryFlags {
   object?: string;
@@ -50,12 +51,6 @@ let progress: Progress | undefined;
 function progressReporter(): ((done: number, total: number) => void) | undefined {
   progress = createProgress(process.stderr);
   return progress ? (done, total) => progress?.update(done, total) : undefined;
-}
-
-function storageMessage(err: StorageError): string {
-  const endpoint = process.env.AUDIT_S3_ENDPOINT;
-  const where = endpoint && err.location.startsWith('s3://') ? ` (endpoint ${endpoint})` : '';
-  return `storage unavailable: ${oneLine(err.message)}${where}`;
 }
 
 function rangeOf(flags: HistoryFlags) {
@@ -135,10 +130,10 @@ async function runIndexBuild(flags: { since?: string; until?: string; quiet?: bo
   if (since !== null && until !== null && since > until) throw new UsageError('--since is after --until');
   const env = readEnv();
   const signer = await loadSigner(env);
-  const q = new AuditQuery(env);
+  const q = new AuditQuery(env, undefined, { signer });
   try {
     const log = flags.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
-    const result = await q.buildIndexManifests({ since, until, log }, signer);
+    const result = await q.buildIndexManifests({ since, until, log });
     await write(`${JSON.stringify(result)}\n`);
     return 0;
   } finally {

@@ -36,8 +36,8 @@ export class DeadlineStore implements ObjectStore {
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 
-  check(): Promise<void> {
-    return this.within('open', this.inner.description, this.deadlines.checkMs, this.inner.check());
+  check(mode?: 'create' | 'existing'): Promise<void> {
+    return this.within('open', this.inner.description, this.deadlines.checkMs, this.inner.check(mode));
   }
 
   get(key: string): Promise<Buffer | null> {

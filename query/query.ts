@@ -72,6 +72,8 @@ export interface AuditQueryOptions {
   resultCache?: boolean;
   /** Where warnings go (a generation that failed the trust check); default stderr. */
   warn?: (line: string) => void;
+  /** The process's signing key (`index build`): part of the one trust policy it resolves. */
+  signer?: DigestSigner | null;
 }
 
 export function defaultCacheDir(env: Pick<Env, 'AUDIT_CACHE_DIR'>): string {
@@ -109,6 +111,7 @@ export class AuditQuery {
   private readonly results: ResultCache;
   private readonly warn: (line: string) => void;
   private readonly warned = new Set<string>();
+  private readonly signer: DigestSigner | null;
 
   constructor(
     private readonly env: Pick<Env, 'AUDIT_STORE_URL' | 'AUDIT_S3_ENDPOINT' | 'AUDIT_S3_REGION' | 'AUDIT_CACHE_DIR' | 'AUDIT_TRUSTED_KEYS_FILE'>,
@@ -122,6 +125,7 @@ export class AuditQuery {
     this.useResultCache = opts.resultCache ?? true;
     this.results = new ResultCache(this.cacheDir, this.store.description);
     this.warn = opts.warn ?? ((line) => process.stderr.write(`audit-query: ${line}\n`));
+    this.signer = opts.signer ?? null;
   }
 
   /**
@@ -130,7 +134,7 @@ export class AuditQuery {
    * (an unsigned store: indexes taken as written, as before signing).
    */
   trust(): Promise<TrustPolicy> {
-    this.trustPolicy ??= resolveTrust({ trustedKeysFile: this.env.AUDIT_TRUSTED_KEYS_FILE, store: this.store, role: 'audit-query' });
+    this.trustPolicy ??= resolveTrust({ trustedKeysFile: this.env.AUDIT_TRUSTED_KEYS_FILE, signer: this.signer, store: this.store, role: this.signer ? 'audit-query index build' : 'audit-query' });
     return this.trustPolicy;
   }
 
@@ -148,7 +152,8 @@ export class AuditQuery {
     const t0 = Date.now();
     // The bucket check runs beside the listing (one round trip less); its error,
     // the clearest one, wins when both fail.
-    const checked = this.store.check().then(
+    // A reader creates nothing: a store that is not there is an error, not an empty answer.
+    const checked = this.store.check('existing').then(
       () => null,
       (err: unknown) => err,
     );
@@ -354,14 +359,14 @@ export class AuditQuery {
 
   /**
    * Writes the day index manifests of the days in range (`audit-query index
-   * build`), signed with `signer`. A signed store refuses unsigned manifests
-   * (readers would ignore them): without a key it is a ConfigError.
+   * build`), signed with the signer given at construction, under the run's one
+   * trust policy. A signed store refuses unsigned manifests (readers would
+   * ignore them): without a key it is a ConfigError.
    */
-  async buildIndexManifests(opts: Omit<IndexBuildOptions, 'concurrency'>, signer: DigestSigner | null): Promise<IndexBuildResult> {
+  async buildIndexManifests(opts: Omit<IndexBuildOptions, 'concurrency'>): Promise<IndexBuildResult> {
     await this.store.check();
-    const policy = signer
-      ? await resolveTrust({ trustedKeysFile: this.env.AUDIT_TRUSTED_KEYS_FILE, signer, store: this.store, role: 'audit-query index build' })
-      : await this.trust();
+    const signer = this.signer;
+    const policy = await this.trust();
     if (!signer && policy.mode !== 'unsigned') {
       throw new ConfigError('the store is signed: index build writes manifests only with AUDIT_SIGNING_KEY_FILE (the maintainer\'s key), or leave them to audit-admin maintain');
     }

@@ -9,6 +9,7 @@ import { StorageError, dtOfMicros, openStore } from '../storage';
 import { resolveTrust } from '../trust/trust-policy';
 import { type VerifyReport, VerifyError, verifyStore } from '../trust/verify';
 import { UsageError, parseInstant } from './args';
+import { storageMessage } from './storage-message';
 
 export interface VerifyFlags {
   since?: string;
@@ -40,6 +41,7 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
     const store = openStore(env);
     let report: VerifyReport;
     try {
+      await store.check('existing');
       // Keys are configuration (--trust, AUDIT_TRUSTED_KEYS_FILE), never bucket content; without
       // either, the store's published keys, as before, and one line of warning.
       const policy = await resolveTrust({ trustedKeysFile: env.AUDIT_TRUSTED_KEYS_FILE, pinned, store, role: 'audit-query verify' });
@@ -53,7 +55,7 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
         since,
         until,
         concurrency,
-        ...(policy.mode === 'pinned' ? { trusted: policy.keys } : {}),
+        policy,
         ...(kafka ?? {}),
         onProgress: err.isTTY
           ? (what, done, total) => {
@@ -72,7 +74,7 @@ export async function runVerify(flags: VerifyFlags, out: (text: string) => Promi
     if (format === 'text') err.write(`${summary(report)}\n`);
     return report.intact ? 0 : 1;
   } catch (e) {
-    const why = e instanceof StorageError ? `storage unavailable: ${e.message}` : (e as Error).message;
+    const why = e instanceof StorageError ? storageMessage(e) : (e as Error).message;
     if (!(e instanceof UsageError || e instanceof ConfigError || e instanceof VerifyError || e instanceof StorageError)) {
       err.write(`audit-query verify: could not run: ${oneLine(why)}\n`);
     } else {

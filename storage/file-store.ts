@@ -135,7 +135,15 @@ export class FileObjectStore implements ObjectStore {
     await rm(this.path(key), { force: true });
   }
 
-  async check(): Promise<void> {
+  async check(mode: 'create' | 'existing' = 'create'): Promise<void> {
+    if (mode === 'existing') {
+      const found = await stat(this.root).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return null;
+        throw new StorageError('open', this.root, err);
+      });
+      if (found === null || !found.isDirectory()) throw new StorageError('open', this.description, new Error(`${resolve(this.root)} ${found === null ? 'does not exist' : 'is not a directory'}`), 'NoSuchStore');
+      return;
+    }
     try {
       await mkdir(this.root, { recursive: true });
     } catch (err) {

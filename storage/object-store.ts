@@ -44,7 +44,12 @@ export interface ObjectStore {
    * absent (or resolving null) where it has none, so callers skip the extra request.
    */
   lockStatus?(key: string): Promise<LockStatus | null>;
-  /** Fails with a StorageError when the store cannot be reached or does not exist. */
-  check(): Promise<void>;
+  /**
+   * Fails with a StorageError when the store cannot be reached or does not exist (its code
+   * `NoSuchStore` or `NoSuchBucket` for the latter). A writer's check (`create`, the default)
+   * makes a directory store's root; a reader's (`existing`) creates nothing, so a reader
+   * pointed at the wrong place says so instead of leaving an empty store behind.
+   */
+  check(mode?: 'create' | 'existing'): Promise<void>;
   close(): void;
 }

@@ -238,7 +238,7 @@ export class S3ObjectStore implements ObjectStore {
       const status = httpStatus(err);
       const reason =
         status === 404 ? new Error(`bucket ${this.bucket} does not exist`) : status === 403 ? new Error('access denied') : err;
-      throw new StorageError('open', `s3://${this.bucket}`, reason, (err as S3ErrorShape | null)?.name);
+      throw new StorageError('open', `s3://${this.bucket}`, reason, status === 404 ? 'NoSuchBucket' : (err as S3ErrorShape | null)?.name);
     }
   }
 

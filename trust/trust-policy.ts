@@ -50,7 +50,8 @@ export async function resolveTrust(o: ResolveTrustOptions): Promise<TrustPolicy>
   if (published.length > 0) {
     for (const k of published) {
       try {
-        keys.add(TrustedKeys.keyFromPem(k.publicKey, `the store's ${DIGEST_ROOT}keys/${k.keyId}.json`));
+        // A published key retires at its validUntil, as verify has it; its validFrom is bucket content and proves nothing.
+        keys.add(TrustedKeys.keyFromPem(k.publicKey, `the store's ${DIGEST_ROOT}keys/${k.keyId}.json`, k.validUntil ? { validUntil: k.validUntil } : {}));
       } catch (err) {
         if (!(err instanceof TrustedKeysError)) throw err;
       }

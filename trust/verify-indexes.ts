@@ -3,7 +3,6 @@ import { mapLimit } from '../storage/concurrency';
 import { openFileIndex } from '../storage/signed-index';
 import { UntrustedObjectError } from './signed-object';
 import type { TrustPolicy } from './trust-policy';
-import type { TrustedKeys } from './trusted-keys';
 
 /**
  * verify's check of the lookup indexes (issue 19): every live data file's
@@ -21,11 +20,10 @@ export interface IndexFinding {
 
 export async function checkIndexes(
   store: Pick<ObjectStore, 'list' | 'get'>,
-  keys: TrustedKeys,
+  policy: TrustPolicy,
   days: readonly DayState[],
   concurrency: number,
 ): Promise<{ findings: IndexFinding[]; checked: number }> {
-  const policy: TrustPolicy = { mode: 'pinned', keys, notice: null };
   const findings: IndexFinding[] = [];
   let checked = 0;
   const fail = (code: IndexFinding['code'], err: UntrustedObjectError) => findings.push({ code, key: err.key, message: `${err.message} (${err.code}); readers ignore it, audit-admin maintain rebuilds it` });

@@ -88,11 +88,13 @@ export interface VerifyOptions {
   since: string | null;
   until: string | null;
   /**
-   * Pinned keys (`--trust`, AUDIT_TRUSTED_KEYS_FILE): only these are trusted,
-   * with their configured validity only (the bucket's key objects never widen
-   * or narrow it). Unset: the keys published in the store, with theirs.
+   * The process's one trust policy (trust/trust-policy.ts), used for digests,
+   * generations and indexes alike. Pinned (`--trust`, AUDIT_TRUSTED_KEYS_FILE):
+   * only those keys, with their configured validity only (the bucket's key
+   * objects never widen or narrow it). Otherwise (or unset): the keys
+   * published in the store, with theirs.
    */
-  trusted?: TrustedKeys;
+  policy?: TrustPolicy;
   /**
    * The earliest offset Kafka still holds, per `<topic>/<partition>` (`verify
    * --kafka`): a chain starting above it leaves offsets Kafka has in no digest
@@ -170,21 +172,31 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
       find('bad-digest', obj.key, `unreadable public key (${(err as Error).message})`);
     }
   }
-  let trusted = o.trusted;
-  if (!trusted) {
-    trusted = new TrustedKeys();
+  const pinned = o.policy?.mode === 'pinned';
+  let policy: TrustPolicy;
+  if (o.policy && (o.policy.mode === 'pinned' || o.policy.mode === 'store-keys')) {
+    policy = o.policy;
+  } else {
+    const fromStore = new TrustedKeys();
     // Without pinned keys, as before: a published key retires at its validUntil; its validFrom
     // (first publication, as bucket content) proves nothing an attacker could not write.
     for (const k of published.values()) {
       try {
-        trusted.add(TrustedKeys.keyFromPem(k.publicKey, `the store's ${DIGEST_ROOT}keys/${k.keyId}.json`, k.validUntil ? { validUntil: k.validUntil } : {}));
+        fromStore.add(TrustedKeys.keyFromPem(k.publicKey, `the store's ${DIGEST_ROOT}keys/${k.keyId}.json`, k.validUntil ? { validUntil: k.validUntil } : {}));
       } catch (err) {
         if (!(err instanceof TrustedKeysError)) throw err;
       }
     }
+    policy = { mode: 'store-keys', keys: fromStore, notice: null };
   }
-  const keys = trusted;
-  if (published.size === 0 && trusted.size === 0) {
+  const keys = policy.keys;
+  // A store written without a key has no digest at all: with keys to check against (--trust),
+  // every data file would be "added by something other than the pipeline", one finding each,
+  // where the one thing to say is that nothing was signed.
+  if (published.size === 0 && keys.size > 0 && !(await hasAny(o.store, DIGEST_ROOT))) {
+    throw new VerifyError(`the store has no digests (nothing under ${DIGEST_ROOT}): it was written without a signing key, so there is nothing to verify (set AUDIT_SIGNING_KEY_FILE for the consumer and maintainer; trust/README.md)`);
+  }
+  if (published.size === 0 && keys.size === 0) {
     throw new VerifyError('the store has no published digest keys (_digests/keys/): digests were never written (set AUDIT_SIGNING_KEY_FILE for the consumer and maintainer)');
   }
 
@@ -202,7 +214,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
       } catch (err) {
         if (!(err instanceof UntrustedObjectError)) throw err;
         const why = err.message.slice(key.length + 2);
-        if (err.code === 'untrusted-key') find('untrusted-key', key, `${why} (${o.trusted ? 'not pinned' : 'not published in the store'})`);
+        if (err.code === 'untrusted-key') find('untrusted-key', key, `${why} (${pinned ? 'not pinned' : 'not published in the store'})`);
         else if (err.code === 'key-not-valid') find('untrusted-key', key, why);
         else if (err.code === 'bad-signature') find('bad-signature', key, why);
         else find('bad-digest', key, why);
@@ -213,7 +225,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
 
   // ---- chains ----
   const stats: VerifyStats = {
-    keys: trusted.size, partitions: 0, chainDigests: 0, compactionDigests: 0, filesChecked: 0, bytesChecked: 0,
+    keys: keys.size, partitions: 0, chainDigests: 0, compactionDigests: 0, filesChecked: 0, bytesChecked: 0,
     offsets: '0', deadLetters: 0, skippedOffsets: '0', expiredDays: 0, indexesChecked: 0, chainStarts: {}, seconds: 0,
   };
   let offsets = 0n;
@@ -368,11 +380,10 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     if (dt && isDt(dt) && inWindow(dt)) days.add(dt);
   }
   for (const e of expected.values()) if (e.dt && inWindow(e.dt)) days.add(e.dt);
-  // Generations are opened as the readers open them (storage/live-set.ts), under the keys verify trusts.
-  const generationPolicy: TrustPolicy = { mode: o.trusted ? 'pinned' : 'store-keys', keys, notice: null };
+  // Generations are opened as the readers open them (storage/live-set.ts), under the same policy.
   let dayDone = 0;
   const states = await mapLimit([...days].sort(), o.concurrency, async (dt) => {
-    const state = await readDay(o.store, dt, generationPolicy);
+    const state = await readDay(o.store, dt, policy);
     o.onProgress?.('days', ++dayDone, days.size);
     return state;
   });
@@ -467,7 +478,7 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
     else find('file-missing', key, `listed in ${e.by} (offsets ${e.entry.first}-${e.entry.last}, ${e.entry.rows} rows) but not in the store`);
   }
   // ---- the lookup indexes: signed by the same keys as the digests ----
-  const indexes = await checkIndexes(o.store, keys, states, o.concurrency);
+  const indexes = await checkIndexes(o.store, policy, states, o.concurrency);
   // A data file already named (modified, unlisted) is the finding; its index no longer matching it adds nothing.
   const named = new Set(findings.filter((f) => f.code.startsWith('file-')).map((f) => `${INDEX_PREFIX}${f.key.replace(/\.parquet$/, '.json')}`));
   for (const f of indexes.findings) if (!named.has(f.key)) find(f.code, f.key, f.message);
@@ -476,4 +487,9 @@ export async function verifyStore(o: VerifyOptions): Promise<VerifyReport> {
   stats.seconds = (Date.now() - started) / 1000;
   findings.sort((a, b) => a.key.localeCompare(b.key) || a.code.localeCompare(b.code));
   return { intact: findings.length === 0, findings, stats };
+}
+
+async function hasAny(store: Pick<ObjectStore, 'list'>, prefix: string): Promise<boolean> {
+  for await (const _ of store.list(prefix)) return true;
+  return false;
 }

@@ -47,6 +47,11 @@ export class KafkajsSource implements KafkaSource {
     await this.consumer.connect();
   }
 
+  async missingTopics(topics: string[]): Promise<string[]> {
+    const existing = new Set(await this.admin.listTopics());
+    return topics.filter((t) => !existing.has(t));
+  }
+
   async ensureTopics(topics: string[]): Promise<void> {
     const existing = new Set(await this.admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t));

@@ -163,6 +163,13 @@ export class PlatformaticSource implements KafkaSource {
     }
   }
 
+  missingTopics(topics: string[]): Promise<string[]> {
+    return this.operation('list topics', async () => {
+      const existing = new Set(await this.requireAdmin().listTopics());
+      return topics.filter((t) => !existing.has(t));
+    });
+  }
+
   ensureTopics(topics: string[]): Promise<void> {
     return this.operation(`ensure topics ${topics.join(', ')}`, () => this.ensureTopicsNow(topics));
   }

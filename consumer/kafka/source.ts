@@ -44,6 +44,8 @@ export interface OutboundRecord {
 export interface KafkaSource {
   /** Connects the admin, the dead-letter producer and the consumer; throws when Kafka is unreachable. */
   connect(): Promise<void>;
+  /** Of these topics, those the broker does not have (asked without creating any). */
+  missingTopics(topics: string[]): Promise<string[]>;
   /** Creates the topics that do not exist yet (broker defaults). */
   ensureTopics(topics: string[]): Promise<void>;
   /** Joins the group, reads the topic from the committed offsets (or the beginning), and hands batches over. */

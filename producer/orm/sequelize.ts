@@ -88,7 +88,7 @@ export function whereToJson(where: unknown, depth = 0): unknown {
  * `update` (before/after/changes), `delete`/`soft_delete` (paranoid) and
  * `restore` events, including bulk operations. Events of writes made in a
  * transaction are recorded when it commits (and never if it rolls back). See
- * producer/README.md for exactly what is and is not captured.
+ * producer/docs/orm.md for exactly what is and is not captured.
  */
 export function auditSequelize(sequelize: Sequelize, client: AuditRecorder, options: SequelizeAuditOptions = {}): SequelizeAuditHandle {
   const auditor = new OrmAuditor(client, options);

@@ -66,7 +66,7 @@ function stripOuterParens(text: string): string {
 /**
  * TypeORM subscriber recording `create`, `update`, `delete`, `soft_delete` and
  * `restore` events with before/after images and field-level changes. See
- * producer/README.md for exactly what is and is not captured.
+ * producer/docs/orm.md for exactly what is and is not captured.
  *
  * Register an instance on an initialized DataSource (`attachTypeormAudit`), or
  * pass `typeormAuditSubscriberClass(client, options)` in the DataSource's

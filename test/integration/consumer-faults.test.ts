@@ -87,7 +87,8 @@ describe('consumer faults (real Kafka, real S3)', () => {
     }, 300_000);
 
     it('rebalances when a second consumer joins mid-stream: 0 lost, 0 duplicated', async () => {
-      const vars = onServer('rebalance', { AUDIT_SIGNING_KEY_FILE: (await signingKeyFile()).path });
+      // The first consumer starts before anything is produced: it creates the topic.
+      const vars = onServer('rebalance', { AUDIT_SIGNING_KEY_FILE: (await signingKeyFile()).path, AUDIT_CREATE_TOPIC: 'true' });
       const first = startCli('consumer', [], vars);
       const firstExit = waitExit(first, 240_000);
       const producing = produceEvents(vars, 0, 15_000).then(async (ids) => ids.concat(await produceEvents(vars, 15_000, 15_000)));

@@ -478,9 +478,10 @@ describe('audit-query CLI on real S3 (every flag)', () => {
 
     it('missing bucket', async () => {
       const res = await q(['--object', 'invoice:1'], { AUDIT_STORE_URL: 's3://no-such-bucket-for-audit-tests/x' });
-      expectUsageError(res, /storage unavailable: .*bucket no-such-bucket-for-audit-tests does not exist/);
+      const line = `audit-query: no store at s3://no-such-bucket-for-audit-tests/x (AUDIT_STORE_URL): bucket no-such-bucket-for-audit-tests does not exist (endpoint ${vars.AUDIT_S3_ENDPOINT})\n`;
+      expect(res).toMatchObject({ code: 2, stdout: '', stderr: line });
       const sql = await q(['sql', 'SELECT 1'], { AUDIT_STORE_URL: 's3://no-such-bucket-for-audit-tests/x' });
-      expectUsageError(sql, /bucket no-such-bucket-for-audit-tests does not exist/);
+      expect(sql).toMatchObject({ code: 2, stdout: '', stderr: line });
     });
   });
 

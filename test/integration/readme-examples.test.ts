@@ -1,6 +1,7 @@
 /**
  * The READMEs' usage examples, run as written. Every TypeScript or JavaScript block of
- * the repository's READMEs (the root, the folders', the packages') is marked with the
+ * the repository's Markdown (the READMEs of the root, the folders and the packages, and
+ * the reference pages beside them, producer/docs/) is marked with the
  * scenario that runs it, `<!-- example: NAME -->` on the line before its fence; a block
  * without a mark, or with a mark no scenario here knows, fails. A scenario supplies only
  * what a block takes from its surroundings (an open `audit` client, a database, a request
@@ -71,16 +72,15 @@ export function fencedBlocks(file: string, text: string): Block[] {
   return found;
 }
 
-async function readmes(): Promise<string[]> {
-  const files = ['README.md'];
-  for (const base of ['.', 'packages']) {
-    for (const entry of await readdir(join(ROOT, base), { withFileTypes: true })) {
-      if (!entry.isDirectory() || entry.name.startsWith('.') || entry.name === 'node_modules' || entry.name === 'dist') continue;
-      const candidate = join(base, entry.name, 'README.md');
-      if (await readFile(join(ROOT, candidate)).then(() => true, () => false)) files.push(candidate.replace(/^\.\//, ''));
-    }
+/** Every Markdown file of the repository (the READMEs and the reference pages beside them), relative to its root. */
+async function readmes(dir = ''): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(join(ROOT, dir), { withFileTypes: true })) {
+    const path = dir ? `${dir}/${entry.name}` : entry.name;
+    if (entry.isDirectory() && !entry.name.startsWith('.') && entry.name !== 'node_modules' && entry.name !== 'dist') found.push(...(await readmes(path)));
+    else if (entry.isFile() && entry.name.endsWith('.md')) found.push(path);
   }
-  return files;
+  return found;
 }
 
 const byService = (rows: Row[], service: string) => rows.filter((r) => r.source_service === service);
@@ -127,7 +127,7 @@ const SCENARIOS: Record<string, Scenario> = {
       expect(byService(rows, 'billing')).toEqual([expect.objectContaining({ object_type: 'invoice', object_id: '42', action: 'update', actor_id: 'alice', tenant_id: 'acme' })]);
     },
   },
-  // producer/README.md: the Express middleware; the block builds the app, the scenario serves one request.
+  // producer/README.md and producer/docs/http.md: the Express middleware; the block builds the app, the scenario serves one request.
   express: {
     before: `
 import * as __express from 'express';
@@ -147,7 +147,7 @@ await audit.close();
       expect(byService(rows, 'billing').filter((r) => r.action === 'request')).toEqual([expect.objectContaining({ object_type: 'http_request', http_path: '/invoices/42', http_status: 200 })]);
     },
   },
-  // producer/README.md: the Fastify plugin; the scenario adds the route the block leaves to the app.
+  // producer/docs/http.md: the Fastify plugin; the scenario adds the route the block leaves to the app.
   fastify: {
     after: `
 app.get('/invoices/:id', async (req) => ({ id: req.params.id }));
@@ -160,7 +160,7 @@ await audit.close();
       expect(byService(rows, 'docs').filter((r) => r.action === 'request')).toEqual([expect.objectContaining({ object_type: 'http_request', http_path: '/invoices/42', http_status: 200 })]);
     },
   },
-  // producer/README.md: login, logout and a failed login, recorded explicitly.
+  // producer/docs/http.md: login, logout and a failed login, recorded explicitly.
   login: {
     before: `
 import { AuditClient as __AuditClient } from 'audit-pipeline/producer';
@@ -173,7 +173,7 @@ const req = { body: { email: 'bob@example.com' } };
       expect(byService(rows, 'docs-login').map((r) => r.action).sort()).toEqual(['login', 'login_failed', 'logout']);
     },
   },
-  // producer/README.md: the TypeORM subscriber, on a real PostgreSQL table.
+  // producer/docs/orm.md: the TypeORM subscriber, on a real PostgreSQL table.
   typeorm: {
     before: `
 import { AuditClient as __AuditClient } from 'audit-pipeline/producer';
@@ -196,7 +196,7 @@ await audit.close();
       expect(new Set(events.map((r) => r.object_id)).size).toBe(1);
     },
   },
-  // producer/README.md: the Sequelize hooks, on a real PostgreSQL table.
+  // producer/docs/orm.md: the Sequelize hooks, on a real PostgreSQL table.
   sequelize: {
     before: `
 import { AuditClient as __AuditClient } from 'audit-pipeline/producer';
@@ -219,7 +219,7 @@ await audit.close();
       expect(events.every((r) => r.object_id === events[0]!.object_id)).toBe(true);
     },
   },
-  // producer/README.md: the NestJS module, the interceptor and @Audited, on a Nest app serving two requests.
+  // producer/docs/nestjs.md: the NestJS module, the interceptor and @Audited, on a Nest app serving two requests.
   nestjs: {
     before: `
 import 'reflect-metadata';
@@ -240,7 +240,7 @@ await __app.close();
       expect(byService(rows, 'billing').filter((r) => r.action === 'request')).toHaveLength(2);
     },
   },
-  // producer/README.md: the Prisma extension (and the adapter wrapper of change capture), on the tests' generated client.
+  // producer/docs/orm.md: the Prisma extension (and the adapter wrapper of change capture), on the tests' generated client.
   prisma: {
     before: `${DATABASES}
 const audit = new __AuditClient({ sourceService: 'docs-prisma' });
@@ -294,26 +294,30 @@ ${CLOSE_DATABASES}`,
       expect(byService(rows, 'audit-cdc').map((r) => `${r.action} ${r.actor_id}`)).toEqual(['update docs-exclude']);
     },
   },
-  // producer/README.md: explicit events and the context completed once authentication knows the user.
-  'record-more': {
+  // producer/README.md: explicit events, the context completed once authentication knows the user, a login, a process.
+  events: {
     before: `
-import { AuditClient as __AuditClient, runWithAuditContext as __run, updateAuditContext } from 'audit-pipeline/producer';
-const audit = new __AuditClient({ sourceService: 'docs-record' });
+import { AuditClient as __AuditClient, runWithAuditContext as __run } from 'audit-pipeline/producer';
+const audit = new __AuditClient({ sourceService: 'docs-events' });
 const user = { id: 'u-9', orgId: 'org-3' };
+const req = { body: { email: 'bob@example.com' } };
+const rows = [{ id: 1 }];
+const renderPdf = async (rows) => rows.length;
 await __run({ requestId: 'req-docs' }, async () => {
 `,
     after: `
-  audit.record({ objectType: 'invoice', objectId: 43, action: 'read' });
 });
 await audit.close();
 `,
     check(rows) {
-      const events = byService(rows, 'docs-record');
-      expect(actions(events)).toEqual(['invoice:42 update', 'invoice:43 read', 'report:7 custom']);
-      expect(events.find((r) => r.object_id === '43')).toMatchObject({ actor_id: 'u-9', tenant_id: 'org-3' });
+      const events = byService(rows, 'docs-events');
+      expect(actions(events)).toEqual(expect.arrayContaining(['invoice:42 update', 'report:7 custom']));
+      expect(events.map((r) => r.action)).toEqual(expect.arrayContaining(['login', 'login_failed']));
+      // After updateAuditContext, events carry the user and the organisation.
+      expect(events.find((r) => r.action === 'login')).toMatchObject({ actor_id: 'u-9', tenant_id: 'org-3' });
     },
   },
-  // producer/README.md: a process with steps.
+  // producer/docs/events.md: a process with steps.
   process: {
     before: `
 import { AuditClient as __AuditClient } from 'audit-pipeline/producer';
@@ -328,7 +332,7 @@ const renderPdf = async (rows) => rows.length;
       expect(events.every((r) => r.action === 'process_step' || r.object_type === 'invoice' || r.object_type === 'process')).toBe(true);
     },
   },
-  // producer/README.md: the other Kafka client, and an app's own kafkajs producer.
+  // producer/docs/sending.md: the other Kafka client, and an app's own kafkajs producer.
   sender: {
     before: `
 import { AuditClient } from 'audit-pipeline/producer';

@@ -4,7 +4,7 @@
  * compaction) verifies clean; each way of tampering with a copy of it is found
  * and named; an untrusted key is refused.
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -174,6 +174,9 @@ describe('verify and signing: bad input', () => {
   it('exits 2 with one line when it cannot run; services refuse a missing or wrong key where the store is signed', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'verify-bad-'));
     const vars = { AUDIT_STORE_URL: `file://${dir}/store`, AUDIT_KAFKA_BROKERS: '127.0.0.1:1', AUDIT_LOG_LEVEL: 'silent' };
+    const missing = await runCli('query', ['verify'], vars);
+    expect({ code: missing.code, lines: missing.stderr.trim().split('\n') }).toEqual({ code: 2, lines: [`audit-query verify: no store at file://${dir}/store (AUDIT_STORE_URL): ${dir}/store does not exist`] });
+    await mkdir(join(dir, 'store'));
     const empty = await runCli('query', ['verify'], vars);
     expect({ code: empty.code, lines: empty.stderr.trim().split('\n') }).toEqual({ code: 2, lines: [expect.stringMatching(/^audit-query verify: the store has no published digest keys/)] });
     const badFormat = await runCli('query', ['verify', '--format', 'xml'], vars);

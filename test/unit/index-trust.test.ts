@@ -122,7 +122,7 @@ describe('signed lookup indexes (local store, real DuckDB)', () => {
       expect(r.ids).toEqual(want());
       expect(r.rejected).toEqual([expect.objectContaining({ key: ixKey(target()), code })]);
       expect(r.stats).toMatchObject({ indexesRejected: 1, filesWhole: 1 });
-      const found = await checkIndexes(store, policy.keys, [await readDay(store, A, policy)], 4);
+      const found = await checkIndexes(store, policy, [await readDay(store, A, policy)], 4);
       expect(found.findings).toEqual([expect.objectContaining({ code: 'index-invalid', key: ixKey(target()) })]);
     } finally {
       await store.put(ixKey(target()), original);
@@ -166,7 +166,7 @@ describe('signed lookup indexes (local store, real DuckDB)', () => {
       expect(r.rejected).toEqual([expect.objectContaining({ key: manifestKey(B), code })]);
       // Read around: the day's own (valid) per-file indexes instead.
       expect(r.stats).toMatchObject({ indexesRejected: 1, filesFromManifests: 0, filesWhole: 0 });
-      const found = await checkIndexes(store, policy.keys, [await readDay(store, B, policy)], 4);
+      const found = await checkIndexes(store, policy, [await readDay(store, B, policy)], 4);
       expect(found.findings).toEqual([expect.objectContaining({ code: 'manifest-invalid', key: manifestKey(B) })]);
     } finally {
       await store.put(manifestKey(B), good);
@@ -197,7 +197,7 @@ describe('signed lookup indexes (local store, real DuckDB)', () => {
     await store.put(ixKey(f), JSON.stringify(looksEmpty(f.index)));
     try {
       const days: DayState[] = [await readDay(store, A, policy)];
-      expect((await checkIndexes(store, policy.keys, days, 4)).findings).toHaveLength(1);
+      expect((await checkIndexes(store, policy, days, 4)).findings).toHaveLength(1);
       const result = await buildDayManifest(store, A, {
         policy,
         signer,
@@ -211,7 +211,7 @@ describe('signed lookup indexes (local store, real DuckDB)', () => {
       });
       expect(result).toMatchObject({ written: true, rebuilt: 1, skipped: 0 });
       expect(result.rejected.map((e) => e.key)).toEqual([ixKey(f)]);
-      expect((await checkIndexes(store, policy.keys, days, 4)).findings).toEqual([]);
+      expect((await checkIndexes(store, policy, days, 4)).findings).toEqual([]);
       const r = await lookup();
       expect(r.ids).toEqual(want());
       expect(r.stats).toMatchObject({ indexesRejected: 0, filesWhole: 0, manifestsFetched: 2 });
@@ -232,12 +232,17 @@ describe('signed lookup indexes (local store, real DuckDB)', () => {
   });
 
   it('index build refuses to write an unsigned manifest over a signed store\'s', async () => {
-    const q = new AuditQuery({ AUDIT_STORE_URL: `file://${storeDir}`, AUDIT_S3_REGION: 'us-east-1', AUDIT_CACHE_DIR: join(dir, 'cache-build'), AUDIT_TRUSTED_KEYS_FILE: trustFile });
+    const env = { AUDIT_STORE_URL: `file://${storeDir}`, AUDIT_S3_REGION: 'us-east-1', AUDIT_CACHE_DIR: join(dir, 'cache-build'), AUDIT_TRUSTED_KEYS_FILE: trustFile };
+    const keyless = new AuditQuery(env);
+    // The run resolves one policy, its own signing key included, and builds under it.
+    const q = new AuditQuery(env, undefined, { signer });
     try {
-      await expect(q.buildIndexManifests({ since: null, until: null }, null)).rejects.toThrow(/the store is signed/);
-      const built = await q.buildIndexManifests({ since: null, until: null }, signer);
+      await expect(keyless.buildIndexManifests({ since: null, until: null })).rejects.toThrow(/the store is signed/);
+      const built = await q.buildIndexManifests({ since: null, until: null });
       expect(built).toMatchObject({ days: 2, rejected: 0 });
+      expect(await q.trust()).toBe(await q.trust());
     } finally {
+      keyless.close();
       q.close();
       await store.delete(manifestKey(A));
     }
