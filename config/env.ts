@@ -28,6 +28,19 @@ const durationVar = () =>
     return ms;
   });
 
+/**
+ * `https://app.example.com` or `http://127.0.0.1:8080`, exactly as a browser writes it in an
+ * Origin header: anything else could never match one, and would go unquoted into a CSP header.
+ */
+export function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === text;
+  } catch {
+    return false;
+  }
+}
+
 /** Carried as text: config/registry-env.ts checks them, for the producer as for the services. */
 const registryEnvShape = Object.fromEntries(REGISTRY_VARS.map((name) => [name, z.string().optional()])) as Record<RegistryVar, z.ZodOptional<z.ZodString>>;
 
@@ -115,6 +128,22 @@ export const envSchema = z.object({
    * key only, a reader the keys published in the store (with a warning).
    */
   AUDIT_TRUSTED_KEYS_FILE: z.string().min(1).optional(),
+  // ---- the viewer's embeddable history (viewer/embed/README.md) ----
+  /** The key (a file of 32 or more random bytes) embed tokens are minted and checked with; unset = no embed routes. */
+  AUDIT_EMBED_KEY_FILE: z.string().min(1).optional(),
+  /** Origins allowed to embed the history (CORS for the component, frame-ancestors for the iframe), comma-separated `https://app.example.com`; unset = none. */
+  AUDIT_EMBED_ORIGINS: z
+    .string()
+    .transform((text, ctx) => {
+      const origins = text.split(',').map((o) => o.trim()).filter(Boolean);
+      const bad = origins.filter((o) => !isOrigin(o));
+      if (bad.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `not an origin (scheme://host[:port], nothing after): ${bad.map((b) => JSON.stringify(b)).join(', ')}` });
+        return z.NEVER;
+      }
+      return origins;
+    })
+    .optional(),
   // ---- audit-admin maintain (maintenance/README.md) ----
   /** Data files younger than this are left for a later pass (a day still being written is not rewritten every pass); `0s` = everything now. */
   AUDIT_COMPACT_MIN_AGE: durationVar().prefault('1h'),
@@ -149,6 +178,8 @@ export const envSchema = z.object({
   /** How often Kafka deliveries are checked and the slot position confirmed. */
   AUDIT_CDC_ACK_INTERVAL_MS: intVar(200, 10),
   AUDIT_CACHE_DIR: z.string().optional(),
+  /** Key that signs audit-query's search cursors (>= 32 characters); unset = a random key kept in the cache dir (cursor.key). */
+  AUDIT_QUERY_CURSOR_KEY: z.string().min(32, 'at least 32 characters').optional(),
 }).extend(registryEnvShape);
 
 export type Env = z.infer<typeof envSchema>;

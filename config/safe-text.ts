@@ -53,3 +53,13 @@ export function csvSafe(text: string): string {
   const neutral = /^[=+\-@\t\r]/.test(text) && !/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(text) ? `'${text}` : text;
   return neutral.replace(UNSAFE, (c) => (c === '\n' || c === '\t' ? c : escapeChar(c)));
 }
+
+/**
+ * Text for a printed report (the viewer's PDF export): control and reordering
+ * characters removed, not escaped, since a reader of paper cannot act on them and
+ * escapes would read as data; line breaks and tabs become a visible ` ↵ ` and a space,
+ * so a stored value cannot start what looks like another line of the report.
+ */
+export function printSafe(text: string): string {
+  return text.replace(/\r\n|\r|\n/g, ' ↵ ').replace(/\t/g, ' ').replace(UNSAFE, '');
+}

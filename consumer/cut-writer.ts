@@ -66,7 +66,7 @@ export class CutWriter {
       // Local failures (DuckDB out of memory while other files are written, a full disk) pass too.
       const written = await this.deps.retry('write', () => this.deps.writer.writeStaged(rows, path));
       const key = dataKey(dt, name);
-      const index = buildFileIndex(key, written, written.objectBloom);
+      const index = buildFileIndex(key, written, written.objectBloom, written.subjects);
       const entry: FileEntry = { key, size: (await stat(path)).size, sha256: '', rows: written.rows, first: rows[0]!.offset, last: rows[rows.length - 1]!.offset, rowHash: '' };
       if (this.deps.digests) {
         entry.sha256 = sha256Hex(await readFile(path));

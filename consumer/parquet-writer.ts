@@ -3,6 +3,7 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { BloomFilter } from '../storage/bloom';
 import { rowHashOfFile } from '../trust/row-hash';
 import type { RowGroupIndex } from '../storage/file-index';
+import { type SubjectFilters, readSubjectFilters } from '../storage/subject-filters';
 import { COLUMN_TYPES, STAGING_KEYS, type StagedRow, type StoredRow, compareStaged, stageRow } from './staging/staged-row';
 
 export type { StagedRow, StoredRow } from './staging/staged-row';
@@ -24,6 +25,8 @@ export interface WrittenFile {
   objectBloom: BloomFilter;
   /** How many distinct objects the file holds. */
   objects: number;
+  /** actor_id / tenant_id filters for the index (issue 20). */
+  subjects: SubjectFilters;
 }
 
 /**
@@ -144,7 +147,8 @@ export class ParquetWriter {
     }
     const objectBloom = BloomFilter.forItems(objects);
     for (let i = 0; i < rows.length; i++) if (startsObject(rows, i)) objectBloom.addObjectKey(rows[i]!.objectType, rows[i]!.objectId);
-    return { path, rows: rows.length, bytes: (await stat(path)).size, minOccurredAt: minT, maxOccurredAt: maxT, rowGroups, objectBloom, objects };
+    const subjects = await readSubjectFilters(conn, path);
+    return { path, rows: rows.length, bytes: (await stat(path)).size, minOccurredAt: minT, maxOccurredAt: maxT, rowGroups, objectBloom, objects, subjects };
   }
 
   /** Rows and order-independent row hash of a written file (its digest entry, trust/row-hash.ts). */

@@ -1,7 +1,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { readRowGroups, sqlString } from '../consumer/parquet-writer';
-import { BloomFilter, COLUMN_TYPES, type FileIndex, buildFileIndex } from '../storage';
+import { BloomFilter, COLUMN_TYPES, type FileIndex, buildFileIndex, readSubjectFilters } from '../storage';
 import { ROW_HASH_EXPR, rowHashAggregate, rowHashOfFile } from '../trust/row-hash';
 
 export interface CompactorOptions {
@@ -119,6 +119,7 @@ export class Compactor {
       }
       const rowGroups = await readRowGroups(conn, output);
       const bloom = await objectBloomOf(conn, output);
+      const subjects = await readSubjectFilters(conn, output);
       const bytes = (await stat(output)).size;
       const written = { rows, bytes, minOccurredAt: Number(summary.t0 as bigint), maxOccurredAt: Number(summary.t1 as bigint), rowGroups };
       return {
@@ -128,7 +129,7 @@ export class Compactor {
         duplicates: inputRows - distinct,
         firstOffset: String(summary.o0),
         lastOffset: String(summary.o1),
-        index: (key) => buildFileIndex(key, written, bloom),
+        index: (key) => buildFileIndex(key, written, bloom, subjects),
         ...(hashes ? { hashes: { ...hashes, output: (await rowHashOfFile(conn, output)).rowHash } } : {}),
       };
     } catch (err) {
@@ -156,7 +157,7 @@ export class Compactor {
         maxOccurredAt: Number(s.t1 as bigint),
         rowGroups: await readRowGroups(conn, path),
       };
-      return buildFileIndex(key, written, await objectBloomOf(conn, path));
+      return buildFileIndex(key, written, await objectBloomOf(conn, path), await readSubjectFilters(conn, path));
     } finally {
       conn.closeSync();
     }

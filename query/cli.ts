@@ -12,6 +12,7 @@ import { AuditQuery, SqlError } from './query';
 import { diffVersions, stateAsOf } from './state';
 import { runVerify, type VerifyFlags } from './verify-command';
 import { storageMessage } from './storage-message';
+import { runSearchCommand } from './search-command';
 
 interface HistoryFlags {
   object?: string;
@@ -23,6 +24,9 @@ interface HistoryFlags {
   diff?: boolean;
   format?: string;
   stats?: boolean;
+  tenant?: string;
+  limit?: string;
+  cursor?: string;
 }
 
 /** The table view of an event: what a person reads first; json/ndjson/csv carry every field. */
@@ -61,7 +65,13 @@ function rangeOf(flags: HistoryFlags) {
 }
 
 async function runHistory(flags: HistoryFlags): Promise<number> {
-  if (!flags.object) throw new UsageError('--object TYPE:ID is required (or use the sql command)');
+  if (!flags.object && (flags.actor !== undefined || flags.tenant !== undefined || flags.action !== undefined)) {
+    return runSearchCommand(flags, { write, tableRow, reportRejected: (r) => reportRejected({ rejected: () => r }) });
+  }
+  if (!flags.object) throw new UsageError('--object TYPE:ID is required (or --actor, --tenant or --action for activity across objects, or the sql command)');
+  for (const [flag, v] of [['--tenant', flags.tenant], ['--limit', flags.limit], ['--cursor', flags.cursor]] as const) {
+    if (v !== undefined) throw new UsageError(`${flag} applies to a search without --object`);
+  }
   const object = parseObjectRef(flags.object);
   const format: OutputFormat = parseFormat(flags.format, Boolean(process.stdout.isTTY));
   const range = rangeOf(flags);
@@ -114,7 +124,7 @@ async function runSql(text: string, flags: HistoryFlags): Promise<number> {
  * Indexes and manifests that failed the trust check: they were ignored and their
  * files read without them (the result is the unindexed one), reported once per run.
  */
-function reportRejected(q: AuditQuery): void {
+function reportRejected(q: Pick<AuditQuery, 'rejected'>): void {
   const rejected = q.rejected();
   if (rejected.length === 0) return;
   const shown = rejected.slice(0, 5).map((r) => `${oneLine(r.message)} (${r.code})`);
@@ -157,8 +167,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--object <TYPE:ID>', 'the object whose history to show, e.g. invoice:42')
     .option('--since <time>', 'only events at or after this ISO-8601 time')
     .option('--until <time>', 'only events at or before this ISO-8601 time (a date alone includes that day)')
-    .option('--actor <id>', 'only events by this actor')
-    .option('--action <name>', 'only events with this action')
+    .option('--actor <id>', "only events by this actor (without --object: the actor's events across objects, paged)")
+    .option('--action <name>', 'only events with this action (without --object: a search, needs --since and --until)')
+    .option('--tenant <id>', "without --object: the tenant's events across objects")
+    .option('--limit <n>', 'without --object: events per page (default 100, at most 1000)')
+    .option('--cursor <cursor>', 'without --object: the next page (the cursor the previous page printed on stderr)')
     .option('--as-of <time>', "the object's state at this time, rebuilt from its events")
     .option('--diff', 'field-level changes between consecutive versions')
     .addOption(formatOption())

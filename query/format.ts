@@ -13,7 +13,7 @@ function cell(v: unknown): string {
 }
 
 /** Formula cells neutralised (csvSafe): ndjson and json carry the raw values for machine readers. */
-function csvCell(v: unknown): string {
+export function csvCell(v: unknown): string {
   const s = csvSafe(cell(v));
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }

@@ -157,7 +157,7 @@ export async function readHistory(conn: DuckDBConnection, sources: readonly (str
   return reader.getRowObjects().map(toEvent);
 }
 
-function toEvent(r: Record<string, DuckDBValue>): HistoryEvent {
+export function toEvent(r: Record<string, DuckDBValue>): HistoryEvent {
   return {
     event_id: String(r.event_id),
     occurred_at: isoMicros(r.occurred_us as bigint),

@@ -8,6 +8,7 @@ import { DATA_PREFIX, INDEX_PREFIX, indexKey, isDt } from './layout';
 import { readDay } from './live-set';
 import type { ObjectInfo, ObjectStore } from './object-store';
 import { openFileIndex } from './signed-index';
+import { hasSubjectFilters } from './subject-filters';
 
 export interface IndexBuildOptions {
   /** First and last day (YYYY-MM-DD, inclusive); null = unbounded. */
@@ -115,17 +116,21 @@ export async function buildDayManifest(store: ObjectStore, dt: string, w: Manife
     const seen: [number, number] | undefined = obj?.lastModified !== undefined ? [obj.size, obj.lastModified] : undefined;
     const old = previous.known.get(f.key);
     // Unchanged since the signed manifest checked it: no GET. A rewritten index has a new listing.
-    if (old && old.index.bytes === f.size && old.indexObject && seen && old.indexObject[0] === seen[0] && old.indexObject[1] === seen[1]) {
+    // One without actor/tenant filters is backfilled by a writer that can repair (issue 20).
+    const backfill = (ix: FileIndex) => w.repair !== undefined && !hasSubjectFilters(ix.subjects);
+    if (old && !backfill(old.index) && old.index.bytes === f.size && old.indexObject && seen && old.indexObject[0] === seen[0] && old.indexObject[1] === seen[1]) {
       reused++;
       indexObjects.set(f.key, seen);
       return old.index;
     }
     const body = obj ? await store.get(key) : null;
+    let usable: FileIndex | null = null;
     if (body !== null) {
       try {
         const { index } = openFileIndex(w.policy, body, key, f);
         if (seen) indexObjects.set(f.key, seen);
-        return index;
+        if (!backfill(index)) return index;
+        usable = index;
       } catch (err) {
         if (!(err instanceof UntrustedObjectError)) throw err;
         rejected.push(err);
@@ -133,7 +138,7 @@ export async function buildDayManifest(store: ObjectStore, dt: string, w: Manife
     }
     const repaired = w.repair ? await w.repair(f) : null;
     if (repaired) rebuilt++;
-    return repaired;
+    return repaired ?? usable;
   });
   const indexes = found.filter((ix): ix is FileIndex => ix !== null);
   const skipped = data.length - indexes.length;

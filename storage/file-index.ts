@@ -1,4 +1,5 @@
 import { BloomFilter } from './bloom';
+import type { SubjectFilters } from './subject-filters';
 
 /**
  * The per-file index the consumer writes beside each data file
@@ -31,6 +32,8 @@ export interface FileIndex {
   bloomHashes?: number;
   /** Hash family of the Bloom filter; a filter without it (or with another) is ignored, never trusted. */
   bloomHash?: string;
+  /** actor_id / tenant_id filters (storage/subject-filters.ts); absent = the file may hold anyone. */
+  subjects?: SubjectFilters;
 }
 
 /** Can this row group hold rows of (type, id)? Conservative: unknown statistics mean yes. */
@@ -113,7 +116,7 @@ export function objectKeyBloom(objectKeys: Iterable<string>): BloomFilter {
 }
 
 /** Builds the index stored beside a data file, with the Bloom filter of its object keys. */
-export function buildFileIndex(key: string, written: WrittenFileSummary, bloom: BloomFilter): FileIndex {
+export function buildFileIndex(key: string, written: WrittenFileSummary, bloom: BloomFilter, subjects?: SubjectFilters): FileIndex {
   return {
     version: 1,
     key,
@@ -125,6 +128,7 @@ export function buildFileIndex(key: string, written: WrittenFileSummary, bloom: 
     bloom: bloom.toBase64(),
     bloomHashes: bloom.hashes,
     bloomHash: BLOOM_HASH,
+    ...(subjects ? { subjects } : {}),
   };
 }
 

@@ -11,3 +11,4 @@ export * from './columns';
 export * from './day-manifest';
 export * from './live-set';
 export * from './self-check';
+export * from './subject-filters';

@@ -49,6 +49,8 @@ export interface SignedFileIndexBody {
 export function fileIndexBody(index: FileIndex, writtenAt: Date, writer?: string, sha256?: string): SignedFileIndexBody {
   const filters: SignedFileIndexBody['filters'] = {};
   if (index.bloom && index.bloomHashes && index.bloomHash) filters.object = { hash: index.bloomHash, hashes: index.bloomHashes, bits: index.bloom };
+  if (index.subjects?.actor) filters.actor = index.subjects.actor;
+  if (index.subjects?.tenant) filters.tenant = index.subjects.tenant;
   return {
     kind: FILE_INDEX_KIND,
     version: 2,
@@ -76,6 +78,7 @@ function fromBody(body: SignedFileIndexBody, objectKey: string): FileIndex {
     throw new UntrustedObjectError(objectKey, 'malformed', `unsupported index body (version ${String(body.version)})`);
   }
   const f = body.filters?.object;
+  const { actor, tenant } = body.filters ?? {};
   return {
     version: 1,
     key: body.key,
@@ -85,6 +88,7 @@ function fromBody(body: SignedFileIndexBody, objectKey: string): FileIndex {
     maxOccurredAt: body.maxOccurredAt,
     rowGroups: body.rowGroups,
     ...(f ? { bloom: f.bits, bloomHashes: f.hashes, bloomHash: f.hash } : {}),
+    ...(actor || tenant ? { subjects: { ...(actor ? { actor } : {}), ...(tenant ? { tenant } : {}) } } : {}),
   };
 }
 

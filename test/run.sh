@@ -24,21 +24,22 @@ AUDIT_TEST_PYTHON="$(bash infra/pytools.sh)"
 export AUDIT_TEST_PYTHON
 # Spark + Iceberg jars for the Iceberg table test (infra/spark.sh; ~10 s the first time, then cached).
 bash infra/install.sh spark >/dev/null
+# Chromium for the viewer's browser tests (infra/chromium.sh: Debian's package; instant once installed).
+AUDIT_TEST_CHROMIUM="${AUDIT_TEST_CHROMIUM:-$(bash infra/chromium.sh install)}"
+export AUDIT_TEST_CHROMIUM
 npm run --silent typecheck
 npm run --silent build
 
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-minioadmin}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-minioadmin}"
-# Tests that stop or restart a shared service run alone, after the rest; everything else
-# is isolated by its own topics, groups and store prefixes and runs in parallel workers.
-# (schema-registry stops only a private registry of its own, so it runs with the rest.)
-SERIAL='test/integration/(consumer-faults|producer-kafka-down|producer-ordering)\.test\.ts$'
+# Every file is isolated by its own topics, groups and store prefixes on the shared services, and
+# the ones that stop or restart a server do it to private instances of their own
+# (test/helpers/private-infra.ts), so all of them run in parallel workers.
 status=0
 if [[ $# -gt 0 ]]; then
   npx jest --json --outputFile=.test-results.json "$@" || status=$?
   node test/summary.js .test-results.json || status=1
   exit "$status"
 fi
-npx jest --maxWorkers="${AUDIT_TEST_WORKERS:-3}" --testPathIgnorePatterns "$SERIAL" --json --outputFile=.test-results.json || status=$?
-npx jest --runInBand --testPathPatterns "$SERIAL" --json --outputFile=.test-results-serial.json || status=$?
-node test/summary.js .test-results.json .test-results-serial.json || status=1
+npx jest --maxWorkers="${AUDIT_TEST_WORKERS:-4}" --json --outputFile=.test-results.json || status=$?
+node test/summary.js .test-results.json || status=1
 exit "$status"

@@ -44,6 +44,8 @@ export interface DatasetOptions extends EventGenOptions {
   cutsInFlight?: number;
   /** Signs a chain digest per cut, as the consumer does with AUDIT_SIGNING_KEY_FILE. */
   chain?: DigestChainWriter;
+  /** Another event stream than EventGenerator's (e.g. search-events.ts's clustered one). */
+  generator?: { events(): Iterable<AuditRecord> };
 }
 
 export interface DatasetSummary {
@@ -65,7 +67,7 @@ class PartitionBuffer {
 
 export async function loadDataset(store: ObjectStore, opts: DatasetOptions): Promise<DatasetSummary> {
   const t0 = Date.now();
-  const gen = new EventGenerator(opts);
+  const gen = opts.generator ?? new EventGenerator(opts);
   const writer = await ParquetWriter.create({ rowGroupRows: opts.rowGroupRows, zstdLevel: opts.zstdLevel, threads: 2, memoryLimit: '2GB' });
   const buffers = Array.from({ length: opts.partitions }, (_, p) => new PartitionBuffer(p));
   const files: StoredFile[] = [];

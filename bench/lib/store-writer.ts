@@ -56,7 +56,7 @@ export async function storeDataFile(
   try {
     const written = await writer.write(opts.rows, local);
     const key = dataKey(opts.dt, name);
-    const index = buildFileIndex(key, written, objectKeyBloom(opts.rows.map((r) => objectKey(r.record))));
+    const index = buildFileIndex(key, written, objectKeyBloom(opts.rows.map((r) => objectKey(r.record))), written.subjects);
     const indexText = JSON.stringify(index);
     // Retried like the sink does: loading a big store outlasts a shared test server's restart.
     const retry = <T>(op: () => Promise<T>) => withRetry(op, { retries: 10, maxMs: 15_000 });

@@ -103,8 +103,8 @@ export async function produceEvents(
 }
 
 /** Every message on a topic (from the beginning), read by a throwaway consumer group. */
-export async function readTopic(topic: string, expectAtLeast: number, timeoutMs = 30_000) {
-  const kafka = new Kafka({ clientId: 'test-reader', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING });
+export async function readTopic(topic: string, expectAtLeast: number, timeoutMs = 30_000, brokers = KAFKA_BROKERS) {
+  const kafka = new Kafka({ clientId: 'test-reader', brokers: [brokers], logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: `reader-${Date.now()}-${Math.random()}` });
   const out: { key: string | null; value: Buffer | null; headers: Record<string, string> }[] = [];
   await consumer.connect();

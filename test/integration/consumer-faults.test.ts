@@ -1,5 +1,7 @@
 /**
- * The consumer under faults, on the real broker and the real S3 server. Every
+ * The consumer under faults, on a real broker and real S3 servers of its own (private
+ * instances on free ports: this file stops and restarts them while other files use the
+ * shared ones). Every
  * scenario ends with a clean `--drain` run and a full audit of the stored data
  * against what was produced: 0 lost, 0 duplicated. The exactly-once scenarios
  * that depend on the S3 server (SIGKILL, server down, rebalance: the cut claims'
@@ -8,12 +10,28 @@
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { encodeRecord, RecordDecoder } from '../../schemas';
 import { auditStore, compareWithProduced, eventId, produceEvents, readTopic } from '../helpers/audit-store';
-import { isolatedEnv, KAFKA_BROKERS, runCli, runInfra, S3_SERVERS, startCli, waitExit } from '../helpers/infra';
+import { isolatedEnv, runCli, S3_SERVERS, startCli, waitExit } from '../helpers/infra';
+import { usePrivateServices } from '../helpers/private-infra';
 import { sampleRecord } from '../helpers/records';
 import { expectVerified, signingKeyFile } from '../helpers/trust';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FAST = { AUDIT_FLUSH_MAX_RECORDS: '1500', AUDIT_FLUSH_MAX_AGE_MS: '1000' };
+
+/** Resolves at the child's first output line containing `text` (its log level must print it). */
+function lineFrom(child: ReturnType<typeof startCli>, text: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`no "${text}" within ${timeoutMs} ms; stderr:\n${seen.slice(-3000)}`)), timeoutMs);
+    child.stderr!.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
 
 async function drainAndAudit(vars: Record<string, string>, produced: string[]) {
   const drain = await runCli('consumer', ['--drain'], vars, 180_000);
@@ -22,14 +40,12 @@ async function drainAndAudit(vars: Record<string, string>, produced: string[]) {
 }
 
 describe('consumer faults (real Kafka, real S3)', () => {
-  afterAll(async () => {
-    // Whatever happened, leave the shared services up for the next test file.
-    await runInfra('up', 'kafka');
-    for (const server of S3_SERVERS) await runInfra('up', server.service);
-  });
+  const priv = usePrivateServices('consumer-faults', ['kafka', ...S3_SERVERS.map((s) => s.service)]);
+  const onPrivate = (test: string, extra: Record<string, string> = {}) =>
+    isolatedEnv(test, { ...FAST, AUDIT_KAFKA_BROKERS: priv.get().endpoints.kafkaBrokers, AUDIT_S3_ENDPOINT: priv.get().endpoints.s3Endpoint, ...extra });
 
-  describe.each(S3_SERVERS)('on $name', ({ name, service, endpoint }) => {
-    const onServer = (test: string, extra: Record<string, string> = {}) => isolatedEnv(`${test}-${name}`, { ...FAST, AUDIT_S3_ENDPOINT: endpoint, ...extra });
+  describe.each(S3_SERVERS)('on $name', ({ name, service }) => {
+    const onServer = (test: string, extra: Record<string, string> = {}) => onPrivate(`${test}-${name}`, { AUDIT_S3_ENDPOINT: priv.get().s3EndpointOf(service), ...extra });
 
     it('survives repeated SIGKILL mid-batch: 0 lost, 0 duplicated', async () => {
       // Signed digests on: the kills, replays and adopted claims must leave a chain that verifies.
@@ -65,17 +81,19 @@ describe('consumer faults (real Kafka, real S3)', () => {
     }, 240_000);
 
     it('rides out the S3 server stopped for 30 s, then shuts down cleanly on SIGTERM', async () => {
-      const vars = onServer('s3down', { AUDIT_METRICS_PORT: '0' });
+      const vars = onServer('s3down', { AUDIT_METRICS_PORT: '0', AUDIT_LOG_LEVEL: 'info' });
       const produced = await produceEvents(vars, 0, 10_000);
       const child = startCli('consumer', [], vars);
       const exited = waitExit(child, 180_000);
-      await sleep(3000);
-      await runInfra('down', service);
+      // Stopped once the consumer is storing, not at a guessed moment: a server stopped before its
+      // start-up check is a refusal to start, another test.
+      await lineFrom(child, 'cut stored and committed', 60_000);
+      await priv.get().down(service);
       try {
         produced.push(...(await produceEvents(vars, 10_000, 10_000)));
         await sleep(30_000);
       } finally {
-        await runInfra('up', service);
+        await priv.get().up(service);
       }
       await sleep(8000);
       child.kill('SIGTERM');
@@ -108,14 +126,14 @@ describe('consumer faults (real Kafka, real S3)', () => {
   });
 
   it('survives a Kafka broker restart: 0 lost, 0 duplicated', async () => {
-    const vars = isolatedEnv('kafkarestart', FAST);
+    const vars = onPrivate('kafkarestart', { AUDIT_LOG_LEVEL: 'info' });
     const produced = await produceEvents(vars, 0, 10_000);
     const child = startCli('consumer', [], vars);
     const exited = waitExit(child, 240_000);
-    await sleep(3000);
-    await runInfra('down', 'kafka');
+    await lineFrom(child, 'cut stored and committed', 60_000);
+    await priv.get().down('kafka');
     await sleep(5000);
-    await runInfra('up', 'kafka');
+    await priv.get().up('kafka');
     produced.push(...(await produceEvents(vars, 10_000, 10_000)));
     await sleep(10_000);
     child.kill('SIGTERM');
@@ -126,8 +144,8 @@ describe('consumer faults (real Kafka, real S3)', () => {
   }, 300_000);
 
   it('resolves a mix of schema v1 and v2 producers to the current schema, and dead-letters exactly the poison messages', async () => {
-    const vars = isolatedEnv('schemas-poison', FAST);
-    const kafka = new Kafka({ clientId: 'raw', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING });
+    const vars = onPrivate('schemas-poison');
+    const kafka = new Kafka({ clientId: 'raw', brokers: [vars.AUDIT_KAFKA_BROKERS!], logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     const valid: string[] = [];
@@ -160,7 +178,7 @@ describe('consumer faults (real Kafka, real S3)', () => {
     const result = await drainAndAudit(vars, valid);
     expect(result).toEqual({ expected: valid.length, stored: valid.length, lost: 0, duplicated: 0, unexpected: 0 });
 
-    const dlq = await readTopic(`${vars.AUDIT_TOPIC}.dlq`, poison.length);
+    const dlq = await readTopic(`${vars.AUDIT_TOPIC}.dlq`, poison.length, 30_000, vars.AUDIT_KAFKA_BROKERS);
     expect(dlq.map((m) => m.headers['audit-dlq-original-key']).sort()).toEqual([...poison].sort());
     expect(dlq.every((m) => m.headers['audit-dlq-error'] && m.key?.startsWith(`${vars.AUDIT_TOPIC}-`))).toBe(true);
     // The dead letter keeps the original bytes.

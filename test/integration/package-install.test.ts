@@ -25,7 +25,7 @@ const run = promisify(execFile);
 const RECORDING_BUDGET_BYTES = 15_000_000;
 /** Packages the services need and an app that only records must not get. */
 const SERVICE_ONLY = ['zod', '@duckdb/node-api', '@aws-sdk/client-s3', 'pg', 'pg-logical-replication', 'pino', 'commander', 'prom-client', '@kafkajs/confluent-schema-registry'];
-const SUBPATHS = ['producer', 'express', 'fastify', 'typeorm', 'sequelize', 'prisma', 'cdc'] as const;
+const SUBPATHS = ['producer', 'express', 'fastify', 'typeorm', 'sequelize', 'prisma', 'cdc', 'embed'] as const;
 /** Subpaths whose module loads its framework: checked where the frameworks are installed. */
 const FRAMEWORK_SUBPATHS = ['nestjs', 'prisma'] as const;
 const NEST_PACKAGES = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', 'rxjs', 'reflect-metadata'];
@@ -328,11 +328,12 @@ describe('the packages as apps install them (npm pack, ESM and CommonJS apps, re
 
   it('packs each package with its own files, a LICENSE and a README, under one version', async () => {
     const recording = await listing(tarballs.recording);
-    const entry = (sub: string) => `dist/producer/entries/${sub}`;
+    const entry = (sub: string) => (sub === 'embed' ? 'dist/viewer/embed/entry' : `dist/producer/entries/${sub}`);
     for (const sub of [...SUBPATHS, ...FRAMEWORK_SUBPATHS]) expect(recording).toEqual(expect.arrayContaining([`${entry(sub)}.js`, `${entry(sub)}.d.ts`]));
     expect(recording).toEqual(expect.arrayContaining(['dist/producer/transport/worker-main.js', 'schemas/avro/audit-event.v2.avsc', 'package.json', 'README.md', 'LICENSE']));
     // Nothing of the services: they are the other package.
     expect(recording.filter((f) => /^dist\/(consumer|query|maintenance|cdc|storage|trust|ops|kafka)\//.test(f))).toEqual([]);
+    expect(recording.filter((f) => f.startsWith('dist/viewer/')).sort()).toEqual(['dist/viewer/embed/entry.d.ts', 'dist/viewer/embed/entry.js', 'dist/viewer/embed/token.d.ts', 'dist/viewer/embed/token.js']);
     const services = await listing(tarballs.services);
     expect(services).toEqual(expect.arrayContaining(['dist/consumer/cli.js', 'dist/query/cli.js', 'dist/maintenance/cli.js', 'dist/cdc/cli.js', 'dist/cdc/index.d.ts', 'package.json', 'README.md', 'LICENSE']));
     for (const files of [recording, services]) {
@@ -394,6 +395,7 @@ describe('the packages as apps install them (npm pack, ESM and CommonJS apps, re
     expect(result.names.prisma!.esm).toEqual(['prismaAudit', 'prismaCdcContext']);
     expect(result.names.cdc!.esm).toEqual(expect.arrayContaining(['withAuditTransaction', 'attachTypeormCdcContext', 'sequelizeAuditTransaction', 'prismaCdcContext', 'capturedTables']));
     expect(result.names.cdc!.esm).not.toContain('AuditCdcService');
+    expect(result.names.embed!.esm).toEqual(expect.arrayContaining(['mintEmbedToken', 'readEmbedKeyFile', 'EmbedTokenRequestError']));
   }, 120_000);
 
   it('CommonJS app: the Express middleware and an explicit event are delivered', async () => {

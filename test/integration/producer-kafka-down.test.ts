@@ -1,5 +1,6 @@
 /**
- * The broker goes away in the middle of the test (infra/down.sh kafka): the
+ * The broker (a private one: other files keep the shared broker) goes away in the middle
+ * of the test (infra/down.sh kafka): the
  * audited Express app keeps answering fast; `drop` mode with a small buffer
  * counts what it drops; `block` mode with a larger buffer delivers, once the
  * broker is back (infra/up.sh kafka), every event recorded while it was down,
@@ -12,7 +13,7 @@ import express from 'express';
 import { Kafka, logLevel } from 'kafkajs';
 import { AuditClient, auditExpress, type AuditExpressMiddleware } from '../../producer';
 import { RecordDecoder, type AuditRecord } from '../../schemas';
-import { KAFKA_BROKERS, runInfra } from '../helpers/infra';
+import { usePrivateServices } from '../helpers/private-infra';
 
 jest.setTimeout(180_000);
 
@@ -20,9 +21,11 @@ const N = 100;
 const run = randomUUID().slice(0, 8);
 const topics = { drop: `test.producer-down-drop-${run}`, block: `test.producer-down-block-${run}` };
 const servers: Server[] = [];
+const priv = usePrivateServices('producer-kafka-down', ['kafka']);
+const brokers = () => priv.get().endpoints.kafkaBrokers;
 
 async function readAll(topic: string, expectAtLeast: number, timeoutMs = 60_000): Promise<AuditRecord[]> {
-  const kafka = new Kafka({ clientId: 'down-reader', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'down-reader', brokers: [brokers()], logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: `reader-${randomUUID()}` });
   const decoder = new RecordDecoder();
   const out: AuditRecord[] = [];
@@ -69,13 +72,12 @@ let drop: AuditClient;
 let block: AuditClient;
 
 beforeAll(async () => {
-  await runInfra('up', 'kafka');
-  const admin = new Kafka({ clientId: 'down-admin', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING }).admin();
+  const admin = new Kafka({ clientId: 'down-admin', brokers: [brokers()], logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   await admin.createTopics({ topics: Object.values(topics).map((topic) => ({ topic, numPartitions: 3 })), waitForLeaders: true });
   await admin.disconnect();
-  drop = new AuditClient({ brokers: [KAFKA_BROKERS], topic: topics.drop, onBufferFull: 'drop', bufferSize: 20, lingerMs: 5 });
-  block = new AuditClient({ brokers: [KAFKA_BROKERS], topic: topics.block, onBufferFull: 'block', bufferSize: 5_000, lingerMs: 5 });
+  drop = new AuditClient({ brokers: [brokers()], topic: topics.drop, onBufferFull: 'drop', bufferSize: 20, lingerMs: 5 });
+  block = new AuditClient({ brokers: [brokers()], topic: topics.block, onBufferFull: 'block', bufferSize: 5_000, lingerMs: 5 });
 });
 
 afterAll(async () => {
@@ -93,8 +95,7 @@ it('keeps the app fast while Kafka is down; drop mode counts drops; block mode d
 
   const during: { drop: Awaited<ReturnType<typeof hit>>[]; block: Awaited<ReturnType<typeof hit>>[] } = { drop: [], block: [] };
   try {
-    const down = await runInfra('down', 'kafka');
-    expect(down.code).toBe(0);
+    await priv.get().down('kafka');
     for (let i = 0; i < N; i++) {
       during.drop.push(await hit(dropApp.url, i, 'drop'));
       during.block.push(await hit(blockApp.url, i, 'block'));
@@ -117,8 +118,7 @@ it('keeps the app fast while Kafka is down; drop mode counts drops; block mode d
     expect(b.dropped).toBe(0);
     expect(b.queued).toBe(2 * N);
   } finally {
-    const up = await runInfra('up', 'kafka');
-    if (up.code !== 0) throw new Error(`could not restart Kafka: ${up.stderr}`);
+    await priv.get().up('kafka');
   }
 
   expect(await block.flush(90_000)).toBe(true);

@@ -4,7 +4,8 @@
  * a few objects are recorded while (1) sends fail on purpose, before reaching the broker
  * or after it stored the batch (a lost acknowledgement: the retry duplicates it), and
  * (2) the broker is stopped and started again in the middle (infra/down.sh kafka, then
- * up.sh; the broker is always restarted, even on failure). Read back from Kafka, each
+ * up.sh, on a private broker: other files keep the shared one; it is always restarted,
+ * even on failure). Read back from Kafka, each
  * object's events, first copies in log order, are exactly the recorded ones in the
  * recorded order (duplicates of a retried request may follow; readers keep the first copy
  * of an event id, as audit-query does).
@@ -14,16 +15,19 @@ import { Kafka, logLevel } from 'kafkajs';
 import { AuditClient } from '../../producer';
 import type { KafkaTransport, OutgoingBatch } from '../../producer/transport';
 import { RecordDecoder } from '../../schemas';
-import { KAFKA_BROKERS, runInfra } from '../helpers/infra';
+import { usePrivateServices } from '../helpers/private-infra';
 
 jest.setTimeout(240_000);
 
 const run = randomUUID().slice(0, 8);
 const OBJECTS = 12;
-const kafka = new Kafka({ clientId: 'ordering-it', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING });
+const priv = usePrivateServices('producer-ordering', ['kafka']);
+const brokers = () => priv.get().endpoints.kafkaBrokers;
+let kafkaClient: Kafka | null = null;
+const kafka = () => (kafkaClient ??= new Kafka({ clientId: 'ordering-it', brokers: [brokers()], logLevel: logLevel.NOTHING }));
 
 async function createTopic(topic: string): Promise<void> {
-  const admin = kafka.admin();
+  const admin = kafka().admin();
   await admin.connect();
   try {
     await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
@@ -69,7 +73,7 @@ function instrument(client: AuditClient, fault: (n: number) => 'before' | 'after
 
 /** Every record of `topic` with its position, once every id of `expected` was seen (and a little more, for duplicates). */
 async function readBack(topic: string, expected: ReadonlySet<string>): Promise<{ id: string; object: string; partition: number; offset: bigint }[]> {
-  const consumer = kafka.consumer({ groupId: `ordering-it-${randomUUID()}` });
+  const consumer = kafka().consumer({ groupId: `ordering-it-${randomUUID()}` });
   const decoder = new RecordDecoder();
   const out: { id: string; object: string; partition: number; offset: bigint }[] = [];
   const seen = new Set<string>();
@@ -138,7 +142,7 @@ function expectSameOrder(got: Map<string, string[]>, recorded: Map<string, strin
 it('keeps each object in order with several requests in flight while sends fail before and after the broker stored them', async () => {
   const topic = `test.producer-ordering-faults-${run}`;
   await createTopic(topic);
-  const client = new AuditClient({ brokers: [KAFKA_BROKERS], topic, sourceService: 'ordering-it', schemaRegistry: null, onBufferFull: 'block', batchSize: 40, lingerMs: 2, maxInFlight: 5 });
+  const client = new AuditClient({ brokers: [brokers()], topic, sourceService: 'ordering-it', schemaRegistry: null, onBufferFull: 'block', batchSize: 40, lingerMs: 2, maxInFlight: 5 });
   // Every 5th send fails before the broker, every 7th after it stored the batch.
   const probe = instrument(client, (n) => (n % 5 === 0 ? 'before' : n % 7 === 0 ? 'after' : null));
   await client.start();
@@ -157,7 +161,7 @@ it('keeps each object in order with several requests in flight while sends fail 
 it('keeps each object in order with several requests in flight across a broker restart', async () => {
   const topic = `test.producer-ordering-restart-${run}`;
   await createTopic(topic);
-  const client = new AuditClient({ brokers: [KAFKA_BROKERS], topic, sourceService: 'ordering-it', schemaRegistry: null, onBufferFull: 'block', batchSize: 40, lingerMs: 2, maxInFlight: 5 });
+  const client = new AuditClient({ brokers: [brokers()], topic, sourceService: 'ordering-it', schemaRegistry: null, onBufferFull: 'block', batchSize: 40, lingerMs: 2, maxInFlight: 5 });
   const probe = instrument(client, () => null);
   await client.start();
   // About 12 s of recording; the broker goes down after ~2 s and is back ~5 s later.
@@ -165,12 +169,10 @@ it('keeps each object in order with several requests in flight across a broker r
   let recorded: Map<string, string[]>;
   try {
     await new Promise((r) => setTimeout(r, 2_000));
-    const down = await runInfra('down', 'kafka');
-    expect(down.code).toBe(0);
+    await priv.get().down('kafka');
     await new Promise((r) => setTimeout(r, 3_000));
   } finally {
-    const up = await runInfra('up', 'kafka');
-    if (up.code !== 0) throw new Error(`could not restart Kafka: ${up.stderr}`);
+    await priv.get().up('kafka');
   }
   recorded = await recording;
   expect(await client.flush(120_000)).toBe(true);

@@ -17,7 +17,7 @@ import { AuditClient, SchemaIncompatibleError } from '../../producer';
 import { RegistryClient, registerWriterSchema } from '../../schema-registry';
 import { type AuditRecord, confluentHeader, encodeRecord, readFraming, singleObjectHeader } from '../../schemas';
 import { auditStore, compareWithProduced, eventId, produceEvents, readTopic } from '../helpers/audit-store';
-import { freePorts, isolatedEnv, KAFKA_BROKERS, ROOT, runCli, runInfra, SCHEMA_REGISTRY_URL, startCli, waitExit } from '../helpers/infra';
+import { freePorts, isolatedEnv, KAFKA_BROKERS, ROOT, runCli, runInfra, SCHEMA_REGISTRY_URL, startCli, waitExit, type RunResult } from '../helpers/infra';
 import { sampleRecord } from '../helpers/records';
 
 const FAST = { AUDIT_FLUSH_MAX_RECORDS: '1500', AUDIT_FLUSH_MAX_AGE_MS: '1000' };
@@ -109,6 +109,23 @@ async function waitForStored(vars: Record<string, string>, rows: number, timeout
 }
 
 describe('schema registry interop (real Kafka, real S3, Apicurio Registry, confluent-kafka)', () => {
+  // The outage test's private registry (own ports, storage on the broker so ids survive its restart),
+  // stopped and started by that test. Its JVM takes most of a minute to start, so it starts with the
+  // file and comes up while the tests before that one run. Ports picked free, not fixed: two runs on
+  // one machine would start their registries on the same ones.
+  let registryVars: Record<string, string> = {};
+  let registryStarting: Promise<RunResult> | null = null;
+  beforeAll(async () => {
+    const [port, mgmtPort] = (await freePorts(2)).map(String) as [string, string];
+    registryVars = { AUDIT_REGISTRY_PORT: port, AUDIT_REGISTRY_MGMT_PORT: mgmtPort, AUDIT_REGISTRY_STORAGE: 'kafkasql', AUDIT_REGISTRY_KAFKASQL_TOPIC: `registry-journal-${randomUUID().slice(0, 8)}` };
+    registryStarting = runInfra('up', 'registry', registryVars);
+  });
+  afterAll(async () => {
+    // Also when the outage test did not run (a -t filter) or failed before its own cleanup.
+    await registryStarting;
+    await runInfra('down', 'registry', registryVars);
+  }, 120_000);
+
   it('without a registry, nothing on the wire starts with byte 0 and a small id: the single-object encoding', async () => {
     const vars = isolatedEnv('noregistry');
     const produced = await produceEvents(vars, 0, 200, { client: { schemaRegistry: null } });
@@ -253,12 +270,8 @@ describe('schema registry interop (real Kafka, real S3, Apicurio Registry, confl
   }, 60_000);
 
   it('keeps consuming known ids through a registry outage and resumes new ones after its restart: 0 lost, 0 duplicated', async () => {
-    // A private registry (own ports, storage on the broker so ids survive its restart), stopped and started by this test.
-    // Ports picked free, not fixed: two runs on one machine would start their registries on the same ones.
-    const [port, mgmtPort] = (await freePorts(2)).map(String) as [string, string];
-    const registryVars = { AUDIT_REGISTRY_PORT: port, AUDIT_REGISTRY_MGMT_PORT: mgmtPort, AUDIT_REGISTRY_STORAGE: 'kafkasql', AUDIT_REGISTRY_KAFKASQL_TOPIC: `registry-journal-${randomUUID().slice(0, 8)}` };
-    const url = `http://127.0.0.1:${port}/apis/ccompat/v7`;
-    const up = await runInfra('up', 'registry', registryVars);
+    const url = `http://127.0.0.1:${registryVars.AUDIT_REGISTRY_PORT}/apis/ccompat/v7`;
+    const up = await registryStarting!;
     expect({ code: up.code, stderr: up.code === 0 ? '' : up.stderr.slice(-2000) }).toEqual({ code: 0, stderr: '' });
     let consumer: ReturnType<typeof startCli> | null = null;
     try {
