@@ -6,7 +6,7 @@
  * unsigned store) and this one (both stores; the signed one pinned by
  * AUDIT_TRUSTED_KEYS_FILE). Time and requests from `--stats`.
  *
- *   npm run build && BENCH_BASE_BIN=/path/to/previous/dist/query/cli.js node dist/bench/index-trust-cost.js
+ *   npm run build && BENCH_BASE_BIN=/path/to/previous/dist/query/cli.js (the previous release's audit-query) node dist/bench/index-trust-cost.js
  *
  * Environment (defaults): BENCH_MANIFESTS (1) BENCH_DAYS (7) BENCH_FILES_PER_DAY (12) BENCH_ROWS_PER_FILE (2000) BENCH_ROUNDS (5)
  *   AUDIT_S3_ENDPOINT (http://127.0.0.1:9000) BENCH_BUCKET (audit)
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   }
 
   const base = process.env.BENCH_BASE_BIN;
-  const current = join(ROOT, 'dist', 'query', 'cli.js');
+  const current = join(ROOT, 'dist', 'bin', 'audit-query.js');
   const env = (url: string, extra: Record<string, string> = {}) => ({ AUDIT_STORE_URL: url, AUDIT_S3_ENDPOINT: endpoint, AUDIT_S3_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'minioadmin', AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'minioadmin', ...extra });
   const variants: { name: string; bin: string; url: string; extra?: Record<string, string> }[] = [
     ...(base ? [{ name: 'previous release, unsigned store', bin: base, url: urls.unsigned }] : []),

@@ -102,7 +102,7 @@ async function runStable(cmd: string, args: string[], env: NodeJS.ProcessEnv): P
 }
 
 async function lookup(prefix: string, object: string, cacheDir: string): Promise<Lookup> {
-  const r = await runStable(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), '--object', object, '--format', 'ndjson', '--stats'], storeEnv(prefix, cacheDir));
+  const r = await runStable(process.execPath, [join(ROOT, 'dist', 'bin', 'audit-query.js'), '--object', object, '--format', 'ndjson', '--stats'], storeEnv(prefix, cacheDir));
   if (r.code !== 0) throw new Error(`audit-query ${object} on ${prefix} exited ${r.code}: ${r.stderr.slice(-2000)}`);
   const stats = JSON.parse(r.stderr.trim().split('\n').pop()!) as Record<string, number>;
   return { seconds: r.seconds, rows: r.stdout.split('\n').filter(Boolean).length, requests: (stats.requests ?? 0) + (stats.listCalls ?? 0), bytesFetched: stats.bytesFetched ?? 0 };
@@ -268,7 +268,7 @@ async function main(): Promise<void> {
   const perPartitionDay = Math.ceil(events / (cfg.days * cfg.partitions));
   const smallSummary = await ensureStore(small, cfg.eventsPerCut);
   const oneSummary = await ensureStore(oneCut, perPartitionDay);
-  const build = await runProcess(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'index', 'build', '--quiet'], storeEnv(oneCut));
+  const build = await runProcess(process.execPath, [join(ROOT, 'dist', 'bin', 'audit-query.js'), 'index', 'build', '--quiet'], storeEnv(oneCut));
   if (build.code !== 0) throw new Error(`index build: ${build.stderr}`);
 
   const gen = new EventGenerator({ events, days: cfg.days, objects: cfg.objects, start: Date.UTC(2026, 0, 1), seed: cfg.seed, lateShare: 0.01, profile: 'typical' });

@@ -16,6 +16,8 @@
  *   BENCH_PG (1; 0 skips PostgreSQL)  BENCH_FRESH (0; 1 reloads even when the dataset exists)
  *   BENCH_MANIFESTS (1: runs `audit-query index build` before the lookups, timed; 0: deletes the day
  *   manifests first, to measure lookups without them)
+ *   BENCH_BASELINE_CLI (unset): another release's dist/query/cli.js, run on the same lookups side by side
+ *   (each object cold and warm with this release, then with that one; e.g. /work/prev-release/dist/query/cli.js)
  *   AUDIT_S3_ENDPOINT (http://127.0.0.1:9000)  BENCH_BUCKET (audit)
  * The dataset is kept under s3://<bucket>/bench/query/<id>/ (and table bench_audit_<id>) and
  * reused by later runs with the same parameters.
@@ -56,6 +58,7 @@ const cfg = {
   fresh: process.env.BENCH_FRESH === '1',
   endpoint: process.env.AUDIT_S3_ENDPOINT ?? 'http://127.0.0.1:9000',
   bucket: process.env.BENCH_BUCKET ?? 'audit',
+  baselineCli: process.env.BENCH_BASELINE_CLI ?? null,
   start: Date.UTC(2026, 8, 1),
 };
 process.env.AWS_ACCESS_KEY_ID ??= 'minioadmin';
@@ -80,7 +83,9 @@ interface CliRun {
   stats: Record<string, number>;
 }
 
-function runQuery(object: string, cacheDir: string): Promise<CliRun> {
+const OUR_CLI = join(ROOT, 'dist', 'bin', 'audit-query.js');
+
+function runQuery(object: string, cacheDir: string, cli = OUR_CLI): Promise<CliRun> {
   const env = {
     ...process.env,
     AUDIT_STORE_URL: `s3://${cfg.bucket}/${prefix}`,
@@ -89,7 +94,7 @@ function runQuery(object: string, cacheDir: string): Promise<CliRun> {
   };
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), '--object', object, '--format', 'ndjson', '--stats'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, '--object', object, '--format', 'ndjson', '--stats'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let rows = 0;
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -118,10 +123,11 @@ function timeProcess(cmd: string, args: string[]): Promise<{ seconds: number; st
   });
 }
 
-async function storedBytes(store: S3ObjectStore): Promise<{ parquet: number; index: number; manifests: number; files: number }> {
+async function storedBytes(store: S3ObjectStore): Promise<{ parquet: number; index: number; manifests: number; shards: number; files: number }> {
   let parquet = 0;
   let index = 0;
   let manifests = 0;
+  let shards = 0;
   let files = 0;
   for await (const o of store.list('dt=')) {
     parquet += o.size;
@@ -129,9 +135,10 @@ async function storedBytes(store: S3ObjectStore): Promise<{ parquet: number; ind
   }
   for await (const o of store.list('_index/')) {
     if (manifestDt(o.key) !== null) manifests += o.size;
+    else if (o.key.includes('/_objects/')) shards += o.size;
     else index += o.size;
   }
-  return { parquet, index, manifests, files };
+  return { parquet, index, manifests, shards, files };
 }
 
 /** `audit-query index build` as an operator runs it (timed), or the manifests removed (BENCH_MANIFESTS=0). */
@@ -143,7 +150,7 @@ async function prepareManifests(store: S3ObjectStore): Promise<{ seconds: number
   const env = { ...process.env, AUDIT_STORE_URL: `s3://${cfg.bucket}/${prefix}`, AUDIT_S3_ENDPOINT: cfg.endpoint };
   const t0 = process.hrtime.bigint();
   const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'index', 'build', '--quiet'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'bin', 'audit-query.js'), 'index', 'build', '--quiet'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.on('error', reject);
@@ -184,7 +191,7 @@ async function ensureDataset(store: S3ObjectStore): Promise<DatasetSummary> {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(join(ROOT, 'dist', 'query', 'cli.js'))) throw new Error('run `npm run build` first (the benchmark times dist/query/cli.js)');
+  if (!existsSync(join(ROOT, 'dist', 'bin', 'audit-query.js'))) throw new Error('run `npm run build` first (the benchmark times dist/bin/audit-query.js)');
   const store = new S3ObjectStore({ bucket: cfg.bucket, prefix, region: 'us-east-1', endpoint: cfg.endpoint });
   const dataset = await ensureDataset(store);
   const manifestBuild = await prepareManifests(store);
@@ -197,13 +204,17 @@ async function main(): Promise<void> {
   const rng = new Prng(cfg.seed + 1);
   const picks = Array.from({ length: cfg.queries }, () => objects[rng.int(objects.length)]!).map((o) => `${o.type}:${o.id}`);
 
-  const baseline = await timeProcess(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), '--help']);
+  const baseline = await timeProcess(process.execPath, [join(ROOT, 'dist', 'bin', 'audit-query.js'), '--help']);
   log(`audit-query startup floor (--help): ${seconds(baseline.seconds)}`);
 
   const scratch = await mkdtemp(join(tmpdir(), 'query-bench-'));
   const cold: CliRun[] = [];
   const warm: CliRun[] = [];
   const indexWarm: CliRun[] = [];
+  const baseCold: CliRun[] = [];
+  const baseWarm: CliRun[] = [];
+  const baseStartup = cfg.baselineCli ? await timeProcess(process.execPath, [cfg.baselineCli, '--help']) : null;
+  if (baseStartup) log(`baseline ${cfg.baselineCli} startup floor (--help): ${seconds(baseStartup.seconds)}`);
   try {
     for (const [i, object] of picks.entries()) {
       const dir = join(scratch, `cold-${i}`);
@@ -212,6 +223,14 @@ async function main(): Promise<void> {
       log(`  ${object}: ${cold[i]!.rows} events; cold ${seconds(cold[i]!.seconds)} (${bytes(cold[i]!.stats.bytesFetched!)}), warm ${seconds(warm[i]!.seconds)} (${bytes(warm[i]!.stats.bytesFetched!)})`);
       if (warm[i]!.rows !== cold[i]!.rows) throw new Error(`${object}: warm and cold disagree`);
       await rm(dir, { recursive: true, force: true });
+      if (cfg.baselineCli) {
+        const bdir = join(scratch, `base-${i}`);
+        baseCold.push(await runQuery(object, bdir, cfg.baselineCli));
+        baseWarm.push(await runQuery(object, bdir, cfg.baselineCli));
+        log(`    baseline: cold ${seconds(baseCold[i]!.seconds)} (${bytes(baseCold[i]!.stats.bytesFetched!)}), warm ${seconds(baseWarm[i]!.seconds)}`);
+        if (baseCold[i]!.rows !== cold[i]!.rows) throw new Error(`${object}: the baseline returned ${baseCold[i]!.rows} events, this release ${cold[i]!.rows}`);
+        await rm(bdir, { recursive: true, force: true });
+      }
     }
     // Steady state of a CLI in daily use: every index cached (primed by one lookup), each object new.
     const shared = join(scratch, 'shared');
@@ -251,14 +270,14 @@ async function main(): Promise<void> {
     };
   }
 
-  const storedTotal = stored.parquet + stored.index + stored.manifests;
+  const storedTotal = stored.parquet + stored.index + stored.manifests + stored.shards;
   const share = (r: CliRun) => r.stats.bytesFetched! / storedTotal;
   const result = {
     benchmark: 'query-bench',
     date: new Date().toISOString(),
     node: process.version,
     config: { ...cfg, datasetId, prefix },
-    dataset: { ...dataset, storedParquetBytes: stored.parquet, storedIndexBytes: stored.index, storedManifestBytes: stored.manifests, dataFiles: stored.files },
+    dataset: { ...dataset, storedParquetBytes: stored.parquet, storedIndexBytes: stored.index, storedManifestBytes: stored.manifests, storedShardBytes: stored.shards, dataFiles: stored.files },
     manifestBuild,
     startupFloorSeconds: baseline.seconds,
     queries: picks.map((object, i) => ({
@@ -286,6 +305,7 @@ async function main(): Promise<void> {
       parquetBytesPerEvent: stored.parquet / dataset.events,
       indexBytesPerEvent: stored.index / dataset.events,
       manifestBytesPerEvent: stored.manifests / dataset.events,
+      shardBytesPerEvent: stored.shards / dataset.events,
       storedBytesPerEvent: storedTotal / dataset.events,
       coldRequests: { median: median(cold.map((r) => r.stats.requests!)) },
       coldMs: {
@@ -295,34 +315,53 @@ async function main(): Promise<void> {
       },
       fallbacks: [...cold, ...warm, ...indexWarm].reduce((s, r) => s + (r.stats.fallbacks ?? 0), 0),
     },
+    baseline: cfg.baselineCli
+      ? {
+          cli: cfg.baselineCli,
+          startupFloorSeconds: baseStartup!.seconds,
+          coldSeconds: { median: median(baseCold.map((r) => r.seconds)), p95: p95(baseCold.map((r) => r.seconds)) },
+          warmSeconds: { median: median(baseWarm.map((r) => r.seconds)), p95: p95(baseWarm.map((r) => r.seconds)) },
+          coldFetchedShare: { mean: mean(baseCold.map(share)), max: Math.max(...baseCold.map(share)) },
+          coldRequests: { median: median(baseCold.map((r) => r.stats.requests!)) },
+          coldMs: {
+            locate: median(baseCold.map((r) => r.stats.msLocate!)),
+            fetch: median(baseCold.map((r) => r.stats.msFetch!)),
+            read: median(baseCold.map((r) => r.stats.msRead!)),
+          },
+          queries: picks.map((object, i) => ({ object, coldSeconds: baseCold[i]!.seconds, warmSeconds: baseWarm[i]!.seconds, cold: baseCold[i]!.stats })),
+        }
+      : null,
     postgres: pgResult,
-    targets: { coldSeconds: 2, warmSeconds: 0.5, fetchedShare: 0.05, bytesPerEvent: 30 },
+    targets: { coldSeconds: { median: 1, p95: 1.3 }, warmSeconds: { median: 0.35 }, fetchedShare: 0.01, bytesPerEvent: 30 },
   };
 
   const s = result.summary;
   const pgr = pgResult as { firstSeconds: { median: number; p95: number }; repeatSeconds: { median: number; p95: number }; bytesPerEvent: number } | null;
+  const b = result.baseline;
+  const base = (f: (x: NonNullable<typeof b>) => string) => (b ? f(b) : '-');
   const rows: string[][] = [
-    ['lookup wall time, cold (empty cache), median', seconds(s.coldSeconds.median), pgr ? seconds(pgr.firstSeconds.median) : '-', '≤ 2 s'],
-    ['lookup wall time, cold, p95', seconds(s.coldSeconds.p95), pgr ? seconds(pgr.firstSeconds.p95) : '-', '≤ 2 s'],
-    ['lookup wall time, warm (same object), median', seconds(s.warmSeconds.median), pgr ? seconds(pgr.repeatSeconds.median) : '-', '≤ 0.5 s'],
-    ['lookup wall time, warm, p95', seconds(s.warmSeconds.p95), pgr ? seconds(pgr.repeatSeconds.p95) : '-', '≤ 0.5 s'],
-    ['lookup wall time, indexes cached / new object, median', seconds(s.indexWarmSeconds.median), '-', ''],
-    ['lookup wall time, indexes cached / new object, p95', seconds(s.indexWarmSeconds.p95), '-', ''],
-    ['fetched from S3, cold, mean share of stored bytes', pct(s.coldFetchedShare.mean), '', '≤ 5 %'],
-    ['fetched from S3, cold, max share', pct(s.coldFetchedShare.max), '', '≤ 5 %'],
-    ['  of which index files (mean)', bytes(s.coldIndexFetchedBytes), '', ''],
-    ['  same lookups fetching whole files (old behaviour)', pct(s.wholeFileFetchedShare.mean), '', ''],
-    ['fetched from S3, indexes cached, mean share', pct(s.indexWarmFetchedShare.mean), '', ''],
-    ['fetched from S3, warm', bytes(s.warmBytesFetched), '', '0'],
-    ['stored bytes per event (Parquet)', s.parquetBytesPerEvent.toFixed(1), pgr ? pgr.bytesPerEvent.toFixed(1) : '-', '≤ 30'],
-    ['stored bytes per event: per-file indexes / day manifests', `${s.indexBytesPerEvent.toFixed(1)} / ${s.manifestBytesPerEvent.toFixed(1)}`, '', ''],
-    ['stored bytes per event (Parquet + indexes + manifests)', s.storedBytesPerEvent.toFixed(1), '', ''],
-    ['cold lookup: requests; ms locate / fetch / read (medians)', `${s.coldRequests.median}; ${s.coldMs.locate} / ${s.coldMs.fetch} / ${s.coldMs.read}`, '', ''],
+    ['lookup wall time, cold (empty cache), median', seconds(s.coldSeconds.median), base((x) => seconds(x.coldSeconds.median)), pgr ? seconds(pgr.firstSeconds.median) : '-', '≤ 1 s'],
+    ['lookup wall time, cold, p95', seconds(s.coldSeconds.p95), base((x) => seconds(x.coldSeconds.p95)), pgr ? seconds(pgr.firstSeconds.p95) : '-', '≤ 1.3 s'],
+    ['lookup wall time, warm (same object), median', seconds(s.warmSeconds.median), base((x) => seconds(x.warmSeconds.median)), pgr ? seconds(pgr.repeatSeconds.median) : '-', '≤ 0.35 s'],
+    ['lookup wall time, warm, p95', seconds(s.warmSeconds.p95), base((x) => seconds(x.warmSeconds.p95)), pgr ? seconds(pgr.repeatSeconds.p95) : '-', ''],
+    ['lookup wall time, indexes cached / new object, median', seconds(s.indexWarmSeconds.median), '-', '-', ''],
+    ['lookup wall time, indexes cached / new object, p95', seconds(s.indexWarmSeconds.p95), '-', '-', ''],
+    ['fetched from S3, cold, mean share of stored bytes', pct(s.coldFetchedShare.mean), base((x) => pct(x.coldFetchedShare.mean)), '', '≤ 1 %'],
+    ['fetched from S3, cold, max share', pct(s.coldFetchedShare.max), base((x) => pct(x.coldFetchedShare.max)), '', ''],
+    ['  of which index objects (mean)', bytes(s.coldIndexFetchedBytes), '', '', ''],
+    ['  same lookups fetching whole files (old behaviour)', pct(s.wholeFileFetchedShare.mean), '', '', ''],
+    ['fetched from S3, indexes cached, mean share', pct(s.indexWarmFetchedShare.mean), '', '', ''],
+    ['fetched from S3, warm', bytes(s.warmBytesFetched), '', '', '0'],
+    ['stored bytes per event (Parquet)', s.parquetBytesPerEvent.toFixed(1), '', pgr ? pgr.bytesPerEvent.toFixed(1) : '-', '≤ 30'],
+    ['stored bytes per event: per-file indexes / day manifests / object shards', `${s.indexBytesPerEvent.toFixed(1)} / ${s.manifestBytesPerEvent.toFixed(1)} / ${s.shardBytesPerEvent.toFixed(1)}`, '', '', ''],
+    ['stored bytes per event (all)', s.storedBytesPerEvent.toFixed(1), '', '', ''],
+    ['cold lookup: requests; ms locate / fetch / read (medians)', `${s.coldRequests.median}; ${s.coldMs.locate} / ${s.coldMs.fetch} / ${s.coldMs.read}`, base((x) => `${x.coldRequests.median}; ${x.coldMs.locate} / ${x.coldMs.fetch} / ${x.coldMs.read}`), '', ''],
+    ['CLI start-up (--help)', seconds(result.startupFloorSeconds), base((x) => seconds(x.startupFloorSeconds)), '', ''],
   ];
   log('');
   log(`${dataset.events.toLocaleString('en')} events, ${stored.files} data files (${bytes(stored.parquet)} Parquet + ${bytes(stored.index)} index + ${bytes(stored.manifests)} day manifests), ${cfg.queries} random objects (median ${s.eventsPerObject.median} events), ${s.filesRead.median} candidate files per lookup (median)`);
   log(`row groups of ${cfg.rowGroupRows} rows, cuts of ${cfg.cutRecords} records / ${bytes(cfg.cutBytes)}, ${cfg.partitions} partitions, profile ${cfg.profile}; audit-query startup floor ${seconds(baseline.seconds)}`);
-  process.stdout.write(`\n${table(['metric', 'audit-query (S3)', 'PostgreSQL', 'target'], rows)}\n\n`);
+  process.stdout.write(`\n${table(['metric', 'audit-query (S3)', 'previous release', 'PostgreSQL', 'target'], rows)}\n\n`);
   const out = join(ROOT, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'query-bench.json'), `${JSON.stringify(result, null, 2)}\n`);

@@ -13,7 +13,8 @@
  *
  * Environment (defaults): BENCH_EVENTS (10000000) BENCH_DAYS (30) BENCH_OBJECTS (100000)
  * BENCH_PARTITIONS (3) BENCH_CUT_RECORDS (200000) BENCH_CONSUMER_EVENTS (300000)
- * BENCH_ROUNDS (3) BENCH_FRESH (0) BENCH_PARTS (consumer,verify) BENCH_OUT (verify.json) AUDIT_S3_ENDPOINT (http://127.0.0.1:9000) BENCH_BUCKET (audit)
+ * BENCH_ROUNDS (3) BENCH_FRESH (0) BENCH_PARTS (consumer,verify) BENCH_BASELINE_CLI (unset: the previous release's
+ * dist/query/cli.js, verified side by side) BENCH_VERIFY_ROUNDS (3) BENCH_OUT (verify.json) AUDIT_S3_ENDPOINT (http://127.0.0.1:9000) BENCH_BUCKET (audit)
  * AUDIT_KAFKA_BROKERS (localhost:9092). Writes bench/results/verify.json.
  */
 import { randomUUID } from 'node:crypto';
@@ -29,6 +30,7 @@ import { DigestSigner, generateSigningKey } from '../trust/signer';
 import { kafkaPartition, loadDataset, workDirFor } from './lib/dataset';
 import { envNumber, projectRoot } from './lib/env';
 import { EventGenerator } from './lib/events';
+import { CountingProxy } from './lib/counting-proxy';
 import { type CapturedRun, runCaptured } from './lib/measured-process';
 import { median, table } from './lib/stats';
 
@@ -45,6 +47,9 @@ const cfg = {
   endpoint: process.env.AUDIT_S3_ENDPOINT ?? 'http://127.0.0.1:9000',
   bucket: process.env.BENCH_BUCKET ?? 'audit',
   brokers: process.env.AUDIT_KAFKA_BROKERS ?? 'localhost:9092',
+  /** The previous release's audit-query CLI (its dist/query/cli.js), run on the same store as the baseline. */
+  baselineCli: process.env.BENCH_BASELINE_CLI ?? null,
+  verifyRounds: envNumber('BENCH_VERIFY_ROUNDS', 3),
 };
 const log = (m: string) => process.stderr.write(`${m}\n`);
 const storeEnv = (prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
@@ -71,7 +76,7 @@ async function storedBytes(prefix: string): Promise<{ all: number; data: number;
   return out;
 }
 
-async function verifyStore(): Promise<Record<string, number | string>> {
+async function verifyStore() {
   const id = `e${cfg.events}-d${cfg.days}-o${cfg.objects}-p${cfg.partitions}-c${cfg.cutRecords}`;
   const prefix = `bench/verify/${id}`;
   const store = s3(prefix);
@@ -89,22 +94,56 @@ async function verifyStore(): Promise<Record<string, number | string>> {
     log(`  loaded: ${summary.files} files, ${(summary.parquetBytes / 1e6).toFixed(0)} MB, ${summary.seconds.toFixed(0)} s`);
   }
   store.close();
-  log('audit-query verify on it');
-  const r = await runCaptured(process.execPath, [join(ROOT, 'dist', 'query', 'cli.js'), 'verify', '--format', 'json'], storeEnv(prefix));
-  if (r.code !== 0) throw new Error(`verify exited ${r.code}: ${r.stderr.slice(-2000)} ${r.stdout.slice(0, 2000)}`);
-  const stats = (JSON.parse(r.stdout) as { stats: { filesChecked: number; bytesChecked: number; chainDigests: number; offsets: string } }).stats;
-  return {
-    events: cfg.events,
-    files: stats.filesChecked,
-    digests: stats.chainDigests,
-    offsets: stats.offsets,
-    mb: Math.round(stats.bytesChecked / 1e5) / 10,
-    seconds: round(r.seconds),
-    filesPerSecond: round(stats.filesChecked / r.seconds),
-    mbPerSecond: round(stats.bytesChecked / 1e6 / r.seconds),
-    cpuSeconds: round(r.cpuSeconds),
-    peakRssMb: Math.round(r.peakRssMb),
+  // Side by side in one run: this release's verify and, with BENCH_BASELINE_CLI, the previous
+  // release's, interleaved, each through a proxy that counts its requests to the S3 server.
+  const proxy = await CountingProxy.start(cfg.endpoint);
+  const runs: { name: 'current' | 'baseline'; r: CapturedRun; stats: VerifyStats; requests: ReturnType<CountingProxy['take']> }[] = [];
+  try {
+    for (let i = 0; i < cfg.verifyRounds; i++) {
+      for (const [name, cli] of [['baseline', cfg.baselineCli], ['current', join(ROOT, 'dist', 'bin', 'audit-query.js')]] as const) {
+        if (cli === null) continue;
+        log(`audit-query verify (${name}) on it, round ${i + 1}`);
+        proxy.take();
+        const r = await runCaptured(process.execPath, [cli, 'verify', '--format', 'json'], storeEnv(prefix, { AUDIT_S3_ENDPOINT: proxy.url }));
+        const requests = proxy.take();
+        if (r.code !== 0) throw new Error(`verify (${name}) exited ${r.code}: ${r.stderr.slice(-2000)} ${r.stdout.slice(0, 2000)}`);
+        const stats = (JSON.parse(r.stdout) as { stats: VerifyStats }).stats;
+        runs.push({ name, r, stats, requests });
+        log(`  ${round(r.seconds)} s, ${requests.total} requests, ${round(r.cpuSeconds)} CPU-s, ${Math.round(r.peakRssMb)} MB`);
+      }
+    }
+  } finally {
+    await proxy.close();
+  }
+  const summary = (name: 'current' | 'baseline') => {
+    const rs = runs.filter((x) => x.name === name);
+    if (rs.length === 0) return null;
+    const stats = rs[0]!.stats;
+    const seconds = median(rs.map((x) => x.r.seconds));
+    return {
+      events: cfg.events,
+      files: stats.filesChecked,
+      digests: stats.chainDigests,
+      offsets: stats.offsets,
+      mb: Math.round(stats.bytesChecked / 1e5) / 10,
+      seconds: round(seconds),
+      secondsAll: rs.map((x) => round(x.r.seconds)),
+      filesPerSecond: round(stats.filesChecked / seconds),
+      mbPerSecond: round(stats.bytesChecked / 1e6 / seconds),
+      cpuSeconds: round(median(rs.map((x) => x.r.cpuSeconds))),
+      peakRssMb: Math.max(...rs.map((x) => Math.round(x.r.peakRssMb))),
+      requests: median(rs.map((x) => x.requests.total)),
+      requestsByMethod: rs[0]!.requests.byMethod,
+    };
   };
+  return { current: summary('current')!, baseline: summary('baseline') };
+}
+
+interface VerifyStats {
+  filesChecked: number;
+  bytesChecked: number;
+  chainDigests: number;
+  offsets: string;
 }
 
 async function produce(topic: string): Promise<void> {
@@ -206,9 +245,18 @@ async function main(): Promise<void> {
       ]);
   }
   if (verify) {
+    const row = (name: string, v: NonNullable<typeof verify.baseline>) =>
+      [name, String(v.files), String(v.mb), String(v.seconds), String(v.requests), String(v.filesPerSecond), String(v.mbPerSecond), String(v.cpuSeconds), String(v.peakRssMb)];
+    const rows = [row('this release', verify.current)];
+    if (verify.baseline) {
+      rows.unshift(row('previous release', verify.baseline));
+      const b = verify.baseline;
+      const c = verify.current;
+      rows.push(['this / previous', '', '', String(round(c.seconds / b.seconds)), String(round(c.requests / b.requests)), '', '', String(round(c.cpuSeconds / b.cpuSeconds)), String(round(c.peakRssMb / b.peakRssMb))]);
+    }
     out +=
-      `\naudit-query verify, ${Number(verify.events).toLocaleString('en')}-event store\n` +
-      table(['files', 'MB hashed', 'seconds', 'files/s', 'MB/s', 'CPU-s', 'peak RSS MB'], [[String(verify.files), String(verify.mb), String(verify.seconds), String(verify.filesPerSecond), String(verify.mbPerSecond), String(verify.cpuSeconds), String(verify.peakRssMb)]]);
+      `\naudit-query verify, ${Number(verify.current.events).toLocaleString('en')}-event store, median of ${cfg.verifyRounds} interleaved runs\n` +
+      table(['', 'files', 'MB hashed', 'seconds', 'requests', 'files/s', 'MB/s', 'CPU-s', 'peak RSS MB'], rows);
   }
   process.stdout.write(`${out}\n`);
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });

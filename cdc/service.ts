@@ -4,7 +4,8 @@ import { Client } from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import { brokers, type Env } from '../config/env';
 import { startOpsServer } from '../ops/ops-server';
-import { AuditClient } from '../producer/client';
+import { AuditClient, platformaticSupported } from '../producer/client';
+import { SchemaRegistryRefusedError } from '../schema-registry';
 import { formatLsn, parseLsn } from './lsn';
 import { loadMapping } from './mapping';
 import { createCdcMetrics, type CdcMetrics } from './metrics';
@@ -120,6 +121,11 @@ export class AuditCdcService {
   /** Runs until `stop()` (resolves) or a failure (rejects; nothing unacknowledged was confirmed). */
   async run(): Promise<void> {
     const env = this.env;
+    // Before anything can fail: what this process reads and where it publishes.
+    this.log.info(
+      { database: withoutPassword(env.AUDIT_CDC_DATABASE_URL), slot: env.AUDIT_CDC_SLOT, publication: env.AUDIT_CDC_PUBLICATION, topic: env.AUDIT_TOPIC, kafka: `${platformaticSupported() ? 'platformatic' : 'kafkajs'} ${env.AUDIT_KAFKA_BROKERS}` },
+      'audit-cdc starting',
+    );
     try {
       await this.admin.connect();
       const setup = await setupCapture(this.admin, {
@@ -136,9 +142,15 @@ export class AuditCdcService {
       if (env.AUDIT_METRICS_PORT > 0) {
         this.ops = await startOpsServer(env.AUDIT_METRICS_PORT, this.metrics.registry, {
           live: () => this.failed === null,
+          // Reading starts only once the Kafka sender is connected (below), so ready means both.
           ready: () => this.started && this.failed === null,
         });
       }
+      // Connected before the first change is read: started on the first event instead, the sender's
+      // connection (and the registry's schema id) delayed that change by 1.4-2 s after COMMIT while
+      // /readyz already said ready.
+      await this.connectKafka();
+      if (this.stopping) return this.done;
     } catch (err) {
       // A SIGTERM during setup closes the connections under it: that is a stop, not a failure.
       if (this.stopping) return this.done;
@@ -163,6 +175,21 @@ export class AuditCdcService {
       (err: Error) => this.fail(new CdcReplicationError(`replication: ${err.message}`, err)),
     );
     return this.done;
+  }
+
+  /** Connects the Kafka sender, retrying while Kafka is down (said once per attempt); a schema the registry refuses fails start-up. */
+  private async connectKafka(): Promise<void> {
+    for (let attempt = 1, waitMs = 500; !this.stopping; attempt++, waitMs = Math.min(waitMs * 2, 10_000)) {
+      try {
+        await this.client.start();
+        this.log.info({ attempts: attempt }, 'Kafka sender connected');
+        return;
+      } catch (err) {
+        if (err instanceof SchemaRegistryRefusedError) throw err;
+        this.log.warn({ err: (err as Error).message, attempt, waitMs, brokers: this.env.AUDIT_KAFKA_BROKERS }, 'connecting the Kafka sender failed; retrying before reading changes');
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+      }
+    }
   }
 
   /**
@@ -330,5 +357,16 @@ export class AuditCdcService {
   /** For tests and the benchmark: the confirmed position and counters. */
   status() {
     return { started: this.started, confirmed: formatLsn(this.confirmed), decoder: { ...this.decoder.stats }, kafka: this.client.stats(), paused: this.paused };
+  }
+}
+
+/** The database URL as a log line may show it: the password replaced. */
+function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgresql://(unparsable URL)';
   }
 }

@@ -52,12 +52,31 @@ export function stopOnSignals(log: Logger, what: string, stop: () => unknown): v
 }
 
 /**
+ * kafkajs 2.2 (unmaintained) arms its request queue's throttle check with a negative delay
+ * whenever it is not throttled; Node 24 warns about each such timer (TimeoutNegativeWarning, two
+ * lines on stderr) and runs it after 1 ms, as earlier Nodes did silently. Harmless, but it broke
+ * "one line on stderr" (`audit-query verify --kafka`). Only the bins drop it: an app's process,
+ * which may use kafkajs through the producer, keeps Node's warnings as they are.
+ */
+function withoutNegativeTimeoutWarnings(): void {
+  const emit = process.emitWarning.bind(process) as (warning: string | Error, ...rest: unknown[]) => void;
+  const filtered = (warning: string | Error, ...rest: unknown[]): void => {
+    const option = rest[0];
+    const type = typeof option === 'string' ? option : ((option as { type?: string } | undefined)?.type ?? (warning instanceof Error ? warning.name : undefined));
+    if (type === 'TimeoutNegativeWarning') return;
+    emit(warning, ...rest);
+  };
+  process.emitWarning = filtered as typeof process.emitWarning;
+}
+
+/**
  * Runs a bin's main and exits with its code. A failure main did not expect is
  * still one line for the user; its stack follows with AUDIT_LOG_LEVEL=debug.
  */
 export function runBin(bin: string, main: (argv: string[]) => Promise<number>): void {
   // The AWS SDK's multi-line Node-version notice would break "one line on stderr".
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  withoutNegativeTimeoutWarnings();
   main(process.argv).then(
     (code) => process.exit(code),
     (err: unknown) => {

@@ -214,14 +214,14 @@ export function dlqTopic(env: Env): string {
  * What a service's first log line says it works with: a store left to its default is said
  * so, with the directory it resolves to (a consumer started in the wrong folder writes there).
  */
-export function startupFields(env: Env, source: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function startupFields(env: Env, kafkaClient: string = env.AUDIT_KAFKA_CLIENT, source: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const store = source.AUDIT_STORE_URL ? env.AUDIT_STORE_URL : `${env.AUDIT_STORE_URL} (default)`;
   const local = /^file:\/\//.exec(env.AUDIT_STORE_URL) ? `, ${resolve(env.AUDIT_STORE_URL.slice('file://'.length))}` : '';
   return {
     store: `${store}${local}`,
     topic: env.AUDIT_TOPIC,
     group: env.AUDIT_CONSUMER_GROUP,
-    kafka: `${env.AUDIT_KAFKA_CLIENT} ${env.AUDIT_KAFKA_BROKERS}`,
+    kafka: `${kafkaClient} ${env.AUDIT_KAFKA_BROKERS}`,
   };
 }
 

@@ -1,25 +1,10 @@
 import type { Logger } from 'pino';
 import { type ObjectStore, cutKey } from '../storage';
+import { type CutClaim, legacyClaim } from '../storage/cut-claim';
 import { type Opened, UntrustedObjectError } from '../trust/signed-object';
 import type { DigestSigner } from '../trust/signer';
 import { type TrustPolicy, openUnderPolicy } from '../trust/trust-policy';
 import { TrustedKeys } from '../trust/trusted-keys';
-
-/**
- * The claim stored at `_cuts/<topic>/<partition>/<firstOffset>.json`: a signed
- * envelope (kind `cut`) when the consumer signs, the bare JSON otherwise (and
- * in stores of the previous release).
- */
-export interface CutClaim {
-  kind: 'cut';
-  topic: string;
-  partition: number;
-  first: string;
-  last: string;
-  owner: string;
-  claimedAt: string;
-  writtenAt: string;
-}
 
 export interface CutClaimsDeps {
   topic: string;
@@ -112,11 +97,4 @@ export class CutClaims {
     if (last < first) throw new UntrustedObjectError(key, 'malformed', `last ${last} is before first ${first}`);
     return last;
   }
-}
-
-/** A claim as the previous release wrote it: bare JSON, no kind. */
-function legacyClaim(bytes: Buffer): CutClaim {
-  const c = JSON.parse(bytes.toString('utf8')) as Omit<CutClaim, 'kind' | 'writtenAt'>;
-  if (c === null || typeof c !== 'object' || typeof c.last !== 'string') throw new Error('not a cut claim');
-  return { ...c, kind: 'cut', writtenAt: c.claimedAt };
 }

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash infra/up.sh kafka s3
-[[ -f dist/query/cli.js ]] || npm run --silent build
+[[ -f dist/bin/audit-query.js ]] || npm run --silent build
 
 run_id="demo-$(date +%s)"
 # Each run its own topic, group and store: verify proves one signed trail, not
@@ -35,12 +35,12 @@ node dist/producer/examples/demo-app.js
 echo "== 2. audit-consumer --drain stores them as Parquet in $AUDIT_STORE_URL"
 node dist/consumer/cli.js --drain
 echo "== 3. audit-query --object invoice:$run_id-42"
-node dist/query/cli.js --object "invoice:$run_id-42" --format table
+node dist/bin/audit-query.js --object "invoice:$run_id-42" --format table
 echo "== 4. audit-query --object invoice:$run_id-42 --diff"
-node dist/query/cli.js --object "invoice:$run_id-42" --diff --format table
+node dist/bin/audit-query.js --object "invoice:$run_id-42" --diff --format table
 echo "== 5. audit-query --object invoice:$run_id-42 --as-of 2026-01-05T12:00:00Z --format json"
-node dist/query/cli.js --object "invoice:$run_id-42" --as-of 2026-01-05T12:00:00Z --format json
+node dist/bin/audit-query.js --object "invoice:$run_id-42" --as-of 2026-01-05T12:00:00Z --format json
 echo "== 6. audit-admin maintain --once compacts the day, signing what it writes"
 AUDIT_COMPACT_MIN_AGE=0s AUDIT_COMPACT_GRACE=0s node dist/maintenance/cli.js maintain --once
 echo "== 7. audit-query verify --trust signing.pem.pub: the store is complete and untampered"
-node dist/query/cli.js verify --trust "$keys/signing.pem.pub"
+node dist/bin/audit-query.js verify --trust "$keys/signing.pem.pub"

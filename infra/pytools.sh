@@ -8,7 +8,7 @@
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PYTOOLS_REQUIREMENT="${AUDIT_PYTOOLS_REQUIREMENT:-confluent-kafka[avro,schemaregistry]==2.16.1 pyarrow==26.0.1 pyiceberg==0.12.0}"
+PYTOOLS_REQUIREMENT="${AUDIT_PYTOOLS_REQUIREMENT:-confluent-kafka[avro,schemaregistry]==2.16.1 pyarrow==26.0.1 pyiceberg[sql-sqlite]==0.12.0}"
 PYTOOLS_HOME="$INFRA_HOME/pytools"
 PYTOOLS_PY="$PYTOOLS_HOME/bin/python"
 

@@ -1,4 +1,4 @@
-import type { CutClaim } from '../consumer/cut-claims';
+import { type CutClaim, legacyClaim } from '../storage/cut-claim';
 import type { ObjectStore } from '../storage';
 import { partitionKey } from '../storage';
 import { mapLimit } from '../storage/concurrency';
@@ -86,11 +86,4 @@ function claimedLast(policy: TrustPolicy, bytes: Buffer, key: string, topic: str
   }
   if (last < first) throw new UntrustedObjectError(key, 'malformed', `last ${last} is before first ${first}`);
   return last;
-}
-
-/** A claim as the previous release wrote it (bare JSON), accepted in unsigned mode only. */
-function legacyClaim(bytes: Buffer): CutClaim {
-  const c = JSON.parse(bytes.toString('utf8')) as Omit<CutClaim, 'kind' | 'writtenAt'>;
-  if (c === null || typeof c !== 'object' || typeof c.last !== 'string') throw new Error('not a cut claim');
-  return { ...c, kind: 'cut', writtenAt: c.claimedAt };
 }

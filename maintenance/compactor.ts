@@ -142,6 +142,22 @@ export class Compactor {
   }
 
   /**
+   * How a Parquet file stores `event_id` ('uuid' or 'text', null without the column), from a local
+   * file holding just its footer (footerOnlyFile): older releases stored it as text.
+   */
+  async eventIdStorage(path: string): Promise<'uuid' | 'text' | null> {
+    const conn = await this.instance.connect();
+    try {
+      const rows = (await conn.runAndReadAll(`SELECT type, logical_type::VARCHAR AS logical FROM parquet_schema(${sqlString(path)}) WHERE name = 'event_id'`)).getRowObjects();
+      if (rows.length === 0) return null;
+      const type = String(rows[0]!.type);
+      return type === 'FIXED_LEN_BYTE_ARRAY' && /UUID/i.test(String(rows[0]!.logical)) ? 'uuid' : 'text';
+    } finally {
+      conn.closeSync();
+    }
+  }
+
+  /**
    * The index of a stored data file, read back from it: how the maintainer
    * rebuilds an index that is missing or failed its trust check.
    */

@@ -32,7 +32,7 @@ import type { CommittedOffsets } from '../kafka/committed-offsets';
 import type { Compactor } from './compactor';
 import { EXTERNAL_MANIFEST_PREFIX, writeExternalManifest } from './external-manifest';
 import { type MergeGroup, type MergedOutput, nextGeneration, planCleanup, planMerges } from './plan';
-import { dayObjects, lockedObjects, removeDay, retentionCutoff } from './retention';
+import { dayObjects, lockedObjects, removeDay, retentionCutoff, signRemoval } from './retention';
 import type { IcebergPublisher } from './iceberg/publisher';
 
 /** Steps where a test may have the maintainer killed (AUDIT_TEST_CRASH_AT), to prove every step is safe to die in. */
@@ -84,6 +84,8 @@ export interface PassReport {
   daysExpired: number;
   /** Expired days kept because some of their objects are under Object Lock. */
   daysLocked: number;
+  /** Data files stored into a day after retention removed it, removed again under a re-signed retention digest. */
+  lateFilesRemoved: number;
   claimsRemoved: number;
   /** Unsigned cut claims on a signed store, kept and named (maintenance/claims.ts). */
   claimsKept: number;
@@ -128,7 +130,7 @@ export class Maintainer {
     const { store, log } = this.o;
     const report: PassReport = {
       days: 0, daysCompacted: 0, filesMerged: 0, filesWritten: 0, rowsWritten: 0, bytesWritten: 0, duplicatesDropped: 0,
-      racesLost: 0, objectsDeleted: 0, daysExpired: 0, daysLocked: 0, claimsRemoved: 0, claimsKept: 0, indexManifestsWritten: 0, indexesRejected: 0, indexesRebuilt: 0,
+      racesLost: 0, objectsDeleted: 0, daysExpired: 0, daysLocked: 0, lateFilesRemoved: 0, claimsRemoved: 0, claimsKept: 0, indexManifestsWritten: 0, indexesRejected: 0, indexesRebuilt: 0,
     };
     const inRange = (dt: string) => (range.since === null || dt >= range.since) && (range.until === null || dt <= range.until);
     const daysUnder = async (prefix: string) =>
@@ -180,13 +182,14 @@ export class Maintainer {
         this.o.say(`would expire dt=${dt}: ${objects.length} objects (past retention ${formatDuration(retentionMs)})`);
         continue;
       }
-      if (this.o.signer) {
-        // Signed before anything goes, so verify can tell a removal by policy from a deletion.
-        const body = { kind: 'retention' as const, dt, retentionMs, writtenAt: new Date(now).toISOString(), writer: this.o.owner };
-        await this.o.store.putIfAbsent(retentionDigestKey(dt), this.o.signer.seal(body));
-      }
+      const late = this.o.signer ? await signRemoval(this.o.store, this.o.signer, this.o.trust, { dt, retentionMs, now, writer: this.o.owner, objects }) : [];
       report.objectsDeleted += await removeDay(this.o.store, objects, this.o.concurrency);
-      this.o.say(`expired dt=${dt}: ${objects.length} objects removed`);
+      report.lateFilesRemoved += late.length;
+      if (late.length > 0) {
+        this.o.say(`expired dt=${dt} again: ${late.length} data file(s) stored into it after its removal (late events that reached the consumer before it knew), removed by policy and named in ${retentionDigestKey(dt)}: ${late.map((f) => f.key).join(', ')}`);
+      } else {
+        this.o.say(`expired dt=${dt}: ${objects.length} objects removed`);
+      }
     }
     return kept;
   }

@@ -20,6 +20,7 @@ export function createMaintenanceMetrics() {
     objectsDeleted: counter('objects_deleted_total', 'Objects deleted (superseded, expired, claims)'),
     daysExpired: counter('days_expired_total', 'Day partitions removed by retention'),
     claimsRemoved: counter('claims_removed_total', 'Cut claims removed'),
+    lateFilesRemoved: counter('late_files_removed_total', 'Data files stored into a day after retention removed it, removed again by policy'),
     claimsKept: counter('claims_kept_total', 'Unsigned cut claims on a signed store kept and named (counted each pass)'),
     indexesRejected: counter('indexes_rejected_total', 'Per-file indexes and day manifests that failed the trust check (read around, rebuilt)'),
     indexesRebuilt: counter('indexes_rebuilt_total', 'Per-file indexes rebuilt from their data file'),
@@ -45,6 +46,7 @@ export function recordPass(m: MaintenanceMetrics, r: PassReport, seconds: number
   m.objectsDeleted.inc(r.objectsDeleted);
   m.daysExpired.inc(r.daysExpired);
   m.claimsRemoved.inc(r.claimsRemoved);
+  m.lateFilesRemoved.inc(r.lateFilesRemoved);
   m.claimsKept.inc(r.claimsKept);
   m.indexesRejected.inc(r.indexesRejected);
   m.indexesRebuilt.inc(r.indexesRebuilt);

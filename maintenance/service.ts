@@ -1,14 +1,16 @@
 import type { Server } from 'node:http';
+import { mkdir } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, type Env } from '../config/env';
+import { ConfigError, type Env, startupFields } from '../config/env';
 import { startOpsServer } from '../ops/ops-server';
 import { type ObjectStore, checkCreateIfAbsent, openStore } from '../storage';
 import { type CommittedOffsets, kafkaCommittedOffsets } from '../kafka/committed-offsets';
 import { Compactor } from './compactor';
 import { Maintainer, type PassRange, type PassReport, UntrustedGenerationError } from './maintainer';
 import { type TrustPolicy, resolveTrust } from '../trust/trust-policy';
+import { eventIdStorage } from './iceberg/file-columns';
 import { IcebergPublisher } from './iceberg/publisher';
 import { asTableStore } from './iceberg/table-io';
 import { UntrustedClaimError } from './claims';
@@ -48,6 +50,8 @@ export class MaintenanceService {
   /** The last pass's report (--once), or nothing once the service is stopped. */
   async run(): Promise<PassReport | null> {
     const { env, opts } = this;
+    // Before anything can fail: the store it maintains, and the group and Kafka whose committed offsets it reads.
+    opts.log.info({ ...startupFields(env, 'kafkajs'), dryRun: opts.dryRun, once: opts.once }, 'audit-admin maintain starting');
     await this.store.check();
     // A generation's commit is a create-if-absent PUT: on a store that does not enforce
     // it, two maintainers could both commit one (and a dry run must write nothing).
@@ -86,7 +90,7 @@ export class MaintenanceService {
       signer,
       trust,
       owner: `${hostname()}:${process.pid}`,
-      iceberg: icebergPublisher(this.store, env, opts, trust),
+      iceberg: icebergPublisher(this.store, env, opts, trust, compactor, workDir),
     });
     try {
       if (!opts.once && env.AUDIT_METRICS_PORT > 0) {
@@ -147,10 +151,14 @@ export class MaintenanceService {
 
 
 /** The Iceberg publisher of a pass, where the store can name its objects for engines (S3, file) and the table is on. */
-function icebergPublisher(store: ObjectStore, env: Env, opts: MaintenanceServiceOptions, trust: TrustPolicy): IcebergPublisher | undefined {
+function icebergPublisher(store: ObjectStore, env: Env, opts: MaintenanceServiceOptions, trust: TrustPolicy, compactor: Compactor, workDir: string): IcebergPublisher | undefined {
   const tableStore = asTableStore(store);
   if (!env.AUDIT_ICEBERG || opts.dryRun || !tableStore) return undefined;
   return new IcebergPublisher({
+    eventIdStorage: async (file) => {
+      await mkdir(workDir, { recursive: true });
+      return eventIdStorage(store, (path) => compactor.eventIdStorage(path), file, workDir);
+    },
     store: tableStore,
     trust,
     graceMs: env.AUDIT_COMPACT_GRACE,

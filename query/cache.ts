@@ -110,6 +110,13 @@ export class ObjectCache {
 
   /** Local path of a whole object, fetching it on a miss (or always, with `refresh`). */
   async file(key: string, opts: { refresh?: boolean } = {}): Promise<string> {
+    const path = await this.fileIfExists(key, opts);
+    if (path === null) throw new StorageError('get', `${this.store.description}${key}`, new Error('no such object'));
+    return path;
+  }
+
+  /** Like `file`, but null when the store has no such object (a cached copy is kept: it may still be used). */
+  async fileIfExists(key: string, opts: { refresh?: boolean } = {}): Promise<string | null> {
     const path = this.pathFor(key);
     if (!opts.refresh) {
       try {
@@ -122,8 +129,8 @@ export class ObjectCache {
     }
     await mkdir(join(path, '..'), { recursive: true });
     const body = await this.limiter.run(() => this.store.get(key));
-    if (body === null) throw new StorageError('get', `${this.store.description}${key}`, new Error('no such object'));
     this.counters.requests++;
+    if (body === null) return null;
     this.counters.objectsFetched++;
     this.counters.bytesFetched += body.length;
     this.counters.indexBytesFetched += body.length;

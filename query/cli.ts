@@ -1,6 +1,6 @@
-#!/usr/bin/env node
+import './compile-cache';
 import { Command, CommanderError, Option } from 'commander';
-import { oneLine, runBin, sayError } from '../config/bin';
+import { oneLine, sayError } from '../config/bin';
 import { ConfigError, type Env, readEnv } from '../config/env';
 import { loadSigner } from '../trust/signing-setup';
 import { StorageError, StoreUrlError, dtOfMicros } from '../storage';
@@ -10,9 +10,8 @@ import { isoMicros, type HistoryEvent } from './history';
 import { createProgress, type Progress } from './progress';
 import { AuditQuery, SqlError } from './query';
 import { diffVersions, stateAsOf } from './state';
-import { runVerify, type VerifyFlags } from './verify-command';
+import type { VerifyFlags } from './verify-command';
 import { storageMessage } from './storage-message';
-import { runSearchCommand } from './search-command';
 
 interface HistoryFlags {
   object?: string;
@@ -66,6 +65,8 @@ function rangeOf(flags: HistoryFlags) {
 
 async function runHistory(flags: HistoryFlags): Promise<number> {
   if (!flags.object && (flags.actor !== undefined || flags.tenant !== undefined || flags.action !== undefined)) {
+    // Loaded only for a search, like verify: the --object path keeps its start-up light.
+    const { runSearchCommand } = await import('./search-command');
     return runSearchCommand(flags, { write, tableRow, reportRejected: (r) => reportRejected({ rejected: () => r }) });
   }
   if (!flags.object) throw new UsageError('--object TYPE:ID is required (or --actor, --tenant or --action for activity across objects, or the sql command)');
@@ -159,7 +160,16 @@ function formatOption(): Option {
   return new Option('--format <format>', 'table|json|ndjson|csv (default: table on a TTY, ndjson otherwise)');
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * A subcommand another folder adds to audit-query (the viewer's `serve`, in
+ * bin/audit-query.ts): the query engine is used by those folders and never
+ * imports them.
+ */
+export interface Subcommand {
+  register(program: Command, run: (result: Promise<number>) => void): void;
+}
+
+export async function main(argv: string[], subcommands: readonly Subcommand[] = []): Promise<number> {
   let result: Promise<number> = Promise.resolve(0);
   const program = new Command()
     .name('audit-query')
@@ -206,7 +216,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--kafka', "also check the chains reach the consumer group's committed offsets (AUDIT_KAFKA_BROKERS, AUDIT_CONSUMER_GROUP)")
     .action((flags: VerifyFlags) => {
       const root = program.opts<HistoryFlags>();
-      result = runVerify({ ...definedOnly({ since: root.since, until: root.until, format: root.format }), ...definedOnly(flags) }, write);
+      // Loaded only for verify: it brings the Kafka client, the logger and the Iceberg reader, which a lookup never needs.
+      result = import('./verify-command').then(({ runVerify }) => runVerify({ ...definedOnly({ since: root.since, until: root.until, format: root.format }), ...definedOnly(flags) }, write));
     });
   program
     .command('index')
@@ -219,6 +230,9 @@ export async function main(argv: string[]): Promise<number> {
     .action((flags: { since?: string; until?: string; quiet?: boolean }) => {
       result = runIndexBuild(flags);
     });
+  for (const sub of subcommands) sub.register(program, (run) => {
+    result = run;
+  });
   try {
     await program.parseAsync(argv);
     return await result;
@@ -243,4 +257,3 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module) runBin('audit-query', main);

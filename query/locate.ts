@@ -22,6 +22,7 @@ import type { TrustPolicy } from '../trust/trust-policy';
 import type { ObjectCache } from './cache';
 import type { IndexCatalog, IndexMeta } from './index-catalog';
 import { mapLimit } from '../storage/concurrency';
+import { locateByShards } from './shard-locate';
 
 export interface ObjectRef {
   type: string;
@@ -40,6 +41,10 @@ export interface Candidate {
   size: number;
   /** The file's index (without its Bloom filter), when the consumer wrote one (files without one are always read whole). */
   index: IndexMeta | null;
+  /** The only row groups that may hold the object, when an object shard said so (query/shard-locate.ts). */
+  rowGroups?: readonly number[];
+  /** The index object the layout came from, when not the file's own index (named if the footer disagrees). */
+  describedBy?: string;
 }
 
 export interface LocateStats {
@@ -52,6 +57,9 @@ export interface LocateStats {
   /** Day manifests fetched, and data files whose index came from one (instead of a GET of its own). */
   manifestsFetched: number;
   filesFromManifests: number;
+  /** Object shards fetched (the rest were cached), and listed data files a shard described (see query/shard-locate.ts). */
+  shardsFetched: number;
+  filesFromShards: number;
 }
 
 /** An index or manifest that failed the trust check (or describes another file): ignored, its files read without it. */
@@ -144,14 +152,19 @@ export async function locateFiles(
 ): Promise<{ candidates: Candidate[]; stats: LocateStats; rejected: RejectedIndex[]; rejectedGenerations: RejectedGeneration[] }> {
   const data = await listPartitions(store, DATA_PREFIX, range);
   // Only data files inside valid day folders, under each day's newest trusted generation.
-  const { files: dataFiles, rejected: rejectedGenerations } = await liveDataFiles(data.objects, { policy, store, get: (key) => fetchGeneration(cache, key, data.objects) });
+  const { files: liveFiles, rejected: rejectedGenerations } = await liveDataFiles(data.objects, { policy, store, get: (key) => fetchGeneration(cache, key, data.objects) });
   const now = Date.now();
-  const unknown = dataFiles.filter((f) => {
+  const isUnknown = (f: ObjectInfo) => {
     const e = catalog.get(f.key, f.size);
     return !e || (e.index === null && now - e.checkedAt > NO_INDEX_TTL_MS);
-  });
+  };
+  // An object lookup tries the object's shard of each day for the files the catalog does not
+  // know (a known file costs no request); files no trusted shard describes go the way below.
+  const byShards = object ? await locateByShards(cache, liveFiles.filter(isUnknown), object, range, policy) : null;
+  const dataFiles = byShards ? liveFiles.filter((f) => !byShards.covered.has(f.key)) : liveFiles;
+  const unknown = dataFiles.filter(isUnknown);
   let listCalls = data.calls;
-  const rejected: RejectedIndex[] = [];
+  const rejected: RejectedIndex[] = [...(byShards?.rejected ?? [])];
   let manifestsFetched = 0;
   let filesFromManifests = 0;
   if (unknown.length > 0) {
@@ -184,7 +197,7 @@ export async function locateFiles(
   }
   const objectKey = object ? `${object.type}:${object.id}` : null;
 
-  const selected: Candidate[] = [];
+  const selected: Candidate[] = [...(byShards?.candidates ?? [])];
   for (const { key, size } of dataFiles) {
     const entry = catalog.get(key, size)!;
     const index = entry.index;
@@ -204,12 +217,14 @@ export async function locateFiles(
     candidates: selected,
     rejectedGenerations,
     stats: {
-      filesListed: dataFiles.length,
+      filesListed: liveFiles.length,
       filesSelected: selected.length,
-      bytesListed: dataFiles.reduce((s, f) => s + f.size, 0),
+      bytesListed: liveFiles.reduce((s, f) => s + f.size, 0),
       listCalls,
       manifestsFetched,
       filesFromManifests,
+      shardsFetched: byShards?.fetched ?? 0,
+      filesFromShards: byShards?.covered.size ?? 0,
     },
     rejected,
   };

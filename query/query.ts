@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { type DuckDBConnection, type DuckDBInstance, type DuckDBResultReader, DuckDBTypeId } from '@duckdb/node-api';
 import type { Env } from '../config/env';
 import { ConfigError } from '../config/env';
 import { INDEX_PREFIX, openStore, type ObjectStore, PARQUET_COLUMNS } from '../storage';
@@ -13,8 +13,10 @@ import { DeadlineStore, type Deadlines, DEFAULT_DEADLINES } from './deadline-sto
 import { IndexCatalog } from './index-catalog';
 import { type IndexBuildOptions, type IndexBuildResult, buildDayManifests } from '../storage/day-manifest-build';
 import { readFooterLayouts } from './footer';
+import { type ShardBuildResult, buildObjectShards } from './object-shards-build';
 import { type HistoryEvent, type HistoryFilter, type ObjectRow, type ScanSource, finishHistory, openDuckDb, parquetSource, readHistory, readObjectRows } from './history';
 import { ResultCache, fileId } from './result-cache';
+import { ReplayFinder, type ViewFile } from './replays';
 import { SqlError, isRefusedByLockDown, lockDown, readOnlyStatement } from './sandbox';
 import { type Candidate, type ObjectRef, type RejectedIndex, locateFiles, type TimeRange } from './locate';
 import { rejectionWarning } from '../storage/live-set';
@@ -48,6 +50,9 @@ export interface QueryStats {
   /** Day manifests fetched, and candidate-listing files whose index came from one (see storage/day-manifest.ts). */
   manifestsFetched: number;
   filesFromManifests: number;
+  /** Object shards fetched, and listed files whose layout and filters came from one (see query/shard-locate.ts). */
+  shardsFetched: number;
+  filesFromShards: number;
   /** How indexes and manifests were checked (trust/trust-policy.ts), and how many failed the check and were read around. */
   trust: TrustMode | null;
   indexesRejected: number;
@@ -105,10 +110,11 @@ export class AuditQuery {
   private readonly cacheDir: string;
   private trustPolicy: Promise<TrustPolicy> | null = null;
   private readonly rejectedIndexes = new Map<string, RejectedIndex>();
-  private readonly stats = { trust: null as TrustMode | null, indexesRejected: 0, filesListed: 0, bytesListed: 0, filesRead: 0, bytesCandidates: 0, filesSparse: 0, filesWhole: 0, listCalls: 0, manifestsFetched: 0, filesFromManifests: 0, fallbacks: 0, msLocate: 0, msFetch: 0, msRead: 0, filesFromResultCache: 0 };
+  private readonly stats = { trust: null as TrustMode | null, indexesRejected: 0, filesListed: 0, bytesListed: 0, filesRead: 0, bytesCandidates: 0, filesSparse: 0, filesWhole: 0, listCalls: 0, manifestsFetched: 0, filesFromManifests: 0, shardsFetched: 0, filesFromShards: 0, fallbacks: 0, msLocate: 0, msFetch: 0, msRead: 0, filesFromResultCache: 0 };
   private readonly wholeFiles: boolean;
   private readonly useResultCache: boolean;
   private readonly results: ResultCache;
+  private readonly replays: ReplayFinder;
   private readonly warn: (line: string) => void;
   private readonly warned = new Set<string>();
   private readonly signer: DigestSigner | null;
@@ -124,6 +130,7 @@ export class AuditQuery {
     this.wholeFiles = opts.wholeFiles ?? false;
     this.useResultCache = opts.resultCache ?? true;
     this.results = new ResultCache(this.cacheDir, this.store.description);
+    this.replays = new ReplayFinder(this.cacheDir, this.store.description);
     this.warn = opts.warn ?? ((line) => process.stderr.write(`audit-query: ${line}\n`));
     this.signer = opts.signer ?? null;
   }
@@ -191,6 +198,8 @@ export class AuditQuery {
     this.stats.listCalls = stats.listCalls;
     this.stats.manifestsFetched = stats.manifestsFetched;
     this.stats.filesFromManifests = stats.filesFromManifests;
+    this.stats.shardsFetched = stats.shardsFetched;
+    this.stats.filesFromShards = stats.filesFromShards;
     this.stats.filesRead = candidates.length;
     this.stats.bytesCandidates = candidates.reduce((s, c) => s + c.size, 0);
     return candidates;
@@ -205,8 +214,9 @@ export class AuditQuery {
     let done = 0;
     const sparse = object !== null && !this.wholeFiles;
     const whole = (entry: CachedFile) => ({ entry, source: { path: entry.path, rowRuns: null } });
-    const restricted = (entry: CachedFile, layout: FooterLayout) => {
-      const selected = selectRowGroups(layout, object!);
+    const restricted = (entry: CachedFile, layout: FooterLayout, only?: readonly number[]) => {
+      // Both the statistics and a shard's filters only ever say "may": a group must pass both.
+      const selected = selectRowGroups(layout, object!).filter((k) => !only || only.includes(k));
       return { entry, source: { path: entry.path, rowRuns: rowRuns(layout, selected) }, ranges: rangesForRowGroups(layout, entry.size, selected) };
     };
     // Footers are checked as soon as each file's tail is here, on a few connections,
@@ -220,10 +230,12 @@ export class AuditQuery {
           this.stats.filesSparse++;
           // The footer's layout once known (authoritative), else the index's (checked
           // below), else just the end of the file, to find the footer.
+          // A shard's row-group choice holds only for the layout it describes (the same number of groups and rows).
+          const only = (layout: FooterLayout) => (c.rowGroups && layout.rowGroups.length === c.index!.rowGroups.length ? c.rowGroups : undefined);
           const guess = entry.layout ?? layoutFromIndex(c.index, entry.size);
-          await this.cache.ensure(entry, guess ? restricted(entry, guess).ranges : [[entry.size - FOOTER_PROBE_BYTES, entry.size]]);
+          await this.cache.ensure(entry, guess ? restricted(entry, guess, only(guess)).ranges : [[entry.size - FOOTER_PROBE_BYTES, entry.size]]);
           if (entry.layout) {
-            result = restricted(entry, entry.layout);
+            result = restricted(entry, entry.layout, only(entry.layout));
           } else {
             // First read of this file's footer: record its layout, plan from it (the
             // index only gave a first guess) and fetch anything the guess missed.
@@ -234,11 +246,12 @@ export class AuditQuery {
             } else {
               // The footer is the truth; an index that counts other rows was made for another file.
               const footerRows = layout.rowGroups.reduce((n, rg) => n + rg.rows, 0);
-              if (footerRows !== c.index.rows) {
-                this.reject({ key: `${INDEX_PREFIX}${c.key.replace(/\.parquet$/, '.json')}`, code: 'malformed', message: `describes ${c.index.rows} rows; the footer of ${c.key} has ${footerRows}` });
+              const rowsPerGroupAgree = layout.rowGroups.length === c.index.rowGroups.length && layout.rowGroups.every((rg, k) => rg.rows === c.index!.rowGroups[k]!.rows);
+              if (footerRows !== c.index.rows || (c.rowGroups && !rowsPerGroupAgree)) {
+                this.reject({ key: c.describedBy ?? `${INDEX_PREFIX}${c.key.replace(/\.parquet$/, '.json')}`, code: 'malformed', message: `describes ${c.index.rows} rows in ${c.index.rowGroups.length} row groups; the footer of ${c.key} has ${footerRows} in ${layout.rowGroups.length}` });
               }
               await this.cache.setLayout(entry, layout);
-              const plan = restricted(entry, layout);
+              const plan = restricted(entry, layout, rowsPerGroupAgree ? only(layout) : undefined);
               await this.cache.ensure(entry, plan.ranges);
               result = plan;
             }
@@ -278,15 +291,28 @@ export class AuditQuery {
 
   /** One object's (or all objects') events matching the filter, oldest first. */
   async history(filter: HistoryFilter): Promise<HistoryEvent[]> {
-    const candidates = await this.locate(filter.object, filter.range);
-    if (filter.object === null) return this.historyOfAll(candidates, filter);
+    if (filter.object === null) return this.historyOfAll(await this.locate(null, filter.range), filter);
     const object = filter.object;
     // The object's rows in files read before need no DuckDB at all (immutable files).
     const known = this.useResultCache ? await this.results.load(object) : new Map<string, ObjectRow[]>();
+    const located = this.locate(object, filter.range);
+    // An object never read before will need DuckDB: loading it (a synchronous
+    // require of a large module, then the instance) waits for the store's
+    // answers to the listing instead of adding to the lookup's time.
+    const early = known.size === 0 ? new Promise((resolve) => setImmediate(resolve)).then(() => openDuckDb()) : null;
+    const closeEarly = () => early?.then(({ instance, conn }) => (conn.closeSync(), instance.closeSync()), () => undefined);
+    let candidates: Candidate[];
+    try {
+      candidates = await located;
+    } catch (err) {
+      await closeEarly();
+      throw err;
+    }
     const missing = candidates.filter((c) => !known.has(fileId(c.key, c.size)));
     this.stats.filesFromResultCache = candidates.length - missing.length;
+    if (missing.length === 0) await closeEarly();
     if (missing.length > 0) {
-      const { instance, conn } = await openDuckDb();
+      const { instance, conn } = await (early ?? openDuckDb());
       try {
         const t0 = Date.now();
         const prepared = await this.fetch(missing, object, instance);
@@ -332,9 +358,10 @@ export class AuditQuery {
     const candidates = await this.locate(null, range);
     const { instance, conn } = await openDuckDb();
     try {
-      const paths = (await this.fetch(candidates, null, instance)).map((p) => p.entry.path);
+      const prepared = await this.fetch(candidates, null, instance);
+      const paths = prepared.map((p) => p.entry.path);
       if (paths.length > 0) {
-        await conn.run(`CREATE VIEW audit AS SELECT * FROM ${parquetSource(paths)}`);
+        await createAuditView(conn, candidates.map((c, i) => ({ key: c.key, size: c.size, path: paths[i]! })), this.replays);
       } else {
         // An empty store still answers schema-correct queries (with no rows).
         await conn.run(`CREATE TABLE audit (${PARQUET_COLUMNS})`);
@@ -344,7 +371,7 @@ export class AuditQuery {
       const statement = await readOnlyStatement(conn, text);
       try {
         const reader = await statement.runAndReadAll();
-        return reader.getRowObjectsJson() as Record<string, unknown>[];
+        return withIntegerNumbers(reader);
       } catch (err) {
         const message = (err as Error).message;
         throw new SqlError(message, isRefusedByLockDown(message));
@@ -363,14 +390,23 @@ export class AuditQuery {
    * trust policy. A signed store refuses unsigned manifests (readers would
    * ignore them): without a key it is a ConfigError.
    */
-  async buildIndexManifests(opts: Omit<IndexBuildOptions, 'concurrency'>): Promise<IndexBuildResult> {
+  async buildIndexManifests(opts: Omit<IndexBuildOptions, 'concurrency'>): Promise<IndexBuildResult & { objectShards: ShardBuildResult }> {
     await this.store.check();
     const signer = this.signer;
     const policy = await this.trust();
     if (!signer && policy.mode !== 'unsigned') {
       throw new ConfigError('the store is signed: index build writes manifests only with AUDIT_SIGNING_KEY_FILE (the maintainer\'s key), or leave them to audit-admin maintain');
     }
-    return buildDayManifests(this.store, opts, { policy, signer, writer: 'audit-query index build' });
+    const manifests = await buildDayManifests(this.store, opts, { policy, signer, writer: 'audit-query index build' });
+    const { instance, conn } = await openDuckDb();
+    try {
+      // Counted in the result only: stderr keeps its one line per manifest written.
+      const objectShards = await buildObjectShards(this.store, conn, { since: opts.since, until: opts.until }, { policy, signer, writer: 'audit-query index build' });
+      return { ...manifests, objectShards };
+    } finally {
+      conn.closeSync();
+      instance.closeSync();
+    }
   }
 
   summary(): QueryStats {
@@ -393,6 +429,57 @@ export class AuditQuery {
 }
 
 export { SqlError } from './sandbox';
+
+/**
+ * The `audit` view: every stored event once, as `--object` shows it (query/replays.ts says
+ * which copy wins and what finding the others costs). Without replays it is the plain view
+ * over the files; with some, their later copies are left out by file and row number, through
+ * an anti-join on that small set.
+ */
+export async function createAuditView(conn: DuckDBConnection, files: readonly ViewFile[], replays: ReplayFinder): Promise<void> {
+  const src = parquetSource(files.map((f) => f.path));
+  const later = await replays.laterCopies(conn, files);
+  if (later.length === 0) {
+    await conn.run(`CREATE VIEW audit AS SELECT * FROM ${src}`);
+    return;
+  }
+  // In the run's in-memory database, gone with it.
+  await conn.run('CREATE TABLE audit_later_copies__ (filename VARCHAR, file_row_number BIGINT)');
+  const appender = await conn.createAppender('audit_later_copies__');
+  try {
+    for (const c of later) {
+      appender.appendVarchar(c.path);
+      appender.appendBigInt(c.row);
+      appender.endRow();
+    }
+    appender.flushSync();
+  } finally {
+    appender.closeSync();
+  }
+  const positioned = src.replace(/\)$/, ', filename = true, file_row_number = true)');
+  await conn.run(`CREATE VIEW audit AS SELECT * EXCLUDE (filename, file_row_number) FROM ${positioned} ANTI JOIN audit_later_copies__ USING (filename, file_row_number)`);
+}
+
+const INTEGER_TYPES: ReadonlySet<DuckDBTypeId> = new Set([DuckDBTypeId.BIGINT, DuckDBTypeId.UBIGINT, DuckDBTypeId.HUGEINT, DuckDBTypeId.UHUGEINT]);
+
+/**
+ * The rows as JSON values, with 64- and 128-bit integers (every `count(*)`, `sum` of integers,
+ * `kafka_offset`) as numbers where they fit a double exactly: DuckDB's JSON conversion gives
+ * them as strings, so `count(*)` came out as "5". Larger values stay strings, exact.
+ */
+function withIntegerNumbers(reader: DuckDBResultReader): Record<string, unknown>[] {
+  const rows = reader.getRowObjectsJson() as Record<string, unknown>[];
+  const types = reader.columnTypes();
+  const integral = reader.columnNames().filter((_, i) => INTEGER_TYPES.has(types[i]!.typeId));
+  if (integral.length === 0) return rows;
+  for (const row of rows) {
+    for (const name of integral) {
+      const v = row[name];
+      if (typeof v === 'string' && Number.isSafeInteger(Number(v))) row[name] = Number(v);
+    }
+  }
+  return rows;
+}
 
 /** A few connections of one DuckDB instance, to run small queries side by side. */
 class ConnectionPool {

@@ -1,4 +1,4 @@
-import { type DuckDBConnection, type DuckDBPreparedStatement, StatementType } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBPreparedStatement } from '@duckdb/node-api';
 import { sqlStringLiteral } from './history';
 
 /**
@@ -68,6 +68,8 @@ export async function readOnlyStatement(conn: DuckDBConnection, text: string): P
     throw new SqlError(message, isRefusedByLockDown(message));
   }
   const type = prepared.statementType;
+  // Loaded here, not at the top: importing this module must not load DuckDB (see openDuckDb).
+  const { StatementType } = await import('@duckdb/node-api');
   if (type !== StatementType.SELECT) {
     prepared.destroySync();
     throw new SqlError(`only SELECT (also DESCRIBE, SHOW, SUMMARIZE) runs here, not ${StatementType[type] ?? `statement type ${type}`}`, true);

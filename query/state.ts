@@ -48,6 +48,17 @@ export function applyEvent(state: State | null, e: HistoryEvent): State | null {
   return state;
 }
 
+/**
+ * The state before `e`: what the earlier events built, or, when they built nothing (the
+ * history starts mid-life, e.g. audit-cdc capturing a row that existed before it started),
+ * the event's own `before` image. Without it, version 1 showed every field as changing from null.
+ */
+function priorState(state: State | null, version: number, e: HistoryEvent): State | null {
+  if (state !== null || e.action === 'create') return state;
+  // After a delete the object starts afresh; only a history's first version borrows its `before`.
+  return version === 0 && isObject(e.before) ? { ...e.before } : state;
+}
+
 /** Events that describe the object's state, as opposed to reads, requests or logins. */
 function changesState(e: HistoryEvent): boolean {
   return e.action === 'create' || e.action === 'update' || e.action === 'delete' || isObject(e.after) || (e.changes !== null && Object.keys(e.changes).length > 0);
@@ -61,7 +72,7 @@ export function stateAsOf(events: readonly HistoryEvent[], asOfIso: string, type
   for (const e of events) {
     if (e.occurred_at > asOfIso) break;
     if (!changesState(e)) continue;
-    state = applyEvent(state, e);
+    state = applyEvent(priorState(state, version, e), e);
     version++;
     last = e;
   }
@@ -92,6 +103,7 @@ export function diffVersions(events: readonly HistoryEvent[]): FieldDiff[] {
   let version = 0;
   for (const e of events) {
     if (!changesState(e)) continue;
+    state = priorState(state, version, e);
     const next = applyEvent(state, e);
     version++;
     const base = { version, event_id: e.event_id, occurred_at: e.occurred_at, action: e.action, actor_id: e.actor_id };

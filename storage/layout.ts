@@ -104,7 +104,8 @@ export type LayoutKind =
   | 'retention-digest'
   | 'public-key'
   | 'self-check'
-  | 'iceberg-metadata';
+  | 'iceberg-metadata'
+  | 'object-shard';
 
 interface LayoutEntry {
   kind: LayoutKind;
@@ -118,6 +119,7 @@ export const LAYOUT: readonly LayoutEntry[] = [
   { kind: 'compacted', re: COMPACTED_KEY_RE, dtGroup: 1 },
   { kind: 'generation', re: GENERATION_KEY_RE, dtGroup: 1 },
   { kind: 'day-manifest', re: new RegExp(`^_index/dt=${DT}/_manifest\\.bin$`), dtGroup: 1 },
+  { kind: 'object-shard', re: new RegExp(`^_index/dt=${DT}/_objects/\\d{2}\\.bin$`), dtGroup: 1 },
   { kind: 'file-index', re: new RegExp(`^_index/dt=${DT}/${TOPIC}-\\d+-\\d+-\\d+(\\.c\\d+-[0-9a-z]+)?\\.json$`), dtGroup: 1 },
   { kind: 'external-manifest', re: new RegExp(`^_symlink_format_manifest/dt=${DT}/manifest$`), dtGroup: 1 },
   { kind: 'cut-claim', re: new RegExp(`^_cuts/${TOPIC}/\\d+/\\d+\\.json$`) },

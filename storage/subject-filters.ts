@@ -11,10 +11,12 @@ import { BLOOM_HASH } from './file-index';
  * hold anyone (indexes written before these filters existed, until the
  * maintainer rebuilds them).
  *
- * Sizing: 1% false positives. At that rate a file of ~37k events with ~4k
- * distinct actors costs ~4.8 KB for actors and a few hundred bytes for tenants;
- * halving the rate adds ~15% of bits for a saving of one candidate file in two
- * hundred, which the benchmark (bench/search-bench.ts) did not measure as worth it.
+ * Sizing: 1% false positives, the object filter's rate. On the 10M-event
+ * benchmark (bench/search-bench.ts) a rare actor's 3 events read 4 of 272
+ * files, so a lower rate could save at most a file or two per search; other
+ * rates were not measured. Filters are per file, not per row group: at the
+ * consumer's 16,384-row groups a file has 2-3 of them, and a frequent subject
+ * is in all of them.
  */
 export interface SubjectFilter {
   /** Hash family (BLOOM_HASH); a filter of another family is ignored, never trusted. */

@@ -79,8 +79,13 @@ export interface RetentionDigest {
   kind: 'retention';
   dt: string;
   retentionMs: number;
+  /** The last removal of the day: files listed before it are gone on purpose. */
   writtenAt: string;
   writer: string;
+  /** The first removal, when the day was removed again (files stored into it after the first). */
+  firstWrittenAt?: string;
+  /** Data files found in the day after an earlier removal and removed with it, by every later removal. */
+  late?: { key: string; size: number; removedAt: string }[];
 }
 
 export type DigestBody = ChainDigest | CompactionDigest | RetentionDigest;

@@ -154,15 +154,23 @@ export function removeSnapshots(m: TableMetadata, ids: ReadonlySet<number>): Tab
 }
 
 /**
- * The metadata of the next version, whose log names the previous file; the
- * log keeps PREVIOUS_VERSIONS_MAX entries and the ones dropped are returned,
- * for deletion once the new version is committed.
+ * The metadata of the next version, whose log names the previous file. The log
+ * keeps the last PREVIOUS_VERSIONS_MAX entries, and longer any file superseded
+ * less than `keepMs` ago (the grace period): a catalog registered with a fixed
+ * metadata file keeps loading it, and reading the same snapshot, for one grace
+ * period after the pass that superseded it; its snapshot's files stay that long
+ * too (cleanup and snapshot expiry run on the same period). The entries
+ * dropped are returned, for deletion once the new version is committed.
  */
-export function nextVersion(m: TableMetadata, previousFile: string | null, now: number): { metadata: TableMetadata; dropped: string[] } {
+export function nextVersion(m: TableMetadata, previousFile: string | null, now: number, keepMs = 0): { metadata: TableMetadata; dropped: string[] } {
   const log = previousFile ? [...m['metadata-log'], { 'metadata-file': previousFile, 'timestamp-ms': m['last-updated-ms'] }] : m['metadata-log'];
-  const cut = Math.max(0, log.length - PREVIOUS_VERSIONS_MAX);
+  const updated = Math.max(now, m['last-updated-ms']);
+  // Each file was superseded when the next one was written; the newest by the version being written now.
+  const supersededAt = (i: number) => (i + 1 < log.length ? log[i + 1]!['timestamp-ms'] : updated);
+  let cut = 0;
+  while (cut < log.length - PREVIOUS_VERSIONS_MAX && now - supersededAt(cut) >= keepMs) cut++;
   return {
-    metadata: { ...m, 'last-updated-ms': Math.max(now, m['last-updated-ms']), 'metadata-log': log.slice(cut) },
+    metadata: { ...m, 'last-updated-ms': updated, 'metadata-log': log.slice(cut) },
     dropped: log.slice(0, cut).map((e) => e['metadata-file']),
   };
 }

@@ -39,6 +39,12 @@ export interface PublisherOptions {
   concurrency: number;
   log: Logger;
   say: (line: string) => void;
+  /**
+   * How a new file stores `event_id` (maintenance/iceberg/file-columns.ts); absent = not checked.
+   * The table's `event_id` is `uuid`, and Iceberg has no string-to-uuid promotion: a file of an
+   * older release, which stored it as text, would fail or misread in every engine.
+   */
+  eventIdStorage?: (file: { key: string; size: number }) => Promise<'uuid' | 'text' | null>;
 }
 
 export interface IcebergCommitReport {
@@ -50,6 +56,8 @@ export interface IcebergCommitReport {
   filesDeleted: number;
   snapshotsExpired: number;
   metadataFilesDeleted: number;
+  /** Live files left out of the table: `event_id` stored as text (verify names each). */
+  filesExcluded: number;
 }
 
 export class IcebergCommitError extends Error {
@@ -133,7 +141,7 @@ export class IcebergPublisher {
     const sequenceNumber = m['last-sequence-number'] + 1;
     const written: string[] = [];
     const list: ManifestFileRecord[] = [...foreign];
-    const totals = { added: 0, deleted: 0, addedRows: 0, deletedRows: 0, days: 0 };
+    const totals = { added: 0, deleted: 0, addedRows: 0, deletedRows: 0, days: 0, excluded: 0 };
     for (const [dt, mf] of byDay) if (!this.days.has(dt)) list.push(mf);
     const changed = [...this.days.values()].filter((d) => {
       const old = byDay.get(d.dt);
@@ -149,11 +157,19 @@ export class IcebergPublisher {
       const old = byDay.get(d.dt);
       const previous: ResolvedEntry[] = old ? await reader.entries(old) : [];
       const had = new Set(previous.filter((e) => e.status !== 2).map((e) => e.dataFile.file_path));
-      const fresh = d.live.filter((f) => !had.has(store.uri(f.key)));
+      const candidates = d.live.filter((f) => !had.has(store.uri(f.key)));
+      const check = this.o.eventIdStorage;
+      const text = new Set(check ? (await mapLimit(candidates, this.o.concurrency, async (f) => ((await check(f)) === 'text' ? f.key : null))).filter((k): k is string => k !== null) : []);
+      for (const key of text) {
+        this.o.say(`iceberg: left out ${key}: event_id stored as text (written before the UUID column; the table's event_id is uuid); verify names it until compaction rewrites it`);
+      }
+      totals.excluded += text.size;
+      const fresh = candidates.filter((f) => !text.has(f.key));
       const added: DataFileRecord[] = await mapLimit(fresh, this.o.concurrency, async (f) =>
         dataFileRecord(await this.tableFile(d.dt, f), store.uri(f.key), d.dt, schema),
       );
-      const dm: DayManifest = buildDayManifest({ dt: d.dt, schema, snapshotId, previous, live: new Set(d.live.map((f) => store.uri(f.key))), added });
+      const published = new Set(d.live.filter((f) => !text.has(f.key)).map((f) => store.uri(f.key)));
+      const dm: DayManifest = buildDayManifest({ dt: d.dt, schema, snapshotId, previous, live: published, added });
       const key = `${METADATA_PREFIX}${manifestName(d.dt, liveHash(d.live.map((f) => f.key)), snapshotId)}`;
       await store.put(key, dm.body);
       written.push(key);
@@ -205,7 +221,7 @@ export class IcebergPublisher {
     const expiredLists = m.snapshots.filter((s) => expired.has(s['snapshot-id'])).map((s) => s['manifest-list']);
     m = removeSnapshots(m, expired);
     const version = (table?.version ?? 0) + 1;
-    const next = nextVersion(m, table ? store.uri(table.key) : null, now);
+    const next = nextVersion(m, table ? store.uri(table.key) : null, now, this.o.graceMs);
     const won = await store.putIfAbsent(metadataKey(version), JSON.stringify(next.metadata));
     if (!won) {
       // Never named by any committed metadata: nobody can be reading them.
@@ -223,6 +239,7 @@ export class IcebergPublisher {
       filesDeleted: totals.deleted,
       snapshotsExpired: expired.size,
       metadataFilesDeleted: deleted,
+      filesExcluded: totals.excluded,
     };
     this.o.say(
       `iceberg v${version}: ${snapshot ? `snapshot ${snapshot['snapshot-id']} (${snapshot.summary.operation}, ${totals.days} days, +${totals.added} -${totals.deleted} files)` : 'no new snapshot'}` +

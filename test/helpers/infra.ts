@@ -74,9 +74,14 @@ export interface RunResult {
   stderr: string;
 }
 
+/** The compiled file of a project command, as package.json's "bin" names it. */
+export function binPath(bin: 'consumer' | 'query' | 'maintenance'): string {
+  return bin === 'query' ? join(ROOT, 'dist', 'bin', 'audit-query.js') : join(ROOT, 'dist', bin, 'cli.js');
+}
+
 /** Starts a project CLI (compiled) with the given environment. */
 export function startCli(bin: 'consumer' | 'query' | 'maintenance', args: string[], vars: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [join(ROOT, 'dist', bin, 'cli.js'), ...args], {
+  return spawn(process.execPath, [binPath(bin), ...args], {
     env: { ...process.env, ...vars },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

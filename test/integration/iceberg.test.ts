@@ -3,9 +3,12 @@
  * pyiceberg's StaticTable on the real S3 server, after the real consumer and
  * `audit-admin maintain`, must return what `audit-query` returns, round after
  * round (new events, late events, compaction), and travel back to a snapshot
- * whose files the grace period still keeps.
+ * whose files the grace period still keeps; and registered in a JDBC catalog
+ * (pyiceberg's SqlCatalog on SQLite), read there, and re-pointed after a pass.
  */
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { openStore, readDay } from '../../storage';
@@ -35,6 +38,27 @@ obj = t.scan(row_filter=And(EqualTo('object_type', 'order'), EqualTo('object_id'
 snaps = {str(s.snapshot_id): t.scan(snapshot_id=s.snapshot_id, selected_fields=('event_id',)).to_arrow().num_rows for s in t.metadata.snapshots}
 print(json.dumps({'count': current.num_rows, 'ids': ids(current), 'object': ids(obj), 'snapshots': snaps,
                   'current': str(t.metadata.current_snapshot_id)}))
+`;
+
+/**
+ * Iceberg's JDBC catalog, as pyiceberg's SqlCatalog implements it (the same
+ * \`iceberg_tables\` rows as Java's JdbcCatalog), on SQLite: registers the
+ * table's metadata file (argv[4] = register | re-register | read) and reads it.
+ */
+const CATALOG = `
+import json, sys, uuid
+from pyiceberg.catalog.sql import SqlCatalog
+cat = SqlCatalog('audit', uri='sqlite:///' + sys.argv[2], **{
+    's3.endpoint': sys.argv[1], 's3.access-key-id': 'minioadmin', 's3.secret-access-key': 'minioadmin', 's3.region': 'us-east-1'})
+cat.create_namespace_if_not_exists('audit')
+if sys.argv[4] == 're-register':
+    cat.drop_table('audit.events')  # the catalog row only; purge_table would delete files
+if sys.argv[4] != 'read':
+    cat.register_table('audit.events', sys.argv[3])
+t = cat.load_table('audit.events')
+rows = t.scan(selected_fields=('event_id',)).to_arrow().column('event_id').to_pylist()
+print(json.dumps({'metadata': t.metadata_location, 'count': len(rows),
+                  'ids': sorted(str(uuid.UUID(bytes=v)) if isinstance(v, bytes) else str(v) for v in rows)}))
 `;
 
 interface IcebergView {
@@ -72,6 +96,17 @@ describe('the store as an Iceberg table (real Kafka, MinIO, pyiceberg)', () => {
       expect(table).not.toBeNull();
       const out = await run(python, ['-c', READER, vars.AUDIT_S3_ENDPOINT!, store.uri!(table!.key)], { maxBuffer: 64 << 20 });
       return JSON.parse(out.stdout) as IcebergView;
+    } finally {
+      store.close();
+    }
+  }
+
+  async function catalog(vars: Record<string, string>, db: string, action: 'register' | 're-register' | 'read'): Promise<{ metadata: string; count: number; ids: string[] }> {
+    const store = openStore(envOf(vars));
+    try {
+      const table = (await loadTable(asTableStore(store)!))!;
+      const out = await run(python, ['-c', CATALOG, vars.AUDIT_S3_ENDPOINT!, db, store.uri!(table.key), action], { maxBuffer: 64 << 20 });
+      return JSON.parse(out.stdout) as { metadata: string; count: number; ids: string[] };
     } finally {
       store.close();
     }
@@ -121,5 +156,24 @@ describe('the store as an Iceberg table (real Kafka, MinIO, pyiceberg)', () => {
     expect(r3.object).toEqual(await auditQueryIds(vars, "WHERE object_type = 'order' AND object_id = '7'"));
     expect(Object.keys(r3.snapshots)).toEqual([r3.current]);
     await expectSnapshotIsLiveSet(vars);
+
+    // Registered in a JDBC catalog: the catalog holds a fixed metadata file, which stays readable (and
+    // reads the snapshot it named) after later passes until re-registered with the newest one.
+    const catalogDir = await mkdtemp(join(tmpdir(), 'iceberg-jdbc-'));
+    try {
+      const db = join(catalogDir, 'catalog.db');
+      const registered = await catalog(vars, db, 'register');
+      expect({ count: registered.count, ids: registered.ids }).toEqual({ count: 800, ids: r3.ids });
+      await produceEvents(vars, 800, 100, { days: 2, stepMs: HOPS });
+      await drain(vars);
+      expect(await maintain({ ...vars, AUDIT_COMPACT_MIN_AGE: '1d', AUDIT_COMPACT_GRACE: '1h' })).toMatch(/iceberg v4: snapshot \d+ \(append/);
+      const stale = await catalog(vars, db, 'read');
+      expect({ metadata: stale.metadata, count: stale.count }).toEqual({ metadata: registered.metadata, count: 800 });
+      const repointed = await catalog(vars, db, 're-register');
+      expect(repointed.metadata).toMatch(/\/v4\.metadata\.json$/);
+      expect({ count: repointed.count, ids: repointed.ids }).toEqual({ count: 900, ids: await auditQueryIds(vars) });
+    } finally {
+      await rm(catalogDir, { recursive: true, force: true });
+    }
   }, 600_000);
 });

@@ -342,7 +342,7 @@ describe('the packages as apps install them (npm pack, ESM and CommonJS apps, re
     expect(recording.filter((f) => /^dist\/(consumer|query|maintenance|cdc|storage|trust|ops|kafka)\//.test(f))).toEqual([]);
     expect(recording.filter((f) => f.startsWith('dist/viewer/')).sort()).toEqual(['dist/viewer/embed/entry.d.ts', 'dist/viewer/embed/entry.js', 'dist/viewer/embed/token.d.ts', 'dist/viewer/embed/token.js']);
     const services = await listing(tarballs.services);
-    expect(services).toEqual(expect.arrayContaining(['dist/consumer/cli.js', 'dist/query/cli.js', 'dist/maintenance/cli.js', 'dist/cdc/cli.js', 'dist/cdc/index.d.ts', 'package.json', 'README.md', 'LICENSE']));
+    expect(services).toEqual(expect.arrayContaining(['dist/consumer/cli.js', 'dist/bin/audit-query.js', 'dist/maintenance/cli.js', 'dist/cdc/cli.js', 'dist/cdc/index.d.ts', 'package.json', 'README.md', 'LICENSE']));
     for (const files of [recording, services]) {
       expect(files.filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts'))).toEqual([]);
       expect(files.filter((f) => /^(test|bench|infra|dist\/bench|dist\/test|dist\/producer\/examples)\//.test(f) || f.endsWith('.map'))).toEqual([]);

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { AuditClient, type AuditEventInput } from '../../producer';
-import { isolatedEnv, runCli, type RunResult } from '../helpers/infra';
+import { binPath, isolatedEnv, runCli, type RunResult } from '../helpers/infra';
 import { mapLimit } from '../../storage/concurrency';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -561,7 +561,7 @@ describe('audit-query CLI on real S3 (every flag)', () => {
 
     it('shows progress on a terminal only', async () => {
       // `script` runs the CLI on a pseudo-terminal; the sql command reads every file (more than 8).
-      const cmd = `${process.execPath} ${join(ROOT, 'dist', 'query', 'cli.js')} sql 'SELECT count(*) FROM audit' --format json`;
+      const cmd = `${process.execPath} ${binPath('query')} sql 'SELECT count(*) FROM audit' --format json`;
       const out = await new Promise<string>((resolve, reject) =>
         execFile('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...vars, AUDIT_CACHE_DIR: join(ROOT, '.test-cache', `${vars.AUDIT_TOPIC}-tty`) } }, (err, stdout) =>
           err ? reject(err) : resolve(stdout),
@@ -593,7 +593,10 @@ describe('audit-query CLI on real S3 (every flag)', () => {
       expect(after.code).toBe(0);
       expect(after.stdout).toBe(before.stdout);
       const a = JSON.parse(after.stderr) as Record<string, number>;
-      expect(a).toMatchObject({ manifestsFetched: 4, filesFromManifests: beforeStats.filesListed, objectsFetched: 4, filesRead: beforeStats.filesRead });
+      // The build also wrote the object shards: an object lookup reads its shard of each day, not the manifests.
+      expect(JSON.parse(all.stdout)).toMatchObject({ objectShards: { days: 4, written: 2, unchanged: 2, files: beforeStats.filesListed, skipped: 0 } });
+      expect(a).toMatchObject({ shardsFetched: 4, filesFromShards: beforeStats.filesListed, manifestsFetched: 0, objectsFetched: 4 });
+      expect(a.filesRead).toBeLessThanOrEqual(beforeStats.filesRead!);
       expect(a.requests).toBeLessThan(beforeStats.requests!);
     });
   });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { CommittedOffsets } from '../../kafka/committed-offsets';
-import type { CutClaim } from '../../consumer/cut-claims';
+import type { CutClaim } from '../../storage/cut-claim';
 import { UntrustedClaimError, scanClaims } from '../../maintenance/claims';
 import type { Compactor } from '../../maintenance/compactor';
 import { Maintainer } from '../../maintenance/maintainer';

@@ -44,4 +44,19 @@ describe('as-of and diff', () => {
       [4, 'total', 12, null],
     ]);
   });
+
+  it("starts from the first event's before image when the history begins mid-life (a row captured after it was made)", () => {
+    const midLife = [
+      ev('2026-01-03T00:00:00.000000Z', 'update', { before: { status: 'draft', total: 10 }, after: { status: 'sent', total: 10 } }),
+      ev('2026-01-04T00:00:00.000000Z', 'update', { changes: { total: { old: 10, new: 12 } } }),
+    ];
+    expect(diffVersions(midLife).map(({ version, field, old, new: n }) => [version, field, old, n])).toEqual([
+      [1, 'status', 'draft', 'sent'],
+      [2, 'total', 10, 12],
+    ]);
+    expect(stateAsOf([ev('2026-01-03T00:00:00.000000Z', 'update', { before: { status: 'draft', total: 10 }, changes: { total: { old: 10, new: 11 } } })], '2026-02-01T00:00:00.000000Z', 'invoice', '42')).toMatchObject({
+      state: { status: 'draft', total: 11 },
+      version: 1,
+    });
+  });
 });

@@ -94,14 +94,15 @@ describe('event_id as a Parquet UUID', () => {
     }
   });
 
-  it('the sql view has one event_id column over both formats, comparable with text', async () => {
+  it('the sql view has one event_id column over both formats, comparable with text, each event once', async () => {
     const q = new AuditQuery(env('cache-sql'));
     try {
       const rows = await q.sql(
         "SELECT count(*)::INTEGER AS n, count(DISTINCT event_id)::INTEGER AS ids, count(*) FILTER (WHERE event_id = '0a000000-0000-4000-8000-000000000001')::INTEGER AS dup FROM audit",
         { since: null, until: null },
       );
-      expect(rows).toEqual([{ n: 4, ids: 3, dup: 2 }]);
+      // The event stored in both formats is one event: the view shows it once, as the lookup does.
+      expect(rows).toEqual([{ n: 3, ids: 3, dup: 1 }]);
     } finally {
       q.close();
     }

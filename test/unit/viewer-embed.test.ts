@@ -76,6 +76,12 @@ describe('embed tokens', () => {
     expect(refusal(() => verifyEmbedToken(`${forged}.${mac}`, KEY, T0))).toBe('bad-signature');
     const flipped = token.slice(0, -2) + (token.endsWith('A') ? 'B' : 'A') + token.slice(-1);
     expect(refusal(() => verifyEmbedToken(flipped, KEY, T0))).toBe('bad-signature');
+    // The MAC's last character carries two spare bits: spelt otherwise, it decodes to the same
+    // bytes, and must still be refused as altered.
+    const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const spare = token.slice(0, -1) + B64[B64.indexOf(token.slice(-1)) ^ 1];
+    expect(Buffer.from(spare.split('.')[1]!, 'base64url')).toEqual(Buffer.from(token.split('.')[1]!, 'base64url'));
+    expect(refusal(() => verifyEmbedToken(spare, KEY, T0))).toBe('bad-signature');
     expect(refusal(() => verifyEmbedToken(token, randomBytes(32), T0))).toBe('bad-signature');
     for (const junk of ['', 'abc', '.', 'a.', '.b', 'a.b.c', 'a b.c', 'x'.repeat(10_000)]) expect(refusal(() => verifyEmbedToken(junk, KEY, T0))).toBe('malformed');
   });

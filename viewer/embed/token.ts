@@ -139,7 +139,10 @@ export function verifyEmbedToken(token: string, key: Buffer, now: Date = new Dat
   if (dot <= 0 || !B64URL.test(payload) || !B64URL.test(sig)) throw new EmbedTokenError('malformed', 'expected two base64url parts separated by a dot');
   const given = Buffer.from(sig, 'base64url');
   const expected = mac(key, payload);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new EmbedTokenError('bad-signature', 'not minted with this key, or altered');
+  // Base64 leaves spare bits in its last character: a token whose MAC decodes to the right
+  // bytes but is not spelt as it was minted was altered, and is refused like any other change.
+  const canonical = given.toString('base64url') === sig;
+  if (!canonical || given.length !== expected.length || !timingSafeEqual(given, expected)) throw new EmbedTokenError('bad-signature', 'not minted with this key, or altered');
   let wire: unknown;
   try {
     wire = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
