@@ -32,7 +32,8 @@ import { DEFAULT_ZSTD_LEVEL } from '../consumer/parquet-writer';
 import { S3ObjectStore, manifestDt } from '../storage';
 import { loadDataset, workDirFor, type DatasetOptions, type DatasetSummary } from './lib/dataset';
 import { EventGenerator, type BenchProfile } from './lib/events';
-import { pgTargetFromEnv, psql, sqlLiteral } from './lib/pg';
+import { pgTargetFromEnv, psql } from './lib/pg';
+import { sqlString } from '../storage/sql';
 import { Prng } from './lib/prng';
 import { bytes, mean, median, p95, pct, seconds, table } from './lib/stats';
 import { envNumber, projectRoot } from './lib/env';
@@ -164,7 +165,7 @@ async function ensureDataset(store: S3ObjectStore): Promise<DatasetSummary> {
   const existing = cfg.fresh ? null : await store.get(MANIFEST);
   let pgReady = !cfg.pg;
   if (cfg.pg && !cfg.fresh) {
-    const ready = (await psql(pg, `SELECT to_regclass(${sqlLiteral(pgTable)}) IS NOT NULL`)) === 't';
+    const ready = (await psql(pg, `SELECT to_regclass(${sqlString(pgTable)}) IS NOT NULL`)) === 't';
     pgReady = ready && Number(await psql(pg, `SELECT count(*) FROM ${pgTable}`)) === cfg.events;
   }
   if (existing && pgReady) {
@@ -248,7 +249,7 @@ async function main(): Promise<void> {
     const args = ['-X', '-q', '-A', '-t', '-h', pg.host, '-p', String(pg.port), '-U', pg.user, '-d', pg.database, '-c'];
     for (const [i, object] of picks.entries()) {
       const colon = object.indexOf(':');
-      const sql = `SELECT * FROM ${pgTable} WHERE object_type = ${sqlLiteral(object.slice(0, colon))} AND object_id = ${sqlLiteral(object.slice(colon + 1))} ORDER BY occurred_at, kafka_partition, kafka_offset`;
+      const sql = `SELECT * FROM ${pgTable} WHERE object_type = ${sqlString(object.slice(0, colon))} AND object_id = ${sqlString(object.slice(colon + 1))} ORDER BY occurred_at, kafka_partition, kafka_offset`;
       const a = await timeProcess('psql', [...args, sql]);
       const b = await timeProcess('psql', [...args, sql]);
       first.push(a.seconds);

@@ -24,7 +24,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { encodeRecord, objectKey } from '../schemas';
-import { S3ObjectStore } from '../storage';
+import { type FileIndex, INDEX_PREFIX, S3ObjectStore } from '../storage';
+import { encodeFileIndex } from '../storage/signed-index';
+import { parseEnvelope } from '../trust/signed-object';
 import { DigestChainWriter } from '../trust/chain-writer';
 import { DigestSigner, generateSigningKey } from '../trust/signer';
 import { kafkaPartition, loadDataset, workDirFor } from './lib/dataset';
@@ -93,6 +95,7 @@ async function verifyStore() {
     });
     log(`  loaded: ${summary.files} files, ${(summary.parquetBytes / 1e6).toFixed(0)} MB, ${summary.seconds.toFixed(0)} s`);
   }
+  await signIndexes(store);
   store.close();
   // Side by side in one run: this release's verify and, with BENCH_BASELINE_CLI, the previous
   // release's, interleaved, each through a proxy that counts its requests to the S3 server.
@@ -137,6 +140,29 @@ async function verifyStore() {
     };
   };
   return { current: summary('current')!, baseline: summary('baseline') };
+}
+
+/**
+ * The loader writes its per-file indexes unsigned, and this release's verify names an unsigned
+ * index (readers ignore it): re-sealed here with a key published in the store, as the consumer's
+ * own indexes are, once per store.
+ */
+async function signIndexes(store: S3ObjectStore): Promise<void> {
+  const keys: string[] = [];
+  for await (const o of store.list(INDEX_PREFIX)) if (o.key.endsWith('.json') && !o.key.endsWith('/_manifest.json')) keys.push(o.key);
+  let signer: DigestSigner | null = null;
+  let sealed = 0;
+  for (const key of keys) {
+    const bytes = await store.get(key);
+    if (bytes === null || parseEnvelope(bytes) !== null) continue;
+    if (signer === null) {
+      signer = DigestSigner.fromPem(generateSigningKey().privateKeyPem, 'bench-index');
+      await signer.publish(store, 'bench-index');
+    }
+    await store.put(key, encodeFileIndex(JSON.parse(bytes.toString('utf8')) as FileIndex, signer, { writer: 'bench' }));
+    sealed++;
+  }
+  if (sealed > 0) log(`  sealed ${sealed} unsigned per-file indexes of the loader`);
 }
 
 interface VerifyStats {

@@ -1,21 +1,15 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
-import { exitCodeOf, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
+import { binCommand, exitCodeOf, parseArgs, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
 import { createLogger } from '../config/logger';
 import { AuditCdcService } from './service';
 
 async function main(argv: string[]): Promise<number> {
-  const program = new Command()
-    .name('audit-cdc')
-    .description('Publishes PostgreSQL row changes (logical replication, pgoutput) as audit events to Kafka (configuration: AUDIT_* environment variables, cdc/README.md)')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    throw err;
-  }
+  const program = binCommand(
+    'audit-cdc',
+    'Publishes PostgreSQL row changes (logical replication, pgoutput) as audit events to Kafka (configuration: AUDIT_* environment variables, cdc/README.md)',
+  );
+  const usage = await parseArgs(program, argv);
+  if (usage !== null) return usage;
   const env = readEnvOrExit('audit-cdc');
   if (env === 2) return 2;
   const log = createLogger('audit-cdc', env.AUDIT_LOG_LEVEL);

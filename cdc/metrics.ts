@@ -1,9 +1,9 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
+import { createServiceRegistry } from '../ops/metrics-registry';
 
 /** Prometheus metrics of audit-cdc, on a registry of its own (tests run several services in one process). */
 export function createCdcMetrics(sources: { slotLagBytes: () => Promise<number | null>; lagSeconds: () => number; buffered: () => number }) {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'audit_cdc_' });
+  const registry = createServiceRegistry('audit_cdc_');
   return {
     registry,
     transactions: new Counter({ name: 'audit_cdc_transactions_total', help: 'Committed transactions decoded', registers: [registry] }),

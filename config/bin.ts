@@ -1,3 +1,4 @@
+import { Command, CommanderError } from 'commander';
 import type { Logger } from 'pino';
 import { ConfigError, type Env, readEnv } from './env';
 import { terminalSafe } from './safe-text';
@@ -26,6 +27,30 @@ export function sayError(bin: string, message: string): void {
 /** The exit code of a failure: 2 for a configuration found wrong (even late, once the store is open), else 1. */
 export function exitCodeOf(err: unknown): 1 | 2 {
   return err instanceof ConfigError ? 2 : 1;
+}
+
+/** A bin's command: commander's usage errors and help come back to `parseArgs` instead of exiting, and go to stderr. */
+export function binCommand(bin: string, description: string): Command {
+  return new Command()
+    .name(bin)
+    .description(description)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+}
+
+/**
+ * Parses the command line (running the actions it selects). Null once parsed;
+ * otherwise the exit code: 0 after --help or --version, 2 for a usage error
+ * (commander printed it).
+ */
+export async function parseArgs(program: Command, argv: string[]): Promise<0 | 2 | null> {
+  try {
+    await program.parseAsync(argv);
+    return null;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    throw err;
+  }
 }
 
 /** The validated environment, or exit code 2 after one line naming the bad variable. */

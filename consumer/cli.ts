@@ -2,27 +2,18 @@
 // A smaller young generation than Node 24's default: on the consumer benchmark, peak RSS
 // ~480 MB instead of ~585 MB and ~10 % less CPU (the garbage is short-lived staging
 // bookkeeping). `node dist/consumer/cli.js` skips this line: pass the flag there yourself.
-import { Command, CommanderError } from 'commander';
-import { exitCodeOf, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
+import { binCommand, exitCodeOf, parseArgs, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
 import { ConfigError, schemaRegistryConfig } from '../config/env';
 import { createLogger } from '../config/logger';
 import { UntrustedObjectError } from '../trust/signed-object';
 import { AuditConsumerService, DependencyError } from './service';
 
 async function main(argv: string[]): Promise<number> {
-  const program = new Command()
-    .name('audit-consumer')
-    .description('Stores audit records from Kafka as date-partitioned Parquet files (configuration: AUDIT_* environment variables)')
+  const program = binCommand('audit-consumer', 'Stores audit records from Kafka as date-partitioned Parquet files (configuration: AUDIT_* environment variables)')
     .option('--drain', 'exit 0 once every assigned partition is caught up and stored')
-    .option('--once', 'alias of --drain')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    throw err;
-  }
+    .option('--once', 'alias of --drain');
+  const usage = await parseArgs(program, argv);
+  if (usage !== null) return usage;
   const flags = program.opts<{ drain?: boolean; once?: boolean }>();
 
   const env = readEnvOrExit('audit-consumer', schemaRegistryConfig); // with the pairing rules of the registry credentials

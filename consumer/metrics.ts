@@ -1,9 +1,9 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { createServiceRegistry } from '../ops/metrics-registry';
 
 /** Prometheus metrics of the consumer, on a registry of its own (several consumers may share a process in tests). */
 export function createMetrics() {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'audit_consumer_' });
+  const registry = createServiceRegistry('audit_consumer_');
   const m = {
     registry,
     consumed: new Counter({ name: 'audit_consumer_records_consumed_total', help: 'Audit records read from Kafka and decoded', registers: [registry] }),

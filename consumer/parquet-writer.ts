@@ -2,10 +2,13 @@ import { open, rm, stat } from 'node:fs/promises';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { BloomFilter } from '../storage/bloom';
 import { rowHashOfFile } from '../trust/row-hash';
+import { sqlString } from '../storage/sql';
+import { readRowGroups } from '../storage/parquet-meta';
 import type { RowGroupIndex } from '../storage/file-index';
 import { type SubjectFilters, readSubjectFilters } from '../storage/subject-filters';
 import { COLUMN_TYPES, STAGING_KEYS, type StagedRow, type StoredRow, compareStaged, stageRow } from './staging/staged-row';
 
+// Kept for callers that still import the quoting from here.
 export type { StagedRow, StoredRow } from './staging/staged-row';
 
 /** ZSTD (default) compresses best; SNAPPY is readable by every Parquet reader, even minimal ones. */
@@ -166,36 +169,6 @@ export class ParquetWriter {
   }
 }
 
-/**
- * Row-group byte ranges and object key statistics of a Parquet file, as the
- * per-file index stores them (the consumer's files and compacted ones alike).
- */
-export async function readRowGroups(conn: DuckDBConnection, path: string): Promise<RowGroupInfo[]> {
-  const reader = await conn.runAndReadAll(
-    `SELECT row_group_id,
-            any_value(row_group_num_rows) AS rows,
-            min(coalesce(dictionary_page_offset, data_page_offset)) AS start,
-            max(coalesce(dictionary_page_offset, data_page_offset) + total_compressed_size) AS stop,
-            max(CASE WHEN path_in_schema = 'object_type' THEN stats_min_value END) AS type_min,
-            max(CASE WHEN path_in_schema = 'object_type' THEN stats_max_value END) AS type_max,
-            max(CASE WHEN path_in_schema = 'object_id' THEN stats_min_value END) AS id_min,
-            max(CASE WHEN path_in_schema = 'object_id' THEN stats_max_value END) AS id_max
-     FROM parquet_metadata(${sqlString(path)}) GROUP BY row_group_id ORDER BY row_group_id`,
-  );
-  return reader.getRowObjects().map((g) => {
-    const start = Number(g.start as bigint);
-    return {
-      offset: start,
-      length: Number(g.stop as bigint) - start,
-      rows: Number(g.rows as bigint),
-      typeMin: nullableString(g.type_min),
-      typeMax: nullableString(g.type_max),
-      idMin: nullableString(g.id_min),
-      idMax: nullableString(g.id_max),
-    };
-  });
-}
-
 /** Is row i the first of its object (rows in file order)? */
 function startsObject(rows: readonly StagedRow[], i: number): boolean {
   if (i === 0) return true;
@@ -261,10 +234,3 @@ function jsonObjectLimit(longestLine: number): number {
  */
 export const DEFAULT_ZSTD_LEVEL = 3;
 
-function nullableString(v: unknown): string | null {
-  return v === null || v === undefined ? null : String(v);
-}
-
-export function sqlString(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}

@@ -209,6 +209,66 @@ apt_install() {
     >>"$LOG_DIR/apt.log" 2>&1 || die "apt-get install $* failed, see $LOG_DIR/apt.log"
 }
 
+# ---- the two S3 servers (services/s3.sh MinIO, services/s3b.sh versitygw) ----
+# Both are Go binaries built with `go install` into $BIN_DIR, run as one daemon
+# each, and started and stopped the same way. A service NAME (s3, s3b) brings
+# its functions NAME_running, NAME_pid, NAME_health, NAME_install, NAME_launch
+# and its variables ${NAME^^}_PORT, _DATA, _PIDFILE, _LOG.
+
+# go_built_version BIN MODULE: the module version BIN was built from, read from its embedded build info.
+go_built_version() { go version -m "$1" 2>/dev/null | awk -v m="$2" '$1 == "mod" && $2 == m {print $3}'; }
+
+# go_binary_current BIN MODULE VERSION: BIN exists and was built from MODULE@VERSION;
+# without a Go toolchain the version cannot be read, so an existing binary is trusted.
+go_binary_current() {
+  [[ -x "$1" ]] || return 1
+  command -v go >/dev/null || return 0
+  [[ "$(go_built_version "$1" "$2")" == "$3" ]]
+}
+
+# go_build_binary NAME PRODUCT GO_MIN BIN MODULE PACKAGE VERSION BUILD_LOG FIRST_TIME:
+# builds PACKAGE@VERSION into $BIN_DIR (BIN), saying how long the first build takes.
+go_build_binary() {
+  local name=$1 product=$2 go_min=$3 bin=$4 module=$5 package=$6 version=$7 build_log=$8 first_time=$9
+  command -v go >/dev/null ||
+    die "$name: Go is required to build $product (it needs go >= $go_min; expected at /usr/local/go/bin/go)"
+  local started; started=$(now_ms)
+  log "$name: building $module@$version with go install (first time: $first_time; log: $build_log)"
+  # GOBIN only: the module and build caches stay in their usual per-user places
+  # (~/go/pkg/mod, ~/.cache/go-build), so later builds and other clones reuse them.
+  # go install writes the binary with a rename, so a running server is not disturbed.
+  if ! GOBIN="$BIN_DIR" go install "$package@$version" >"$build_log" 2>&1; then
+    show_log_tail "$build_log"
+    die "$name: building $product failed, see $build_log"
+  fi
+  log "$name: built $product $(go_built_version "$bin" "$module") in $(elapsed_since "$started")"
+}
+
+# go_server_start NAME: starts the server unless it runs, then waits until it is healthy.
+go_server_start() {
+  local name=$1 prefix=${1^^}
+  local port_var=${prefix}_PORT data_var=${prefix}_DATA pidfile_var=${prefix}_PIDFILE log_var=${prefix}_LOG
+  if ! "${name}_running"; then
+    if port_open "${!port_var}"; then die "$name: port ${!port_var} is in use by a process these scripts did not start"; fi
+    "${name}_install"
+    mkdir -p "${!data_var}"
+    "${name}_launch"
+  fi
+  wait_healthy "$name" "$START_TIMEOUT" "${name}_health" "${!pidfile_var}" "${!log_var}"
+}
+
+# go_server_stop NAME: stops the server these scripts started; one they did not start is left alone.
+go_server_stop() {
+  local name=$1 prefix=${1^^} pid
+  local port_var=${prefix}_PORT pidfile_var=${prefix}_PIDFILE
+  if pid=$("${name}_pid"); then
+    stop_pid "$name" "$pid" 30
+  elif "${name}_health"; then
+    warn "$name: something answers on :${!port_var} but was not started by these scripts; left alone"
+  fi
+  rm -f "${!pidfile_var}"
+}
+
 ensure_dirs
 # shellcheck source=services/kafka.sh
 source "$INFRA_DIR/services/kafka.sh"

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { exitCodeOf, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
+import { InvalidArgumentError } from 'commander';
+import { binCommand, exitCodeOf, parseArgs, readEnvOrExit, runBin, sayError, stopOnSignals } from '../config/bin';
 import { createLogger } from '../config/logger';
 import { writeFile } from 'node:fs/promises';
 import { isDt } from '../storage';
@@ -42,11 +42,7 @@ const day = (value: string): string => {
 /** `audit-admin`: operations on the store (configuration: AUDIT_* environment variables). */
 async function main(argv: string[]): Promise<number> {
   let action: Promise<number> | null = null;
-  const program = new Command()
-    .name('audit-admin')
-    .description('Operates the audit store (configuration: AUDIT_* environment variables)')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const program = binCommand('audit-admin', 'Operates the audit store (configuration: AUDIT_* environment variables)');
   program
     .command('maintain')
     .description('compaction, index and external manifests, retention and cleanup; a service unless --once')
@@ -77,12 +73,8 @@ async function main(argv: string[]): Promise<number> {
     .action((flags: EmbedTokenFlags) => {
       action = embedToken(flags);
     });
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    throw err;
-  }
+  const usage = await parseArgs(program, argv);
+  if (usage !== null) return usage;
   if (action === null) {
     program.outputHelp({ error: true });
     return 2;

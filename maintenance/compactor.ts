@@ -1,6 +1,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { readRowGroups, sqlString } from '../consumer/parquet-writer';
+import { readRowGroups } from '../storage/parquet-meta';
+import { sqlString } from '../storage/sql';
 import { BloomFilter, COLUMN_TYPES, type FileIndex, buildFileIndex, readSubjectFilters } from '../storage';
 import { ROW_HASH_EXPR, rowHashAggregate, rowHashOfFile } from '../trust/row-hash';
 

@@ -1,10 +1,10 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { createServiceRegistry } from '../ops/metrics-registry';
 import type { PassReport } from './maintainer';
 
 /** Prometheus metrics of the maintainer (audit-admin maintain). */
 export function createMaintenanceMetrics() {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'audit_maintainer_' });
+  const registry = createServiceRegistry('audit_maintainer_');
   const counter = (name: string, help: string) => new Counter({ name: `audit_maintainer_${name}`, help, registers: [registry] });
   const m = {
     registry,

@@ -22,13 +22,6 @@ export function retentionCutoff(now: number, retentionMs: number): string {
   return new Date(now - retentionMs).toISOString().slice(0, 10);
 }
 
-export interface LockedDay {
-  dt: string;
-  objects: number;
-  /** Latest retain-until date among them (epoch ms), null when only legal holds keep them. */
-  until: number | null;
-}
-
 /**
  * Objects of a day still under S3 Object Lock (retention not yet over, or a
  * legal hold). A day with any is kept whole: deleting the rest would leave a

@@ -585,6 +585,10 @@ function newLane(): Lane {
   return { items: [], sending: 0 };
 }
 
+/**
+ * @deprecated Use `new AuditClient(options)`, which this only calls. Kept so
+ * existing imports from `audit-pipeline/producer` keep compiling.
+ */
 export function createAuditClient(options?: AuditClientOptions): AuditClient {
   return new AuditClient(options);
 }

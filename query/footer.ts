@@ -1,6 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { FooterLayout } from './cache';
-import { sqlStringLiteral } from './history';
+import { sqlString } from '../storage/sql';
 
 interface LayoutRow {
   file_name: string;
@@ -32,7 +32,7 @@ async function layoutsOf(conn: DuckDBConnection, paths: readonly string[]): Prom
            max(CASE WHEN path_in_schema = 'object_type' THEN stats_max_value END) AS type_max,
            max(CASE WHEN path_in_schema = 'object_id' THEN stats_min_value END) AS id_min,
            max(CASE WHEN path_in_schema = 'object_id' THEN stats_max_value END) AS id_max
-    FROM parquet_metadata([${paths.map(sqlStringLiteral).join(', ')}])
+    FROM parquet_metadata([${paths.map(sqlString).join(', ')}])
     GROUP BY file_name, row_group_id
     ORDER BY file_name, row_group_id`);
   const out = new Map<string, FooterLayout>();

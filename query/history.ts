@@ -2,6 +2,10 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from '@duckdb/node-api';
 import type { ObjectRef, TimeRange } from './locate';
+import { sqlString } from '../storage/sql';
+import { RECORD_FIELDS, type RecordField } from '../schemas/fields';
+
+// Kept for callers that still import the quoting from here.
 
 /** One event as the query side returns it. JSON columns are parsed. */
 export interface HistoryEvent {
@@ -56,10 +60,6 @@ function parseJson(v: unknown): unknown {
   }
 }
 
-export function sqlStringLiteral(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
-
 export async function openDuckDb(): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection }> {
   // Loaded on first use: a lookup answered from the local result cache never needs it.
   const { DuckDBInstance } = await import('@duckdb/node-api');
@@ -82,7 +82,7 @@ export async function openDuckDb(): Promise<{ instance: DuckDBInstance; conn: Du
 
 /** `read_parquet` over local files (paths are our cache's, never user input). */
 export function parquetSource(paths: readonly string[]): string {
-  return `read_parquet([${paths.map(sqlStringLiteral).join(', ')}], union_by_name = true)`;
+  return `read_parquet([${paths.map(sqlString).join(', ')}], union_by_name = true)`;
 }
 
 /**
@@ -106,7 +106,7 @@ function scans(sources: readonly (string | ScanSource)[], where: string): string
       if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last)) throw new Error('bad row run');
       // One range per scan: DuckDB prunes row groups on it (it does not on an OR of ranges).
       out.push(
-        `SELECT * EXCLUDE (file_row_number) FROM read_parquet(${sqlStringLiteral(src.path)}, file_row_number = true)
+        `SELECT * EXCLUDE (file_row_number) FROM read_parquet(${sqlString(src.path)}, file_row_number = true)
          WHERE ${where ? `${where} AND ` : ''}file_row_number BETWEEN ${first} AND ${last}`,
       );
     }
@@ -157,34 +157,21 @@ export async function readHistory(conn: DuckDBConnection, sources: readonly (str
   return reader.getRowObjects().map(toEvent);
 }
 
+/** A stored column's value as the event carries it, by the field's Avro type. */
+function eventValue(f: RecordField, r: Record<string, DuckDBValue>): unknown {
+  const v = r[f.name];
+  // The query selects event time as epoch microseconds too: DuckDB's timestamp values stop at milliseconds in JS.
+  if (f.name === 'occurred_at') return isoMicros(r.occurred_us as bigint);
+  if (f.json) return parseJson(v);
+  if (f.nullable && (v === null || v === undefined)) return null;
+  return f.type === 'string' || f.type === 'uuid' ? String(v) : Number(v);
+}
+
+/** A stored row as an event: its fields in schema order, which is the order of `--format json` output. */
 export function toEvent(r: Record<string, DuckDBValue>): HistoryEvent {
-  return {
-    event_id: String(r.event_id),
-    occurred_at: isoMicros(r.occurred_us as bigint),
-    object_type: String(r.object_type),
-    object_id: String(r.object_id),
-    action: String(r.action),
-    actor_id: (r.actor_id as string | null) ?? null,
-    actor_type: (r.actor_type as string | null) ?? null,
-    tenant_id: (r.tenant_id as string | null) ?? null,
-    request_id: (r.request_id as string | null) ?? null,
-    trace_id: (r.trace_id as string | null) ?? null,
-    ip: (r.ip as string | null) ?? null,
-    user_agent: (r.user_agent as string | null) ?? null,
-    http_method: (r.http_method as string | null) ?? null,
-    http_path: (r.http_path as string | null) ?? null,
-    http_status: r.http_status === null || r.http_status === undefined ? null : Number(r.http_status),
-    changes: parseJson(r.changes) as HistoryEvent['changes'],
-    before: parseJson(r.before),
-    after: parseJson(r.after),
-    metadata: parseJson(r.metadata) as HistoryEvent['metadata'],
-    source_service: (r.source_service as string | null) ?? null,
-    schema_version: Number(r.schema_version),
-    duration_ms: r.duration_ms === null || r.duration_ms === undefined ? null : Number(r.duration_ms),
-    error_type: (r.error_type as string | null) ?? null,
-    error_message: (r.error_message as string | null) ?? null,
-    error_stack: (r.error_stack as string | null) ?? null,
-  };
+  const e: Record<string, unknown> = {};
+  for (const f of RECORD_FIELDS) e[f.name] = eventValue(f, r);
+  return e as unknown as HistoryEvent;
 }
 
 /** An event with what orders and deduplicates it (Kafka position, event time in µs). */

@@ -13,7 +13,7 @@ import { UntrustedObjectError } from '../trust/signed-object';
 import type { DigestSigner } from '../trust/signer';
 import type { TrustPolicy } from '../trust/trust-policy';
 import { readFooterLayouts } from './footer';
-import { sqlStringLiteral } from './history';
+import { sqlString } from '../storage/sql';
 
 const SHARD_FALSE_POSITIVE_RATE = 0.001;
 
@@ -128,7 +128,7 @@ async function readFileObjects(store: ObjectStore, withConn: WithConnection, scr
     const read = await withConn(async (conn) => {
       const layout = (await readFooterLayouts(conn, [path])).get(path);
       if (layout === undefined || layout instanceof Error) return null;
-      const src = `read_parquet(${sqlStringLiteral(path)}, file_row_number = true)`;
+      const src = `read_parquet(${sqlString(path)}, file_row_number = true)`;
       const span = (await conn.runAndReadAll(`SELECT min(epoch_us(occurred_at))::BIGINT AS lo, max(epoch_us(occurred_at))::BIGINT AS hi, count(*)::BIGINT AS n FROM ${src}`)).getRowObjects()[0]!;
       const rows = (await conn.runAndReadAll(`SELECT object_type, object_id, min(file_row_number)::BIGINT AS lo, max(file_row_number)::BIGINT AS hi FROM ${src} GROUP BY ALL`)).getRowObjects() as unknown as KeyRow[];
       return { layout, span, rows };

@@ -1,5 +1,5 @@
 import type { DuckDBConnection, DuckDBPreparedStatement } from '@duckdb/node-api';
-import { sqlStringLiteral } from './history';
+import { sqlString } from '../storage/sql';
 
 /**
  * Closes a DuckDB connection's instance to everything but the audit data, once
@@ -22,7 +22,7 @@ import { sqlStringLiteral } from './history';
 export async function lockDown(conn: DuckDBConnection, paths: readonly string[]): Promise<void> {
   // The view re-reads its files at every query: they must stay readable. Exact
   // paths, not their directory: the cache also holds other stores' files.
-  if (paths.length > 0) await conn.run(`SET allowed_paths = [${paths.map(sqlStringLiteral).join(', ')}]`);
+  if (paths.length > 0) await conn.run(`SET allowed_paths = [${paths.map(sqlString).join(', ')}]`);
   await conn.run('SET enable_external_access = false');
   await conn.run('SET lock_configuration = true');
 }

@@ -117,10 +117,6 @@ export function chainKey(topic: string, partition: number, seq: number): string 
   return `${DIGEST_ROOT}chain/${topic}/${partition}/${String(seq).padStart(12, '0')}.json`;
 }
 
-export function chainPrefix(topic: string, partition: number): string {
-  return `${DIGEST_ROOT}chain/${topic}/${partition}/`;
-}
-
 const CHAIN_RE = /^_digests\/chain\/(.+)\/(\d+)\/(\d{12})\.json$/;
 
 export function parseChainKey(key: string): { topic: string; partition: number; seq: number } | null {

@@ -1,5 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { COLUMN_TYPES } from '../storage/columns';
+import { sqlString } from '../storage/sql';
 
 /**
  * An order-independent hash of a Parquet file's rows: the XOR of one MD5 per
@@ -14,8 +15,6 @@ import { COLUMN_TYPES } from '../storage/columns';
  * digest format: changing it needs a new format.
  */
 
-export const ZERO_ROW_HASH = '0'.repeat(32);
-
 /** The SQL expression of one row's hash (a UHUGEINT), over columns of the stored types. */
 export const ROW_HASH_EXPR = `md5_number(concat_ws(chr(31), ${COLUMN_TYPES.map(([name, type]) =>
   type === 'TIMESTAMPTZ' ? `coalesce(CAST(epoch_us(CAST("${name}" AS TIMESTAMPTZ)) AS VARCHAR), chr(0))` : `coalesce(CAST(CAST("${name}" AS ${type}) AS VARCHAR), chr(0))`,
@@ -28,7 +27,7 @@ export function rowHashAggregate(expr = ROW_HASH_EXPR): string {
 
 /** Rows and row hash of a local Parquet file. */
 export async function rowHashOfFile(conn: DuckDBConnection, path: string): Promise<{ rows: number; rowHash: string }> {
-  const r = (await conn.runAndReadAll(`SELECT count(*) AS n, ${rowHashAggregate()} AS h FROM read_parquet('${path.replace(/'/g, "''")}')`)).getRowObjects()[0]!;
+  const r = (await conn.runAndReadAll(`SELECT count(*) AS n, ${rowHashAggregate()} AS h FROM read_parquet(${sqlString(path)})`)).getRowObjects()[0]!;
   return { rows: Number(r.n as bigint), rowHash: String(r.h) };
 }
 

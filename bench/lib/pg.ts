@@ -6,7 +6,8 @@
 import { spawn, execFile } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import type { AuditRecord } from '../../schemas';
-import { changesJson } from '../../consumer/staging/staged-row';
+import { recordColumnValues } from '../../consumer/staging/staged-row';
+import { LINEAGE_COLUMNS, RECORD_FIELDS, type ColumnType } from '../../schemas/fields';
 
 export interface PgTarget {
   host: string;
@@ -37,14 +38,26 @@ export function psql(t: PgTarget, sql: string): Promise<string> {
   });
 }
 
+/** PostgreSQL's type for each stored column type; JSON texts become jsonb. */
+const PG_TYPE_OF: Readonly<Record<ColumnType, string>> = {
+  UUID: 'uuid',
+  TIMESTAMPTZ: 'timestamptz',
+  VARCHAR: 'text',
+  INTEGER: 'integer',
+  BIGINT: 'bigint',
+  DOUBLE: 'double precision',
+};
+
+/** Where the PostgreSQL table is narrower than the Parquet column, as an application's table would be. */
+const PG_TYPE_OVERRIDES: Readonly<Record<string, string>> = { ip: 'inet', http_status: 'smallint', schema_version: 'smallint' };
+
 export function tableDdl(table: string): string {
-  return `CREATE TABLE ${table} (
-    event_id uuid NOT NULL, occurred_at timestamptz NOT NULL, object_type text NOT NULL, object_id text NOT NULL, action text NOT NULL,
-    actor_id text, actor_type text, tenant_id text, request_id text, trace_id text,
-    ip inet, user_agent text, http_method text, http_path text, http_status smallint,
-    changes jsonb, before jsonb, after jsonb, metadata jsonb, source_service text,
-    schema_version smallint NOT NULL, duration_ms double precision, error_type text, error_message text, error_stack text,
-    kafka_partition integer NOT NULL, kafka_offset bigint NOT NULL)`;
+  const columns = [
+    // Maps are stored as NULL when empty, so they take NULL whatever the .avsc says.
+    ...RECORD_FIELDS.map((f) => `${f.name} ${PG_TYPE_OVERRIDES[f.name] ?? (f.json ? 'jsonb' : PG_TYPE_OF[f.column])}${f.nullable || f.json ? '' : ' NOT NULL'}`),
+    ...LINEAGE_COLUMNS.map(([name, type]) => `${name} ${PG_TYPE_OF[type]} NOT NULL`),
+  ];
+  return `CREATE TABLE ${table} (${columns.join(', ')})`;
 }
 
 /** COPY text format: \N for NULL; backslash, tab, newline and CR escaped. */
@@ -62,15 +75,8 @@ function isoMicros(us: number): string {
 }
 
 export function copyLine(r: AuditRecord, partition: number, offset: number): string {
-  const metadata = Object.keys(r.metadata).length > 0 ? JSON.stringify(r.metadata) : null;
-  return [
-    r.event_id, isoMicros(r.occurred_at), r.object_type, r.object_id, r.action,
-    r.actor_id, r.actor_type, r.tenant_id, r.request_id, r.trace_id,
-    r.ip, r.user_agent, r.http_method, r.http_path, r.http_status,
-    changesJson(r.changes), r.before, r.after, metadata, r.source_service,
-    r.schema_version, r.duration_ms, r.error_type, r.error_message, r.error_stack,
-    partition, offset,
-  ].map(cell).join('\t');
+  const values = recordColumnValues(r).map((v, i) => (RECORD_FIELDS[i]!.name === 'occurred_at' ? isoMicros(r.occurred_at) : (v as string | number | null | undefined)));
+  return [...values, partition, offset].map(cell).join('\t');
 }
 
 /** A `COPY table FROM STDIN` in progress: write lines, then `end()`. */
@@ -106,8 +112,4 @@ export class PgCopy {
     this.stdin.end();
     await this.done;
   }
-}
-
-export function sqlLiteral(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
 }

@@ -8,7 +8,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ObjectInfo, liveDataFiles, openStore } from '../../storage';
-import { openDuckDb, sqlStringLiteral } from '../../query/history';
+import { openDuckDb } from '../../query/history';
+import { sqlString } from '../../storage/sql';
 import { resolveTrust } from '../../trust/trust-policy';
 import { readEnv } from '../../config/env';
 
@@ -77,7 +78,7 @@ export async function auditSoakStore(
         }
       }),
     );
-    const files = paths.length === 0 ? "['/dev/null']" : `[${paths.map(sqlStringLiteral).join(',')}]`;
+    const files = paths.length === 0 ? "['/dev/null']" : `[${paths.map(sqlString).join(',')}]`;
     await conn.run(`CREATE TABLE ev AS SELECT CAST(event_id AS VARCHAR) AS id, source_service AS src, object_type, object_id FROM read_parquet(${files})`);
     const rows = Number((await conn.runAndReadAll('SELECT count(*)::BIGINT AS n FROM ev')).getRowObjects()[0]!.n);
     const appRows = (
@@ -96,13 +97,13 @@ export async function auditSoakStore(
     });
     const c = (
       await conn.runAndReadAll(
-        `SELECT count(*)::BIGINT AS n, count(DISTINCT id)::BIGINT AS d, count(DISTINCT object_id)::BIGINT AS r FROM ev WHERE object_type = ${sqlStringLiteral(cdc.objectType)}`,
+        `SELECT count(*)::BIGINT AS n, count(DISTINCT id)::BIGINT AS d, count(DISTINCT object_id)::BIGINT AS r FROM ev WHERE object_type = ${sqlString(cdc.objectType)}`,
       )
     ).getRowObjects()[0]!;
     const several = Number(
       (
         await conn.runAndReadAll(
-          `SELECT count(*)::BIGINT AS n FROM (SELECT object_id FROM ev WHERE object_type = ${sqlStringLiteral(cdc.objectType)} GROUP BY object_id HAVING count(DISTINCT id) > 1)`,
+          `SELECT count(*)::BIGINT AS n FROM (SELECT object_id FROM ev WHERE object_type = ${sqlString(cdc.objectType)} GROUP BY object_id HAVING count(DISTINCT id) > 1)`,
         )
       ).getRowObjects()[0]!.n,
     );

@@ -1,4 +1,5 @@
 import type { AuditRecord } from '../../schemas';
+import { RECORD_FIELDS } from '../../schemas/fields';
 import { COLUMN_TYPES } from '../../storage/columns';
 
 export { COLUMN_TYPES };
@@ -111,37 +112,24 @@ export function stageRow(row: StoredRow): StagedRow {
   };
 }
 
+/** Fields not staged as their plain value: the maps, as the JSON text the column stores (the fast path writes the same). */
+const STAGED_AS: Partial<Record<keyof AuditRecord, (r: AuditRecord) => unknown>> = {
+  changes: (r) => changesJson(r.changes),
+  metadata: (r) => (hasKeys(r.metadata) ? JSON.stringify(r.metadata) : null),
+};
+
+/** The record's column values in column order (lineage columns not included), event time as epoch microseconds. */
+export function recordColumnValues(r: AuditRecord): unknown[] {
+  return RECORD_FIELDS.map((f) => {
+    const as = STAGED_AS[f.name];
+    return as ? as(r) : r[f.name];
+  });
+}
+
 /** One staging line: the row as a flat JSON object keyed by `STAGING_KEYS`, event time as epoch microseconds. */
 function stagingLine({ record: r, partition, offset }: StoredRow): string {
-  const values: unknown[] = [
-    r.event_id,
-    r.occurred_at,
-    r.object_type,
-    r.object_id,
-    r.action,
-    r.actor_id,
-    r.actor_type,
-    r.tenant_id,
-    r.request_id,
-    r.trace_id,
-    r.ip,
-    r.user_agent,
-    r.http_method,
-    r.http_path,
-    r.http_status,
-    changesJson(r.changes),
-    r.before,
-    r.after,
-    hasKeys(r.metadata) ? JSON.stringify(r.metadata) : null,
-    r.source_service,
-    r.schema_version,
-    r.duration_ms ?? null,
-    r.error_type ?? null,
-    r.error_message ?? null,
-    r.error_stack ?? null,
-    partition,
-    Number(offset),
-  ];
+  const values = recordColumnValues(r);
+  values.push(partition, Number(offset));
   let line = '';
   for (let i = 0; i < values.length; i++) {
     line += `${i === 0 ? '{' : ','}"${i.toString(36)}":${JSON.stringify(values[i] ?? null)}`;

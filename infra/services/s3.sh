@@ -17,31 +17,16 @@ s3_endpoint() { echo "http://127.0.0.1:$S3_PORT"; }
 
 # ---- install ----
 
-# The module version a binary was built from, read from its embedded build info.
-s3_built_version() { go version -m "$MINIO_BIN" 2>/dev/null | awk -v m="$MINIO_MODULE" '$1 == "mod" && $2 == m {print $3}'; }
-
 s3_installed() {
   [[ -x "$MINIO_BIN" ]] || return 1
-  # `latest` accepts any build; without a Go toolchain we cannot check, so trust it.
+  # `latest` accepts any build.
   [[ "$MINIO_VERSION" == latest ]] && return 0
-  command -v go >/dev/null || return 0
-  [[ "$(s3_built_version)" == "$MINIO_VERSION" ]]
+  go_binary_current "$MINIO_BIN" "$MINIO_MODULE" "$MINIO_VERSION"
 }
 
 s3_install() {
   if s3_installed; then return 0; fi
-  command -v go >/dev/null ||
-    die "s3: Go is required to build MinIO (it needs go >= 1.24; expected at /usr/local/go/bin/go)"
-  local started; started=$(now_ms)
-  log "s3: building $MINIO_MODULE@$MINIO_VERSION with go install (first time: several minutes; log: $LOG_DIR/minio-build.log)"
-  # GOBIN only: the module and build caches stay in their usual per-user places
-  # (~/go/pkg/mod, ~/.cache/go-build), so later builds and other clones reuse them.
-  # go install writes the binary with a rename, so a running server is not disturbed.
-  if ! GOBIN="$BIN_DIR" go install "$MINIO_MODULE@$MINIO_VERSION" >"$LOG_DIR/minio-build.log" 2>&1; then
-    show_log_tail "$LOG_DIR/minio-build.log"
-    die "s3: building MinIO failed, see $LOG_DIR/minio-build.log"
-  fi
-  log "s3: built MinIO $(s3_built_version) in $(elapsed_since "$started")"
+  go_build_binary s3 MinIO 1.24 "$MINIO_BIN" "$MINIO_MODULE" "$MINIO_MODULE" "$MINIO_VERSION" "$LOG_DIR/minio-build.log" "several minutes"
 }
 
 # ---- health ----
@@ -99,29 +84,16 @@ s3_ensure() { s3_ensure_bucket s3 "$S3_PORT"; }
 
 # ---- start / stop ----
 
-s3_start() {
-  if ! s3_running; then
-    if port_open "$S3_PORT"; then die "s3: port $S3_PORT is in use by a process these scripts did not start"; fi
-    s3_install
-    mkdir -p "$S3_DATA"
-    # Console (web UI) off: fewer ports, faster start. Update checks and call-home
-    # off: there is no network to reach anyway.
-    MINIO_ROOT_USER="$S3_USER" MINIO_ROOT_PASSWORD="$S3_PASSWORD" \
-      MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CALLHOME_ENABLE=off \
-      spawn_daemon "$S3_PIDFILE" "$S3_LOG" \
-      "$MINIO_BIN" server --address "127.0.0.1:$S3_PORT" --console-address "127.0.0.1:$S3_CONSOLE_PORT" "$S3_DATA"
-  fi
-  wait_healthy s3 "$START_TIMEOUT" s3_health "$S3_PIDFILE" "$S3_LOG"
+s3_launch() {
+  # Console (web UI) off: fewer ports, faster start. Update checks and call-home
+  # off: there is no network to reach anyway.
+  MINIO_ROOT_USER="$S3_USER" MINIO_ROOT_PASSWORD="$S3_PASSWORD" \
+    MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CALLHOME_ENABLE=off \
+    spawn_daemon "$S3_PIDFILE" "$S3_LOG" \
+    "$MINIO_BIN" server --address "127.0.0.1:$S3_PORT" --console-address "127.0.0.1:$S3_CONSOLE_PORT" "$S3_DATA"
 }
 
-s3_stop() {
-  local pid
-  if pid=$(s3_pid); then
-    stop_pid s3 "$pid" 30
-  elif s3_health; then
-    warn "s3: something answers on :$S3_PORT but was not started by these scripts; left alone"
-  fi
-  rm -f "$S3_PIDFILE"
-}
+s3_start() { go_server_start s3; }
+s3_stop() { go_server_stop s3; }
 
 s3_wipe() { rm -rf "$S3_DATA"; }

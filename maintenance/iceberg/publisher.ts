@@ -56,7 +56,7 @@ export interface IcebergCommitReport {
   filesDeleted: number;
   snapshotsExpired: number;
   metadataFilesDeleted: number;
-  /** Live files left out of the table: `event_id` stored as text (verify names each). */
+  /** Live files left out of the table: `event_id` stored as text (each named in a line). */
   filesExcluded: number;
 }
 
@@ -161,7 +161,7 @@ export class IcebergPublisher {
       const check = this.o.eventIdStorage;
       const text = new Set(check ? (await mapLimit(candidates, this.o.concurrency, async (f) => ((await check(f)) === 'text' ? f.key : null))).filter((k): k is string => k !== null) : []);
       for (const key of text) {
-        this.o.say(`iceberg: left out ${key}: event_id stored as text (written before the UUID column; the table's event_id is uuid); verify names it until compaction rewrites it`);
+        this.o.say(`iceberg: left out ${key}: event_id stored as text (written before the UUID column; the table's event_id is uuid): its rows are not in the table until compaction rewrites it as UUID`);
       }
       totals.excluded += text.size;
       const fresh = candidates.filter((f) => !text.has(f.key));

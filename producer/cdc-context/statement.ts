@@ -1,7 +1,12 @@
 import { type AuditContext, currentAuditContext } from '../context';
 import { CONTEXT_PREFIX, CONTEXT_SETTING, serializeContext } from './context-message';
 
-/** A string as an SQL literal (standard_conforming_strings on, the default since PostgreSQL 9.1). */
+/**
+ * A string as an SQL literal (standard_conforming_strings on, the default since PostgreSQL 9.1).
+ * Its own copy of storage/sql's quoting: this runs inside the application's
+ * process as part of the published producer package, which must not pull in
+ * the storage layer.
+ */
 function literal(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { type ObjectInfo, liveDataFiles, openStore } from '../../storage';
-import { openDuckDb, sqlStringLiteral } from '../../query/history';
+import { openDuckDb } from '../../query/history';
+import { sqlString } from '../../storage/sql';
 import { AuditClient, type AuditClientOptions, type AuditEventInput } from '../../producer';
 import { envOf, KAFKA_BROKERS } from './infra';
 import { resolveTrust } from '../../trust/trust-policy';
@@ -35,7 +36,7 @@ export async function auditStore(vars: Record<string, string>): Promise<StoreAud
     let rows = 0;
     if (paths.length > 0) {
       const r = await conn.runAndReadAll(
-        `SELECT event_id, count(*)::INTEGER AS n FROM read_parquet([${paths.map(sqlStringLiteral).join(',')}]) GROUP BY event_id`,
+        `SELECT event_id, count(*)::INTEGER AS n FROM read_parquet([${paths.map(sqlString).join(',')}]) GROUP BY event_id`,
       );
       for (const row of r.getRowObjects()) {
         counts.set(String(row.event_id), Number(row.n));

@@ -1,7 +1,16 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ROOT, S3_BUCKET, S3_ENDPOINT } from './infra';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+// Not from ./infra (jest's expect): the Iceberg benchmark starts Spark from dist/ too.
+const S3_ENDPOINT = process.env.AUDIT_TEST_S3_ENDPOINT ?? 'http://127.0.0.1:9000';
+export const S3_BUCKET = process.env.AUDIT_TEST_S3_BUCKET ?? 'audit';
+const ROOT = ((): string => {
+  for (let d = __dirname; d !== dirname(d); d = dirname(d)) if (existsSync(join(d, 'infra', 'spark.sh'))) return d;
+  throw new Error('infra/spark.sh not found above ' + __dirname);
+})();
 
 /** One answer of infra/spark/SqlLines.java: the rows as Spark renders them to JSON, or Spark's error. */
 export type SparkAnswer = { ok: true; ms: number; rows: Record<string, unknown>[] } | { ok: false; ms: number; error: string };

@@ -2,7 +2,7 @@
  * Files of releases that stored `event_id` as text, beside the Iceberg table
  * whose `event_id` is `uuid` (Iceberg has no string-to-uuid promotion): the
  * maintainer tells them from their footer alone, leaves them out of the table
- * with a line (verify names the difference from the live set), and compaction
+ * with a line naming each, and compaction
  * rewrites them as UUID, after which they are published.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,7 +16,8 @@ import { eventIdStorage } from '../../maintenance/iceberg/file-columns';
 import { IcebergPublisher } from '../../maintenance/iceberg/publisher';
 import { newestSnapshotFiles } from '../../maintenance/iceberg/table-io';
 import { FileObjectStore, LIVE_FORMAT, dataFileName, dataKey, encodeGeneration, generationKey, indexKey, readDay } from '../../storage';
-import { openDuckDb, sqlStringLiteral } from '../../query/history';
+import { openDuckDb } from '../../query/history';
+import { sqlString } from '../../storage/sql';
 import { sampleRecord } from '../helpers/records';
 import { unsignedTrust } from '../helpers/trust';
 
@@ -59,8 +60,8 @@ describe('event_id stored as text by older releases, and the Iceberg table', () 
       try {
         await conn.run(
           `COPY (SELECT * REPLACE (replace(event_id::VARCHAR, '0a', '0b') AS event_id, 1 AS kafka_partition, kafka_offset + 100 AS kafka_offset)
-                 FROM read_parquet(${sqlStringLiteral(newPath)}))
-           TO ${sqlStringLiteral(oldPath)} (FORMAT parquet)`,
+                 FROM read_parquet(${sqlString(newPath)}))
+           TO ${sqlString(oldPath)} (FORMAT parquet)`,
         );
       } finally {
         conn.closeSync();

@@ -10,7 +10,8 @@ import { ParquetWriter, type StoredRow } from '../../consumer/parquet-writer';
 import { storeDataFile } from '../../bench/lib/store-writer';
 import { DATA_PREFIX, FileObjectStore, dataFileName, dataKey } from '../../storage';
 import { AuditQuery } from '../../query/query';
-import { openDuckDb, sqlStringLiteral } from '../../query/history';
+import { openDuckDb } from '../../query/history';
+import { sqlString } from '../../storage/sql';
 import { readParquetRows, uuidText } from '../helpers/parquet-interop';
 import { sampleRecord } from '../helpers/records';
 
@@ -53,8 +54,8 @@ describe('event_id as a Parquet UUID', () => {
           `COPY (SELECT * REPLACE (CASE WHEN kafka_offset = 11 THEN '0a000000-0000-4000-8000-000000000002' ELSE event_id::VARCHAR END AS event_id,
                                    CASE WHEN kafka_offset = 11 THEN occurred_at + INTERVAL 1 MICROSECOND ELSE occurred_at END AS occurred_at,
                                    kafka_offset + 100 AS kafka_offset)
-                 FROM read_parquet(${sqlStringLiteral(newPath)}))
-           TO ${sqlStringLiteral(old)} (FORMAT parquet)`,
+                 FROM read_parquet(${sqlString(newPath)}))
+           TO ${sqlString(old)} (FORMAT parquet)`,
         );
       } finally {
         conn.closeSync();

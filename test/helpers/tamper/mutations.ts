@@ -1,7 +1,8 @@
 import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import fc from 'fast-check';
-import { openDuckDb, sqlStringLiteral } from '../../../query/history';
+import { openDuckDb } from '../../../query/history';
+import { sqlString } from '../../../storage/sql';
 import { compactedFileName, cutKey, generationKey, indexKey, parseDataKey, parseGenerationKey, parseStoredFile } from '../../../storage';
 import { chainKey, keyObjectKey, parseChainKey } from '../../../trust/format';
 import { type TargetClass, classify, listKeys } from './classes';
@@ -125,14 +126,14 @@ async function editInPlace(m: Mutation, key: string, bytes: Buffer, ctx: Mutatio
 export async function editParquetRow(src: string, dst: string, m: Pick<Mutation, 'pick'>): Promise<string> {
   const { instance, conn } = await openDuckDb();
   try {
-    const n = Number((await conn.runAndReadAll(`SELECT count(*) AS n FROM read_parquet(${sqlStringLiteral(src)})`)).getRowObjects()[0]!.n);
+    const n = Number((await conn.runAndReadAll(`SELECT count(*) AS n FROM read_parquet(${sqlString(src)})`)).getRowObjects()[0]!.n);
     const row = m.pick % Math.max(1, n);
     const column = m.pick % 2 === 0 ? 'actor_id' : 'event_id';
     const value = column === 'actor_id' ? `'mallory'` : `CAST('ffffffff-ffff-4fff-8fff-${String(m.pick).padStart(12, '0')}' AS UUID)`;
     const tmp = `${dst}.forged`;
     await conn.run(
       `COPY (SELECT * EXCLUDE (file_row_number) REPLACE (CASE WHEN file_row_number = ${row} THEN ${value} ELSE ${column} END AS ${column}) ` +
-        `FROM read_parquet(${sqlStringLiteral(src)}, file_row_number = true) ORDER BY file_row_number) TO ${sqlStringLiteral(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
+        `FROM read_parquet(${sqlString(src)}, file_row_number = true) ORDER BY file_row_number) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
     );
     await rename(tmp, dst);
     return `row ${row} of ${n}: ${column} changed`;

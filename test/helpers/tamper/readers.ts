@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { FileObjectStore } from '../../../storage';
-import { openDuckDb, sqlStringLiteral } from '../../../query/history';
+import { openDuckDb } from '../../../query/history';
+import { sqlString } from '../../../storage/sql';
 import { AuditQuery } from '../../../query/query';
 import { runVerify } from '../../../query/verify-command';
 import { EXTERNAL_MANIFEST_PREFIX } from '../../../maintenance/external-manifest';
@@ -93,7 +94,7 @@ async function readExternalManifests(storeDir: string): Promise<Map<string, numb
   const { instance, conn } = await openDuckDb();
   try {
     const r = await conn.runAndReadAll(
-      `SELECT CAST(event_id AS VARCHAR) AS id, count(*)::INTEGER AS n FROM read_parquet([${paths.map(sqlStringLiteral).join(',')}], union_by_name = true) GROUP BY 1`,
+      `SELECT CAST(event_id AS VARCHAR) AS id, count(*)::INTEGER AS n FROM read_parquet([${paths.map(sqlString).join(',')}], union_by_name = true) GROUP BY 1`,
     );
     return new Map(r.getRowObjects().map((row) => [String(row.id), Number(row.n)]));
   } finally {
