@@ -2,6 +2,13 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseDuration } from './duration';
 import { StoreUrlError, parseStoreUrl } from './store-url';
+import { ConfigError } from './config-error';
+import { nodeRunsPlatformatic } from './node-support';
+import { REGISTRY_VARS, schemaRegistryConfig, type RegistryVar } from './registry-env';
+
+export { ConfigError } from './config-error';
+export { nodeRunsPlatformatic } from './node-support';
+export { REGISTRY_VARS, schemaRegistryConfig, type SchemaRegistryConfig, type SubjectStrategy } from './registry-env';
 
 /**
  * The one place where the services read their environment. Every variable has a
@@ -34,31 +41,8 @@ export function isOrigin(text: string): boolean {
   }
 }
 
-/**
- * The schema registry settings, shared by the consumer and the producer (which
- * reads only these, so an app need not set the consumer's variables).
- */
-export const registryEnvSchema = z.object({
-  /** A Confluent-compatible schema registry (Confluent, Apicurio's /apis/ccompat/v7, Karapace, Redpanda); unset = none. */
-  AUDIT_SCHEMA_REGISTRY_URL: z.string().url().optional(),
-  /** HTTP basic auth (both or neither); exclusive with the bearer token. */
-  AUDIT_SCHEMA_REGISTRY_USERNAME: z.string().min(1).optional(),
-  AUDIT_SCHEMA_REGISTRY_PASSWORD: z.string().min(1).optional(),
-  AUDIT_SCHEMA_REGISTRY_TOKEN: z.string().min(1).optional(),
-  /** Subject of the record schema: `topic` = `<topic>-value` (Confluent's default), `record` = the record's full name, `topic-record` = `<topic>-<full name>`. */
-  AUDIT_SCHEMA_REGISTRY_SUBJECT_STRATEGY: z.enum(['topic', 'record', 'topic-record']).default('topic'),
-  /** The consumer meets an id it has not resolved while the registry is unreachable: it retries this long, then exits 1 without committing. */
-  AUDIT_SCHEMA_REGISTRY_RETRY_MS: intVar(300_000, 0),
-});
-
-export type SubjectStrategy = z.infer<typeof registryEnvSchema>['AUDIT_SCHEMA_REGISTRY_SUBJECT_STRATEGY'];
-
-export interface SchemaRegistryConfig {
-  url: string;
-  auth: { kind: 'none' } | { kind: 'basic'; username: string; password: string } | { kind: 'bearer'; token: string };
-  subjectStrategy: SubjectStrategy;
-  retryMs: number;
-}
+/** Carried as text: config/registry-env.ts checks them, for the producer as for the services. */
+const registryEnvShape = Object.fromEntries(REGISTRY_VARS.map((name) => [name, z.string().optional()])) as Record<RegistryVar, z.ZodOptional<z.ZodString>>;
 
 export const envSchema = z.object({
   AUDIT_KAFKA_BROKERS: z.string().min(1).default('localhost:9092'),
@@ -196,27 +180,16 @@ export const envSchema = z.object({
   AUDIT_CACHE_DIR: z.string().optional(),
   /** Key that signs audit-query's search cursors (>= 32 characters); unset = a random key kept in the cache dir (cursor.key). */
   AUDIT_QUERY_CURSOR_KEY: z.string().min(32, 'at least 32 characters').optional(),
-}).extend(registryEnvSchema.shape);
+}).extend(registryEnvShape);
 
 export type Env = z.infer<typeof envSchema>;
 export type KafkaClientKind = Env['AUDIT_KAFKA_CLIENT'];
 
-/** @platformatic/kafka's supported Node lines (the consumer's default client here, the producer's in producer/client.ts). */
-export function nodeRunsPlatformatic(version = process.versions.node): boolean {
-  const [major = 0, minor = 0] = version.split('.').map(Number);
-  return major > 24 || (major === 24 && minor >= 6) || (major === 22 && minor >= 22);
-}
-
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
 /** Parses the environment; unset and empty variables take their defaults. */
 export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
-  return parseVars(envSchema, source);
+  const env = parseVars(envSchema, source);
+  schemaRegistryConfig(source);
+  return env;
 }
 
 function parseVars<S extends z.ZodObject>(schema: S, source: NodeJS.ProcessEnv): z.infer<S> {
@@ -231,30 +204,6 @@ function parseVars<S extends z.ZodObject>(schema: S, source: NodeJS.ProcessEnv):
     throw new ConfigError(`invalid configuration: ${issues}`);
   }
   return parsed.data;
-}
-
-/** The schema registry to use, or null (AUDIT_SCHEMA_REGISTRY_URL unset). Accepts the full Env or the bare environment. */
-export function schemaRegistryConfig(source: NodeJS.ProcessEnv | Env = process.env): SchemaRegistryConfig | null {
-  const vars = parseVars(registryEnvSchema, source as NodeJS.ProcessEnv);
-  if (!vars.AUDIT_SCHEMA_REGISTRY_URL) return null;
-  const { AUDIT_SCHEMA_REGISTRY_USERNAME: username, AUDIT_SCHEMA_REGISTRY_PASSWORD: password, AUDIT_SCHEMA_REGISTRY_TOKEN: token } = vars;
-  if ((username === undefined) !== (password === undefined)) {
-    throw new ConfigError('invalid configuration: AUDIT_SCHEMA_REGISTRY_USERNAME and AUDIT_SCHEMA_REGISTRY_PASSWORD go together');
-  }
-  if (token !== undefined && username !== undefined) {
-    throw new ConfigError('invalid configuration: AUDIT_SCHEMA_REGISTRY_TOKEN and AUDIT_SCHEMA_REGISTRY_USERNAME exclude each other');
-  }
-  return {
-    url: vars.AUDIT_SCHEMA_REGISTRY_URL,
-    auth:
-      token !== undefined
-        ? { kind: 'bearer', token }
-        : username !== undefined && password !== undefined
-          ? { kind: 'basic', username, password }
-          : { kind: 'none' },
-    subjectStrategy: vars.AUDIT_SCHEMA_REGISTRY_SUBJECT_STRATEGY,
-    retryMs: vars.AUDIT_SCHEMA_REGISTRY_RETRY_MS,
-  };
 }
 
 export function dlqTopic(env: Env): string {

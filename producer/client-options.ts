@@ -1,5 +1,7 @@
 import type { Producer } from 'kafkajs';
-import { ConfigError, nodeRunsPlatformatic, schemaRegistryConfig, type SchemaRegistryConfig } from '../config/env';
+import { ConfigError } from '../config/config-error';
+import { nodeRunsPlatformatic } from '../config/node-support';
+import { schemaRegistryConfig, type SchemaRegistryConfig } from '../config/registry-env';
 import { AuditConfigError } from './errors';
 import type { KafkaClientKind, SenderThread } from './transport';
 import { MAX_STAGING_BYTES, MIN_STAGING_BYTES } from './transport/staging';
@@ -147,7 +149,7 @@ export function resolveOptions(options: AuditClientOptions, topic: string): Reso
 
 /**
  * The registry option with every field filled: the defaults are those of the environment
- * variables (config/env.ts), so `{ url }` means what AUDIT_SCHEMA_REGISTRY_URL alone means.
+ * variables (config/registry-env.ts), so `{ url }` means what AUDIT_SCHEMA_REGISTRY_URL alone means.
  */
 export function resolveSchemaRegistry(option: SchemaRegistryOption): SchemaRegistryConfig {
   let defaults: SchemaRegistryConfig | null;

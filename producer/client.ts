@@ -1,4 +1,5 @@
-import { nodeRunsPlatformatic, schemaRegistryConfig } from '../config/env';
+import { nodeRunsPlatformatic } from '../config/node-support';
+import { schemaRegistryConfig } from '../config/registry-env';
 import { CURRENT_SCHEMA_ID, confluentHeader, objectKey, singleObjectHeader, type AuditRecord } from '../schemas';
 import { RegistryClient, SchemaRegistryRefusedError, registerWriterSchema } from '../schema-registry';
 import { type AuditEventInput, buildRecord } from './build-record';

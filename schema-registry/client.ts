@@ -1,6 +1,7 @@
-import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import type { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import * as avro from 'avsc';
-import type { SchemaRegistryConfig, SubjectStrategy } from '../config/env';
+import { ConfigError } from '../config/config-error';
+import type { SchemaRegistryConfig, SubjectStrategy } from '../config/registry-env';
 
 /**
  * A Confluent-compatible schema registry, through @kafkajs/confluent-schema-registry
@@ -11,6 +12,31 @@ import type { SchemaRegistryConfig, SubjectStrategy } from '../config/env';
 
 type RegistryArgs = ConstructorParameters<typeof SchemaRegistry>[0];
 type Middleware = NonNullable<RegistryArgs['middlewares']>[number];
+type RegistryLibrary = typeof import('@kafkajs/confluent-schema-registry');
+
+export const REGISTRY_LIBRARY = '@kafkajs/confluent-schema-registry';
+
+/**
+ * A registry is configured but its client library is not installed. The library
+ * is an optional peer dependency of the recording package: it brings protobufjs
+ * (and its install script) to every app, and most apps use no registry.
+ */
+export class SchemaRegistryLibraryMissingError extends ConfigError {
+  constructor(readonly url: string, override readonly cause?: unknown) {
+    super(`schema registry ${url} is configured, but ${REGISTRY_LIBRARY} is not installed: npm install ${REGISTRY_LIBRARY}`);
+    this.name = 'SchemaRegistryLibraryMissingError';
+  }
+}
+
+/** Loaded when a registry is configured, not when this module is: see SchemaRegistryLibraryMissingError. */
+function loadRegistryLibrary(url: string): RegistryLibrary {
+  try {
+    return require(REGISTRY_LIBRARY) as RegistryLibrary;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') throw new SchemaRegistryLibraryMissingError(url, err);
+    throw err;
+  }
+}
 
 /** The registry could not be reached or answered with a server error: retry later. */
 export class SchemaRegistryUnavailableError extends Error {
@@ -84,8 +110,10 @@ function bearer(token: string): Middleware {
 
 export class RegistryClient {
   private readonly registry: SchemaRegistry;
+  private readonly library: RegistryLibrary;
 
   constructor(readonly config: SchemaRegistryConfig) {
+    this.library = loadRegistryLibrary(config.url);
     const args: RegistryArgs = {
       host: config.url.replace(/\/+$/, ''),
       clientId: 'audit-pipeline',
@@ -94,7 +122,7 @@ export class RegistryClient {
     };
     if (config.auth.kind === 'basic') args.auth = { username: config.auth.username, password: config.auth.password };
     if (config.auth.kind === 'bearer') args.middlewares = [bearer(config.auth.token)];
-    this.registry = new SchemaRegistry(args);
+    this.registry = new this.library.SchemaRegistry(args);
   }
 
   /**
@@ -104,7 +132,7 @@ export class RegistryClient {
    * refuses the schema, SchemaRegistryUnavailableError when it cannot be reached.
    */
   async idFor(subject: string, schema: avro.Schema): Promise<number> {
-    const confluent = { type: SchemaType.AVRO, schema: JSON.stringify(schema) } as const;
+    const confluent = { type: this.library.SchemaType.AVRO, schema: JSON.stringify(schema) } as const;
     try {
       return await this.registry.getRegistryIdBySchema(subject, confluent);
     } catch (err) {
@@ -113,7 +141,7 @@ export class RegistryClient {
       if (info.status === 401 || info.status === 403) throw new SchemaRegistryRefusedError(`schema registry ${this.config.url} refused the credentials (HTTP ${info.status})`, info.status, err);
       // Not registered under this subject (or no such subject yet): register it.
     }
-    return this.register(subject, confluent, COMPATIBILITY.BACKWARD, true);
+    return this.register(subject, confluent, this.library.COMPATIBILITY.BACKWARD, true);
   }
 
   private async register(subject: string, schema: { type: SchemaType.AVRO; schema: string }, compatibility: COMPATIBILITY, mayRetry: boolean): Promise<number> {
@@ -125,7 +153,7 @@ export class RegistryClient {
       // The library refuses to register unless the subject's own compatibility
       // setting equals the one passed: take the subject's setting as it is.
       const level = /Compatibility does not match the configuration \(\w+ != (\w+)\)/.exec(info.message)?.[1];
-      if (level && mayRetry && level in COMPATIBILITY) return this.register(subject, schema, level as COMPATIBILITY, false);
+      if (level && mayRetry && level in this.library.COMPATIBILITY) return this.register(subject, schema, level as COMPATIBILITY, false);
       if (isTransient(info)) throw new SchemaRegistryUnavailableError(`schema registry ${this.config.url} unreachable: ${info.message}`, err);
       if (info.status === 409) {
         throw new SchemaIncompatibleError(`schema registry refused the audit schema for subject "${subject}" as incompatible with its registered versions: ${info.message}`, err);

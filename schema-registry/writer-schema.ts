@@ -1,4 +1,4 @@
-import type { SubjectStrategy } from '../config/env';
+import type { SubjectStrategy } from '../config/registry-env';
 import { CURRENT_SCHEMA_ID, confluentHeader, schemaJson, schemaType } from '../schemas';
 import { type RegistryClient, subjectFor } from './client';
 

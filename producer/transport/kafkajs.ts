@@ -1,5 +1,13 @@
-import { CompressionTypes, Kafka, Partitioners, logLevel, type Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import { KafkaTransportError, refusedForSize, type KafkaTransport, type OutgoingBatch, type TransportSettings } from './types';
+
+type Kafkajs = typeof import('kafkajs');
+/**
+ * Loaded when a kafkajs transport is made, not when the producer is imported:
+ * the default client is @platformatic/kafka, and an app should not pay kafkajs's
+ * load time for the fallback.
+ */
+const kafkajs = (): Kafkajs => require('kafkajs') as Kafkajs;
 
 /** kafkajs 2.2.4: the client the producer was built on. Also wraps an app's own kafkajs producer. */
 export class KafkajsTransport implements KafkaTransport {
@@ -13,6 +21,7 @@ export class KafkajsTransport implements KafkaTransport {
       this.kafka = null;
       return;
     }
+    const { Kafka, logLevel } = kafkajs();
     this.kafka = new Kafka({
       clientId: settings.clientId,
       brokers: settings.brokers,
@@ -28,7 +37,7 @@ export class KafkajsTransport implements KafkaTransport {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: true,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: kafkajs().Partitioners.DefaultPartitioner,
     });
   }
 
@@ -58,7 +67,7 @@ export class KafkajsTransport implements KafkaTransport {
       await this.producer.send({
         topic: batch.topic,
         acks: -1,
-        compression: batch.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+        compression: batch.compression === 'gzip' ? kafkajs().CompressionTypes.GZIP : kafkajs().CompressionTypes.None,
         messages: batch.messages.map((m) =>
           m.partition === undefined || m.partition < 0 ? { key: m.key, value: m.value } : { key: m.key, value: m.value, partition: m.partition },
         ),

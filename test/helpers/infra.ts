@@ -74,7 +74,7 @@ export interface RunResult {
   stderr: string;
 }
 
-/** The compiled file of a project command, as package.json's "bin" names it. */
+/** The compiled file of a project command, as packages/services/package.json's "bin" names it. */
 export function binPath(bin: 'consumer' | 'query' | 'maintenance'): string {
   return bin === 'query' ? join(ROOT, 'dist', 'bin', 'audit-query.js') : join(ROOT, 'dist', bin, 'cli.js');
 }

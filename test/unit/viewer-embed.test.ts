@@ -299,12 +299,13 @@ describe('audit-admin embed-token', () => {
 
 describe('audit-pipeline/embed', () => {
   it('is the token module alone: an app minting tokens loads nothing of the viewer', async () => {
-    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { default: string }> };
-    const entry = join(ROOT, pkg.exports['./embed']!.default);
+    const dir = join(ROOT, 'packages', 'audit-pipeline');
+    const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { exports: Record<string, { default: string }> };
+    const entry = join(dir, pkg.exports['./embed']!.default);
     const script = `const m = require(${JSON.stringify(entry)}); process.stdout.write(JSON.stringify({ names: Object.keys(m), loaded: Object.keys(require.cache) }))`;
     const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { cwd: ROOT });
     const { names, loaded } = JSON.parse(stdout) as { names: string[]; loaded: string[] };
     expect(names).toEqual(expect.arrayContaining(['mintEmbedToken', 'readEmbedKeyFile', 'EmbedTokenRequestError']));
-    expect(loaded.map((p) => p.slice(ROOT.length + 1)).sort()).toEqual(['dist/viewer/embed/entry.js', 'dist/viewer/embed/token.js']);
+    expect(loaded.map((p) => p.slice(dir.length + 1)).sort()).toEqual(['dist/viewer/embed/entry.js', 'dist/viewer/embed/token.js']);
   });
 });
