@@ -99,14 +99,21 @@ export class Compactor {
       const distinct = Number(counted.d as bigint);
       const compression = `COMPRESSION ${this.opts.compression}${this.opts.compression === 'zstd' ? `, COMPRESSION_LEVEL ${this.opts.zstdLevel}` : ''}`;
       const hashes = opts.hashes ? await inputHashes(conn, inputs) : undefined;
+      // Two statements, not one: the window that keeps each id's first copy and the sort after it,
+      // in one pipeline, held both in memory and failed under the 128MB default past about 1 M
+      // rows (a day's partition of a busy store, every pass); each alone spills.
       await conn.run(
-        `COPY (
+        `CREATE OR REPLACE TEMP TABLE merge_kept AS
            SELECT * ${opts.hashes ? 'EXCLUDE (merge_source)' : ''} FROM merge_input
-           QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) = 1
-           ORDER BY object_type, object_id, occurred_at, kafka_partition, kafka_offset
-         ) TO ${sqlString(output)} (FORMAT parquet, ${compression}, ROW_GROUP_SIZE ${this.opts.rowGroupRows})`,
+           QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) = 1`,
       );
       await conn.run('DROP TABLE merge_input');
+      await conn.run(
+        `COPY (
+           SELECT * FROM merge_kept ORDER BY object_type, object_id, occurred_at, kafka_partition, kafka_offset
+         ) TO ${sqlString(output)} (FORMAT parquet, ${compression}, ROW_GROUP_SIZE ${this.opts.rowGroupRows})`,
+      );
+      await conn.run('DROP TABLE merge_kept');
       const out = sqlString(output);
       const summary = (
         await conn.runAndReadAll(
