@@ -12,7 +12,8 @@
  *   BENCH_CONSUMERS=consumer,... picks audit-consumer variants (consumerKafkajs and consumerPlatformatic:
  *   each Kafka client, AUDIT_KAFKA_CLIENT); BENCH_OUT names the JSON file
  *   BENCH_BASELINE_CONSUMER=<another release>/dist/consumer/cli.js adds that release's consumer
- *   (key `baseline`, "previous release"), on the platformatic client, with its own bin's Node flags
+ *   (key `baseline`, "previous release"), on the platformatic client, with its own bin's Node flags;
+ *   BENCH_OTHER_CONSUMERS=label=<cli.js>,... adds more builds the same way (keys `build-<label>`)
  *
  * Every audit-consumer run also reports the bytes it stored: the Parquet objects under its
  * store prefix (and all objects, indexes and digests included), per event.
@@ -176,6 +177,9 @@ async function main(): Promise<void> {
     AUDIT_LOG_LEVEL: 'warn',
   };
   const node = process.execPath;
+  // The store listing below signs its requests with the same credentials the consumers get.
+  process.env.AWS_ACCESS_KEY_ID ??= consumerEnv.AWS_ACCESS_KEY_ID;
+  process.env.AWS_SECRET_ACCESS_KEY ??= consumerEnv.AWS_SECRET_ACCESS_KEY;
   const drainEnv = { ...process.env, AUDIT_KAFKA_BROKERS: BROKERS };
   /** audit-consumer --drain to the S3 server, with commits and indexes; `extra` selects a variant. */
   const cli = join(ROOT, 'dist', 'consumer', 'cli.js');
@@ -215,6 +219,10 @@ async function main(): Promise<void> {
   const baselineCli = process.env.BENCH_BASELINE_CONSUMER;
   if (baselineCli) {
     variants.push({ key: 'baseline', name: 'previous release, @platformatic/kafka', run: consumer('baseline', { AUDIT_KAFKA_CLIENT: 'platformatic' }, topic, false, baselineCli) });
+  }
+  for (const spec of process.env.BENCH_OTHER_CONSUMERS?.split(',').filter(Boolean) ?? []) {
+    const [label, path] = spec.split('=') as [string, string];
+    variants.push({ key: `build-${label}`, name: `${label}, @platformatic/kafka`, run: consumer(`build-${label}`, { AUDIT_KAFKA_CLIENT: 'platformatic' }, topic, false, path) });
   }
   if (registryTopic) {
     const rt = registryTopic;
