@@ -3,8 +3,8 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { BloomFilter } from '../storage/bloom';
 import { rowHashOfFile } from '../trust/row-hash';
 import type { RowGroupIndex } from '../storage/file-index';
-import { type SubjectFilters, buildSubjectFilters, readSubjectFilters } from '../storage/subject-filters';
-import { COLUMN_TYPES, STAGING_KEYS, type StagedRow, type StoredRow, compareStaged, stageRow, stagedStrings } from './staging/staged-row';
+import { type SubjectFilters, readSubjectFilters } from '../storage/subject-filters';
+import { COLUMN_TYPES, STAGING_KEYS, type StagedRow, type StoredRow, compareStaged, stageRow } from './staging/staged-row';
 
 export type { StagedRow, StoredRow } from './staging/staged-row';
 
@@ -147,10 +147,7 @@ export class ParquetWriter {
     }
     const objectBloom = BloomFilter.forItems(objects);
     for (let i = 0; i < rows.length; i++) if (startsObject(rows, i)) objectBloom.addObjectKey(rows[i]!.objectType, rows[i]!.objectId);
-    // From the lines just written rather than two DISTINCT scans of the file: same values, same filters.
-    const actors = stagedStrings(rows, 'actor_id');
-    const tenants = actors && stagedStrings(rows, 'tenant_id');
-    const subjects = actors && tenants ? buildSubjectFilters(actors, tenants) : await readSubjectFilters(conn, path);
+    const subjects = await readSubjectFilters(conn, path);
     return { path, rows: rows.length, bytes: (await stat(path)).size, minOccurredAt: minT, maxOccurredAt: maxT, rowGroups, objectBloom, objects, subjects };
   }
 
