@@ -11,6 +11,12 @@
  *   BENCH_EVENTS=1000000 (default) BENCH_RUNS=2; BENCH_TOPIC=<existing topic> skips producing
  *   BENCH_CONSUMERS=consumer,... picks audit-consumer variants (consumerKafkajs and consumerPlatformatic:
  *   each Kafka client, AUDIT_KAFKA_CLIENT); BENCH_OUT names the JSON file
+ *   BENCH_BASELINE_CONSUMER=<another release>/dist/consumer/cli.js adds that release's consumer
+ *   (key `baseline`, "previous release"), on the platformatic client, with its own bin's Node flags;
+ *   BENCH_OTHER_CONSUMERS=label=<cli.js>,... adds more builds the same way (keys `build-<label>`)
+ *
+ * Every audit-consumer run also reports the bytes it stored: the Parquet objects under its
+ * store prefix (and all objects, indexes and digests included), per event.
  *
  * Registry on vs off: the same events are also produced to a second topic framed
  * with a schema registry's id (BENCH_SCHEMA_REGISTRY_URL, default the local
@@ -25,6 +31,7 @@ import { chmodSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:
 import { join } from 'node:path';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { CURRENT_SCHEMA_ID, singleObjectHeader } from '../schemas';
+import { S3ObjectStore } from '../storage';
 import { RegistryClient, registerWriterSchema } from '../schema-registry';
 import { produceBenchTopic } from './lib/bench-topic';
 
@@ -57,6 +64,30 @@ interface RunResult {
   peakRssMb: number;
   /** User + system CPU of the process (all its threads), from GNU time. */
   cpuSeconds: number;
+  /** Consumers only: what the run left under its store prefix. */
+  stored?: StoredBytes;
+}
+
+interface StoredBytes {
+  parquetBytes: number;
+  allBytes: number;
+  objects: number;
+}
+
+/** Sizes of the objects under a store prefix (key relative to the prefix). */
+async function storedBytes(prefix: string): Promise<StoredBytes> {
+  const store = new S3ObjectStore({ bucket: 'audit', prefix, region: 'us-east-1', endpoint: ENDPOINT });
+  const out: StoredBytes = { parquetBytes: 0, allBytes: 0, objects: 0 };
+  try {
+    for await (const o of store.list('')) {
+      out.allBytes += o.size;
+      out.objects++;
+      if (o.key.endsWith('.parquet')) out.parquetBytes += o.size;
+    }
+  } finally {
+    store.close();
+  }
+  return out;
 }
 
 /**
@@ -95,6 +126,16 @@ interface ReaderSummary {
   peakRssMb: number;
   eventsPerSecondVsKcat: number;
   cpuVsKcat: number;
+  /** Consumers only: Parquet bytes stored per event, and all objects' bytes per event. */
+  parquetBytesPerEvent?: number;
+  storedBytesPerEvent?: number;
+}
+
+/** The Node flags of a bin's `#!/usr/bin/env -S node <flags>` line (none for a plain shebang). */
+function shebangFlags(file: string): string[] {
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!.*\bnode((?:\s+-\S+)*)\s*$/.exec(first);
+  return m ? m[1]!.trim().split(/\s+/).filter(Boolean) : [];
 }
 
 function median(xs: number[]): number {
@@ -136,15 +177,19 @@ async function main(): Promise<void> {
     AUDIT_LOG_LEVEL: 'warn',
   };
   const node = process.execPath;
+  // The store listing below signs its requests with the same credentials the consumers get.
+  process.env.AWS_ACCESS_KEY_ID ??= consumerEnv.AWS_ACCESS_KEY_ID;
+  process.env.AWS_SECRET_ACCESS_KEY ??= consumerEnv.AWS_SECRET_ACCESS_KEY;
   const drainEnv = { ...process.env, AUDIT_KAFKA_BROKERS: BROKERS };
   /** audit-consumer --drain to the S3 server, with commits and indexes; `extra` selects a variant. */
   const cli = join(ROOT, 'dist', 'consumer', 'cli.js');
   chmodSync(cli, 0o755); // npm does this on install; tsc does not
-  const consumer = (name: string, extra: NodeJS.ProcessEnv, t = topic, plainNode = false) => (run: number) => {
+  const consumer = (name: string, extra: NodeJS.ProcessEnv, t = topic, plainNode = false, otherCli?: string) => async (run: number) => {
     const id = `${name}-${run}-${Date.now()}`;
     // Run as the installed bin runs: through its shebang (its Node flags), unless a variant asks for plain `node`.
-    const [cmd, args] = plainNode ? [node, [cli, '--drain']] : [cli, ['--drain']];
-    return timed(cmd, args, {
+    // Another release's bin is not made executable here (its tree is not ours to touch): its shebang's flags are passed to this node.
+    const [cmd, args] = otherCli ? [node, [...shebangFlags(otherCli), otherCli, '--drain']] : plainNode ? [node, [cli, '--drain']] : [cli, ['--drain']];
+    const res = await timed(cmd, args, {
       ...process.env,
       ...consumerEnv,
       AUDIT_TOPIC: t,
@@ -152,6 +197,7 @@ async function main(): Promise<void> {
       AUDIT_STORE_URL: `s3://audit/bench/consumer-${id}`,
       ...extra,
     });
+    return { ...res, stored: await storedBytes(`bench/consumer-${id}`) };
   };
   const readers: Reader[] = [
     { key: 'kcat', name: 'kcat -> /dev/null (broker ceiling)', run: () => timed(kcat, ['-C', '-b', BROKERS, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%s\n'], process.env, true) },
@@ -170,6 +216,14 @@ async function main(): Promise<void> {
     // Without the bin's Node flags (--max-semi-space-size=8): `node dist/consumer/cli.js`.
     { key: 'consumerNodeDefaults', name: 'audit-consumer, node defaults', run: consumer('nodedefaults', {}, topic, true) },
   ];
+  const baselineCli = process.env.BENCH_BASELINE_CONSUMER;
+  if (baselineCli) {
+    variants.push({ key: 'baseline', name: 'previous release, @platformatic/kafka', run: consumer('baseline', { AUDIT_KAFKA_CLIENT: 'platformatic' }, topic, false, baselineCli) });
+  }
+  for (const spec of process.env.BENCH_OTHER_CONSUMERS?.split(',').filter(Boolean) ?? []) {
+    const [label, path] = spec.split('=') as [string, string];
+    variants.push({ key: `build-${label}`, name: `${label}, @platformatic/kafka`, run: consumer(`build-${label}`, { AUDIT_KAFKA_CLIENT: 'platformatic' }, topic, false, path) });
+  }
   if (registryTopic) {
     const rt = registryTopic;
     variants.push({ key: 'consumerRegistry', name: 'audit-consumer --drain, registry ids', run: consumer('registry', { AUDIT_SCHEMA_REGISTRY_URL: REGISTRY_URL }, rt) });
@@ -193,6 +247,7 @@ async function main(): Promise<void> {
     const rs = runs[r.key]!;
     const eps = med(rs, (x) => x.eventsPerSecond);
     const cpu = med(rs, (x) => x.cpuSeconds);
+    const st = rs.every((x) => x.stored) ? rs.map((x) => x.stored!) : null;
     summary[r.key] = {
       name: r.name,
       eventsPerSecond: eps,
@@ -202,6 +257,7 @@ async function main(): Promise<void> {
       peakRssMb: Math.max(...rs.map((x) => x.peakRssMb)),
       eventsPerSecondVsKcat: eps / k,
       cpuVsKcat: cpu / med(runs.kcat!, (x) => x.cpuSeconds),
+      ...(st ? { parquetBytesPerEvent: median(st.map((x) => x.parquetBytes)) / EVENTS, storedBytesPerEvent: median(st.map((x) => x.allBytes)) / EVENTS } : {}),
     };
   }
   console.log(`\n${EVENTS.toLocaleString()} events, median of ${RUNS} interleaved rounds, ${cpus().length} cores, node ${process.version}`);
@@ -210,6 +266,28 @@ async function main(): Promise<void> {
     const s = summary[r.key]!;
     console.log(
       `${r.name.padEnd(44)} ${Math.round(s.eventsPerSecond).toLocaleString().padStart(9)} ${s.seconds.toFixed(2).padStart(8)} ${s.cpuSeconds.toFixed(1).padStart(6)} ${s.cpuSecondsPerMillion.toFixed(2).padStart(9)} ${s.peakRssMb.toFixed(0).padStart(12)} ${(s.eventsPerSecondVsKcat * 100).toFixed(0).padStart(7)}% ${s.cpuVsKcat.toFixed(1).padStart(11)}x`,
+    );
+  }
+  for (const r of readers) {
+    const s = summary[r.key]!;
+    if (s.parquetBytesPerEvent !== undefined) console.log(`${r.name}: ${s.parquetBytesPerEvent.toFixed(2)} Parquet bytes/event, ${s.storedBytesPerEvent!.toFixed(2)} bytes/event all objects`);
+  }
+  const b = summary.baseline;
+  // This release's consumer against the previous one's, on the same client when that variant ran.
+  const cur = summary.consumerPlatformatic ?? summary.consumer;
+  const vsBaseline =
+    b && cur
+      ? {
+          current: cur.name,
+          eventsPerSecond: cur.eventsPerSecond / b.eventsPerSecond,
+          cpuSecondsPerMillion: cur.cpuSecondsPerMillion / b.cpuSecondsPerMillion,
+          parquetBytesPerEvent: cur.parquetBytesPerEvent! / b.parquetBytesPerEvent!,
+          storedBytesPerEvent: cur.storedBytesPerEvent! / b.storedBytesPerEvent!,
+        }
+      : null;
+  if (vsBaseline) {
+    console.log(
+      `this release vs the previous (${vsBaseline.current}): ${(vsBaseline.eventsPerSecond * 100).toFixed(1)}% of the events/s, ${(vsBaseline.cpuSecondsPerMillion * 100).toFixed(1)}% of the CPU-s per 1M, ${(vsBaseline.parquetBytesPerEvent * 100).toFixed(1)}% of the Parquet bytes/event, ${(vsBaseline.storedBytesPerEvent * 100).toFixed(1)}% of all bytes/event`,
     );
   }
   const c = summary.consumer;
@@ -254,6 +332,8 @@ async function main(): Promise<void> {
         runs,
         summary,
         platformaticVsKafkajs: clients,
+        baselineConsumer: baselineCli ?? null,
+        vsBaseline,
         registryOnVsOff: summary.consumerRegistry && c ? summary.consumerRegistry.eventsPerSecond / c.eventsPerSecond : null,
         registryUrl: registryTopic ? REGISTRY_URL : null,
         targets,
