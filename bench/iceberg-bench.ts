@@ -34,7 +34,7 @@ import { S3_BUCKET, sparkTable, startSpark } from '../test/helpers/spark';
 import type { TrustPolicy } from '../trust/trust-policy';
 import { TrustedKeys } from '../trust/trusted-keys';
 import { loadDataset, workDirFor } from './lib/dataset';
-import { envNumber, projectRoot } from './lib/env';
+import { commandFile, envNumber, projectRoot } from './lib/env';
 import { runCaptured } from './lib/measured-process';
 import { median, table } from './lib/stats';
 import { storeDataFile } from './lib/store-writer';
@@ -115,7 +115,7 @@ const envFor = (prefix: string, extra: Record<string, string> = {}): NodeJS.Proc
 });
 
 async function cli(bin: 'maintenance' | 'query', args: string[], prefix: string, extra: Record<string, string> = {}) {
-  const r = await runCaptured(process.execPath, [join(ROOT, 'dist', bin, 'cli.js'), ...args], envFor(prefix, extra));
+  const r = await runCaptured(process.execPath, [commandFile(ROOT, bin), ...args], envFor(prefix, extra));
   if (r.code !== 0) throw new Error(`${bin} ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`);
   return r;
 }

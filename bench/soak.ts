@@ -34,6 +34,7 @@ import { createInterface } from 'node:readline';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { Pool } from 'pg';
 import { generateSigningKey } from '../trust/signer';
+import { commandFile } from './lib/env';
 import { Prng } from './lib/prng';
 import { PrivateServices, type PrivateService } from './lib/private-services';
 import { flatVerdict, sampleProc, sparkline, type FlatBound, type FlatVerdict } from './lib/proc-sampler';
@@ -279,7 +280,7 @@ async function main(): Promise<void> {
         say(`maintainer: a pass failed: ${l.text.slice(0, 300)}`);
       }
     };
-    const bin = (name: string) => join(ROOT, 'dist', name, 'cli.js');
+    const bin = (name: 'consumer' | 'maintenance' | 'cdc') => commandFile(ROOT, name);
     const consumers = [1, 2].map((i) => new Service(`consumer-${i}`, [bin('consumer')], { ...base, ...dirs(`consumer-${i}`), AUDIT_CLIENT_ID: `soak-consumer-${i}` }, logDir, onLine));
     const maintainer = new Service(
       'maintainer',
@@ -654,8 +655,8 @@ function downsample<T>(xs: T[], max: number): T[] {
   return Array.from({ length: max }, (_, i) => xs[Math.floor(i * step)]!);
 }
 
-function runBin(name: string, args: string[], vars: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist', name, 'cli.js'), ...args], { env: { ...process.env, ...vars }, stdio: ['ignore', 'pipe', 'pipe'] });
+function runBin(name: 'consumer' | 'query' | 'maintenance' | 'cdc', args: string[], vars: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [commandFile(ROOT, name), ...args], { env: { ...process.env, ...vars }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

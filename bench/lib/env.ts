@@ -11,3 +11,8 @@ export function projectRoot(from: string): string {
 export function envNumber(name: string, def: number): number {
   return process.env[name] ? Number(process.env[name]) : def;
 }
+
+/** The compiled file of a project command, as the services package's "bin" names it (audit-query composes query/ and viewer/). */
+export function commandFile(root: string, folder: 'consumer' | 'query' | 'maintenance' | 'cdc'): string {
+  return folder === 'query' ? join(root, 'dist', 'bin', 'audit-query.js') : join(root, 'dist', folder, 'cli.js');
+}

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { auditStore, produceEvents } from '../helpers/audit-store';
-import { KAFKA_BROKERS, ROOT, S3_ENDPOINT, isolatedEnv, runCli, runCliOk, waitExit, type RunResult } from '../helpers/infra';
+import { KAFKA_BROKERS, ROOT, S3_ENDPOINT, binPath, isolatedEnv, runCli, runCliOk, waitExit, type RunResult } from '../helpers/infra';
 import { signingKeyFile } from '../helpers/trust';
 
 jest.setTimeout(120_000);
@@ -29,7 +29,7 @@ async function topicsOnBroker(): Promise<Set<string>> {
 function runIn(cwd: string, bin: 'query' | 'consumer', args: string[], vars: Record<string, string>): Promise<RunResult> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AUDIT_')) env[k] = v;
-  return waitExit(spawn(process.execPath, [join(ROOT, 'dist', bin, 'cli.js'), ...args], { cwd, env: { ...env, ...vars }, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+  return waitExit(spawn(process.execPath, [binPath(bin), ...args], { cwd, env: { ...env, ...vars }, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
 }
 
 const exists = (path: string) => access(path).then(() => true, () => false);
