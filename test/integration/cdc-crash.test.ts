@@ -6,6 +6,7 @@
  */
 import { Pool } from 'pg';
 import { parseLsn } from '../../cdc/lsn';
+import { auditStore } from '../helpers/audit-store';
 import { runCli } from '../helpers/infra';
 import { CdcProcess, cdcEnv, dropCapture, parseJson, PG_URL, RecordReader } from '../helpers/cdc';
 
@@ -85,7 +86,13 @@ it('stores every change exactly once after a SIGKILL mid-stream and a restart (f
   const q = await runCli('query', ['sql', 'SELECT event_id::VARCHAR AS event_id, object_id, action, after FROM audit', '--format', 'ndjson'], vars, 120_000);
   expect({ code: q.code, stderr: q.code === 0 ? '' : q.stderr }).toEqual({ code: 0, stderr: '' });
   const rows = q.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event_id: string; object_id: string; action: string; after: string });
-  expect(rows).toHaveLength(published); // every published record is stored (replays included)
+  // Every published record is stored, replays included (read from the files themselves), and the
+  // sql view shows each event id once, as --object does.
+  const stored = await auditStore(vars);
+  expect(stored.rows).toBe(published);
+  expect(stored.counts.size).toBe(EXPECTED);
+  expect(rows).toHaveLength(EXPECTED);
+  expect(new Set(rows.map((r) => r.event_id)).size).toBe(EXPECTED);
 
   // Each event id names one change; each change has one event id; every expected change is there.
   const changeOf = new Map<string, string>();
