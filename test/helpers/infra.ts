@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { readEnv, type Env } from '../../config/env';
 
@@ -117,26 +116,10 @@ export async function runCliOk(bin: 'consumer' | 'query' | 'maintenance', args: 
 }
 
 /**
- * `count` distinct TCP ports free on 127.0.0.1 right now, for a server a test starts itself:
- * fixed ports collide when two runs share a machine. All are held until every one is
- * picked, so they differ; another process may still take one before the test binds it.
+ * `count` distinct TCP ports free on 127.0.0.1 right now, for a server a test starts itself
+ * (fixed ports collide when two runs share a machine): the private services' own picker.
  */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = Array.from({ length: count }, () => createServer());
-  try {
-    return await Promise.all(
-      servers.map(
-        (server) =>
-          new Promise<number>((resolve, reject) => {
-            server.once('error', reject);
-            server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-          }),
-      ),
-    );
-  } finally {
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
-  }
-}
+export { freeTcpPorts as freePorts } from '../../bench/lib/private-services';
 
 export function runInfra(script: 'up' | 'down' | 'health', service: string, vars: Record<string, string> = {}): Promise<RunResult> {
   const child = spawn('bash', [join(ROOT, 'infra', `${script}.sh`), service], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...vars } });

@@ -14,6 +14,7 @@ import { mintEmbedToken } from '../../viewer/embed/token';
 import { isolatedEnv, runCli } from '../helpers/infra';
 import { TopicReader } from '../helpers/topic-reader';
 import { type RunningViewer, startViewer, storeEvents } from '../helpers/viewer';
+import { parseCsv } from '../helpers/csv';
 
 const AT = (d: number, h = 12, m = 0, s = 0) => Date.UTC(2026, 2, d, h, m, s); // March 2026
 const id = (prefix: string, n: number) => `${prefix}-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -74,26 +75,6 @@ for (let i = 0; i < LEDGER; i++) {
 }
 const NOT_ACME = [id('a0000000', 3), id('a0000000', 5), id('a0000000', 6)];
 
-/** RFC 4180: quoted cells may hold commas, quotes (doubled) and newlines. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (cell += '"', i++);
-      else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') (row.push(cell), (cell = ''));
-    else if (c === '\r' && text[i + 1] === '\n') (row.push(cell), rows.push(row), (row = []), (cell = ''), i++);
-    else cell += c;
-  }
-  if (cell !== '' || row.length > 0) (row.push(cell), rows.push(row));
-  return rows;
-}
 
 type Res = { status: number; type: string | null; body: string; headers: Headers };
 

@@ -4,30 +4,11 @@ import { EVENT_FIELDS, UnknownFieldError } from '../../viewer/export/event';
 import { renderPdf } from '../../viewer/export/pdf';
 import { pdfText } from '../helpers/pdf-text';
 import { jsonEvent } from '../helpers/viewer-events';
+import { parseCsv } from '../helpers/csv';
 
 const SCRIPT = '<script>alert("x")</script>';
 const IMG = '<img src=x onerror=alert(1)>';
 
-/** RFC 4180 rows (quoted cells may hold commas, quotes and newlines). */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (cell += '"', i++);
-      else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') (row.push(cell), (cell = ''));
-    else if (c === '\r' && text[i + 1] === '\n') (row.push(cell), rows.push(row), (row = []), (cell = ''), i++);
-    else cell += c;
-  }
-  if (cell !== '' || row.length > 0) (row.push(cell), rows.push(row));
-  return rows;
-}
 
 describe('renderCsv', () => {
   const events = [
